@@ -1,0 +1,22 @@
+# Feature-lineage workflow: train a lineage of small LMs, merge them, train one SAE per model and
+# track which features persist, emerge or disappear along every edge of the lineage.
+#
+# results/ (see README.md for the full tree)
+#   corpora/{corpus}/{train,validation}.txt   split text           tokenizer/   HF tokenizer
+#   tokens/{corpus}/{split}.npy               token ids            mixtures/{model}/{split}.npy
+#   logs/<stage>/...   benchmarks/<stage>/...
+#
+# The lineage, corpora and every setting live in config.yaml (validated against
+# workflow/schemas/config.schema.yaml); nothing below names a model or corpus.
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+
+
+rule all:
+    input:
+        final_targets(),
+    default_target: True

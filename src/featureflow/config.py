@@ -1,0 +1,76 @@
+"""Validate a workflow config against the JSON schema, fill defaults, report errors in one line.
+
+Example::
+
+    cfg = validate_config(yaml.safe_load(open("config.yaml")), "workflow/schemas/config.schema.yaml")
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config problem, worded as one line that names the key, file or value at fault."""
+
+
+def _with_defaults(validator_class: type) -> type:
+    """Extend a jsonschema validator so that validating also fills in `default` values."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):  # noqa: ANN001 - jsonschema hook
+        if isinstance(instance, dict):
+            for key, subschema in properties.items():
+                if "default" in subschema and key not in instance:
+                    instance[key] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultingValidator = _with_defaults(jsonschema.Draft7Validator)
+
+
+def _key_path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def _one_line(error: jsonschema.ValidationError) -> str:
+    """Word a schema violation as a single line naming the key and the offending value."""
+    key = _key_path(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"{key}." if error.absolute_path else ""
+        hint = f" (allowed: {', '.join(allowed)})" if allowed else ""
+        return f"unknown config key '{where}{extra[0]}'{hint}"
+    if error.validator == "required":
+        return f"config key '{key}' is missing {error.message.split(' is a required')[0]}"
+    if error.validator in ("anyOf", "oneOf"):
+        return f"config key '{key}': {error.instance!r} is not valid; expected {error.schema.get('description', 'one of the allowed forms')}"
+    return f"config key '{key}': {error.message}"
+
+
+def load_schema(schema_path: str | Path) -> dict[str, Any]:
+    with open(schema_path, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """Return a validated deep copy of `config` with schema defaults filled in.
+
+    Raises ConfigError with a one-line message for the first problem found.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"config must be a mapping, got {type(config).__name__}")
+    resolved = copy.deepcopy(config)
+    validator = _DefaultingValidator(load_schema(schema_path))
+    errors = sorted(validator.iter_errors(resolved), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        raise ConfigError(_one_line(jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]))
+    return resolved

@@ -1,0 +1,166 @@
+"""The model lineage declared in config: nodes, derived edges, and the checks that guard them.
+
+A model is one of three kinds:
+- ``scratch``: ``train_on`` without ``parent`` (the paper's BabyPython),
+- ``finetune``: ``train_on`` with a ``parent`` (Lua, TinyStories),
+- ``merge``: ``merge: [a, b]`` of two other models (LuaStories).
+
+Edges are derived here and nowhere else: parent -> child for every fine-tune and
+input -> merged model for both inputs of every merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from featureflow.config import ConfigError
+
+ModelKind = Literal["scratch", "finetune", "merge"]
+MERGE_DEFAULTS = {"method": "slerp", "t": "auto"}
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    kind: ModelKind
+    train_on: tuple[str, ...] = ()
+    parent: str | None = None
+    merge: tuple[str, ...] = ()
+    mix: str = "even"
+    method: str | None = None
+    t: float | str | None = None
+
+
+@dataclass(frozen=True)
+class Edge:
+    source: str  # parent or merge input
+    target: str  # child or merged model
+    kind: Literal["finetune", "merge"]
+
+    @property
+    def name(self) -> str:
+        return f"{self.source}__{self.target}"
+
+
+@dataclass
+class Lineage:
+    models: dict[str, Model]
+    order: list[str] = field(default_factory=list)  # topological: inputs before the models built from them
+
+    def inputs_of(self, name: str) -> tuple[str, ...]:
+        """Models that `name` is built from (its parent, or both merge inputs)."""
+        m = self.models[name]
+        return m.merge if m.kind == "merge" else ((m.parent,) if m.parent else ())
+
+    @property
+    def edges(self) -> list[Edge]:
+        out = []
+        for name in self.order:
+            m = self.models[name]
+            kind = "merge" if m.kind == "merge" else "finetune"
+            out.extend(Edge(src, name, kind) for src in self.inputs_of(name))
+        return out
+
+    @property
+    def roots(self) -> list[str]:
+        return [n for n in self.order if self.models[n].kind == "scratch"]
+
+    @property
+    def trained(self) -> list[str]:
+        return [n for n in self.order if self.models[n].kind != "merge"]
+
+    @property
+    def merged(self) -> list[str]:
+        return [n for n in self.order if self.models[n].kind == "merge"]
+
+    def ancestors(self, name: str) -> list[str]:
+        """All models upstream of `name`, nearest first, without repeats."""
+        seen: list[str] = []
+        frontier = list(self.inputs_of(name))
+        while frontier:
+            cur = frontier.pop(0)
+            if cur not in seen:
+                seen.append(cur)
+                frontier.extend(self.inputs_of(cur))
+        return seen
+
+    def lineage_corpora(self, name: str) -> list[str]:
+        """Corpora a model has seen through its own training and its ancestors' (SAE data, paper fn. 5)."""
+        corpora: list[str] = []
+        for n in [name, *self.ancestors(name)]:
+            corpora.extend(c for c in self.models[n].train_on if c not in corpora)
+        return corpora
+
+    def common_ancestor(self, a: str, b: str) -> str | None:
+        """Nearest model upstream of both `a` and `b` (TIES needs it as the base)."""
+        up_b = set([b, *self.ancestors(b)])
+        return next((n for n in [a, *self.ancestors(a)] if n in up_b), None)
+
+
+def _model_from_spec(name: str, spec: dict[str, Any], corpora: set[str]) -> Model:
+    where = f"models.{name}"
+    has_train, has_merge = "train_on" in spec, "merge" in spec
+    if has_train == has_merge:
+        raise ConfigError(f"config key '{where}' needs exactly one of 'train_on' or 'merge'")
+    if has_merge:
+        for key in ("parent", "mix"):
+            if key in spec and not (key == "mix" and spec[key] == "even"):
+                raise ConfigError(f"config key '{where}.{key}' is not allowed on a merged model")
+        inputs = tuple(spec["merge"])
+        if inputs[0] == inputs[1]:
+            raise ConfigError(f"config key '{where}.merge' lists '{inputs[0]}' twice; a merge needs two different models")
+        opts = {k: spec.get(k, v) for k, v in MERGE_DEFAULTS.items()}
+        return Model(name, "merge", merge=inputs, method=opts["method"], t=opts["t"])
+    for key in ("method", "t"):
+        if key in spec:
+            raise ConfigError(f"config key '{where}.{key}' only applies to merged models (models with 'merge')")
+    for corpus in spec["train_on"]:
+        if corpus not in corpora:
+            raise ConfigError(f"config key '{where}.train_on': '{corpus}' is not a corpus (known: {', '.join(sorted(corpora))})")
+    kind: ModelKind = "finetune" if "parent" in spec else "scratch"
+    return Model(name, kind, train_on=tuple(spec["train_on"]), parent=spec.get("parent"), mix=spec.get("mix", "even"))
+
+
+def _topological_order(models: dict[str, Model], lineage: Lineage) -> list[str]:
+    order: list[str] = []
+    state: dict[str, str] = {}  # name -> "visiting" | "done"
+
+    def visit(name: str, path: list[str]) -> None:
+        if state.get(name) == "done":
+            return
+        if state.get(name) == "visiting":
+            cycle = path[path.index(name):] + [name]
+            raise ConfigError(f"config key 'models' has a cycle in the lineage: {' -> '.join(cycle)}")
+        state[name] = "visiting"
+        for dep in lineage.inputs_of(name):
+            visit(dep, path + [name])
+        state[name] = "done"
+        order.append(name)
+
+    for name in models:  # config order decides ties, so the order is stable
+        visit(name, [])
+    return order
+
+
+def build_lineage(config: dict[str, Any]) -> Lineage:
+    """Check the `models` block of a validated config and return the lineage graph."""
+    corpora = set(config["corpora"])
+    models = {name: _model_from_spec(name, spec, corpora) for name, spec in config["models"].items()}
+    for m in models.values():
+        for key, ref in [("parent", m.parent)] + [("merge", r) for r in m.merge]:
+            if ref is None:
+                continue
+            if ref == m.name:
+                raise ConfigError(f"config key 'models.{m.name}.{key}' refers to the model itself")
+            if ref not in models:
+                raise ConfigError(f"config key 'models.{m.name}.{key}': '{ref}' is not a model (known: {', '.join(models)})")
+    lineage = Lineage(models)
+    lineage.order = _topological_order(models, lineage)
+    if not lineage.roots:
+        raise ConfigError("config key 'models' has no model trained from scratch (one with 'train_on' and no 'parent')")
+    for name in lineage.merged:
+        m = models[name]
+        if m.method == "ties" and lineage.common_ancestor(*m.merge) is None:
+            raise ConfigError(f"config key 'models.{name}.method': ties needs a common ancestor of {m.merge[0]} and {m.merge[1]}; they share none")
+    return lineage

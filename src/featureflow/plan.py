@@ -1,0 +1,68 @@
+"""From a raw workflow config to a checked plan: validated settings, lineage, and target files.
+
+Everything that decides *what* the workflow builds lives here, so the rules never read the
+config to make lists of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from featureflow.config import ConfigError, validate_config
+from featureflow.corpus import SPLITS, resolve_local_files
+from featureflow.lineage import Lineage, build_lineage
+
+
+@dataclass
+class Plan:
+    config: dict[str, Any]
+    lineage: Lineage
+    files: dict[str, list[Path]]  # local corpus -> its resolved files
+
+    @property
+    def results(self) -> str:
+        return self.config["results_dir"]
+
+    def local_files(self, corpus: str) -> list[str]:
+        return [str(p) for p in self.files.get(corpus, [])]
+
+    def tokenizer_corpora(self) -> list[str]:
+        """Corpora the BPE trains on: configured, else those of the models trained from scratch."""
+        if self.config["tokenizer"]["kind"] != "bpe":
+            return []
+        chosen = self.config["tokenizer"].get("train_on")
+        if chosen:
+            return list(chosen)
+        return list(dict.fromkeys(c for m in self.lineage.roots for c in self.lineage.models[m].train_on))
+
+    def used_corpora(self) -> list[str]:
+        """Corpora some model trains on, in config order."""
+        used = {c for m in self.lineage.trained for c in self.lineage.models[m].train_on}
+        return [c for c in self.config["corpora"] if c in used or c in self.tokenizer_corpora()]
+
+    def token_count_files(self) -> list[str]:
+        return [f"{self.results}/tokens/{c}/{s}.json" for c in self.used_corpora() for s in SPLITS]
+
+    def targets(self) -> list[str]:
+        """Every final output of the workflow for this config."""
+        r = self.results
+        out = [f"{r}/tokenizer/tokenizer_meta.json", f"{r}/tokens/summary.tsv"]
+        out += [f"{r}/tokens/{c}/{s}.npy" for c in self.used_corpora() for s in SPLITS]
+        out += [f"{r}/mixtures/{m}/{s}.npy" for m in self.lineage.trained for s in SPLITS]
+        return out
+
+
+def load_plan(config: dict[str, Any], schema_path: str | Path, workdir: str | Path = ".") -> Plan:
+    """Validate `config`, build the lineage and check local corpus files; raise ConfigError on any problem."""
+    cfg = validate_config(config, schema_path)
+    lineage = build_lineage(cfg)
+    for corpus in cfg["tokenizer"].get("train_on") or []:
+        if corpus not in cfg["corpora"]:
+            raise ConfigError(f"config key 'tokenizer.train_on': '{corpus}' is not a corpus (known: {', '.join(cfg['corpora'])})")
+    for name, spec in cfg["corpora"].items():
+        if ("files" in spec) == ("dataset" in spec):
+            raise ConfigError(f"config key 'corpora.{name}' needs exactly one of 'files' or 'dataset'")
+    files = {n: resolve_local_files(n, s, workdir) for n, s in cfg["corpora"].items() if "files" in s}
+    return Plan(cfg, lineage, files)

@@ -1,0 +1,34 @@
+"""Run one stage inside a Snakemake job: logging to the rule's log, one-line errors."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+
+from featureflow.config import ConfigError
+from featureflow.corpus import CorpusError
+
+# Errors about user input: reported as one line, without a traceback.
+USER_ERRORS = (ConfigError, CorpusError, FileNotFoundError)
+
+
+@contextlib.contextmanager
+def stage_main(log_path: str) -> Iterator[None]:
+    """Send logging, warnings and tqdm (stderr) to `log_path`; turn user errors into one line and exit 1."""
+    terminal = sys.stderr
+    with open(log_path, "w", buffering=1) as log_file:
+        sys.stderr = log_file
+        logging.basicConfig(stream=log_file, level=logging.INFO, force=True,
+                            format="%(asctime)s %(name)s %(levelname)s: %(message)s")
+        logging.captureWarnings(True)
+        try:
+            yield
+        except USER_ERRORS as err:
+            line = f"error: {err}"
+            log_file.write(line + "\n")
+            terminal.write(line + "\n")
+            sys.exit(1)
+        finally:
+            sys.stderr = terminal

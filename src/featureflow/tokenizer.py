@@ -1,0 +1,120 @@
+"""Tokenizer stage: train a byte-level BPE, or load the Mistral-7B-v0.1 tokenizer offline.
+
+Output (a Hugging Face tokenizer folder that every model folder later copies)::
+
+    results/tokenizer/
+        tokenizer.json, tokenizer_config.json, special_tokens_map.json (HF format)
+        tokenizer_meta.json   kind, vocab size, end-of-text token and id, source checksum
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from importlib.util import find_spec
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # transformers is slow to import; stages that only encode do not need it
+    from transformers import PreTrainedTokenizerFast
+
+log = logging.getLogger(__name__)
+
+BPE_EOT = "<|endoftext|>"
+MISTRAL_EOT = "</s>"
+# The Mistral-7B-v0.1 SentencePiece model as shipped inside the mistral-common wheel (Apache-2.0).
+MISTRAL_WHEEL_FILE = "data/tokenizer.model.v1"
+MISTRAL_SHA256 = "dadfd56d766715c61d2ef780a525ab43b8e6da4de6865bda3d95fdef5e134055"
+META_FILE = "tokenizer_meta.json"
+
+
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> "PreTrainedTokenizerFast":
+    """Train a byte-level BPE (GPT-2 style) with one special token, the end-of-text marker."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[BPE_EOT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer=trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=BPE_EOT, bos_token=BPE_EOT, unk_token=None)
+
+
+def mistral_model_file() -> Path:
+    """Path of the Mistral SentencePiece model inside the installed mistral-common package."""
+    spec = find_spec("mistral_common")  # locates the package without importing it (its deps are not needed)
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("tokenizer.kind 'mistral' needs the mistral-common wheel: pip install --no-deps mistral-common==1.13.1")
+    path = Path(spec.origin).parent / MISTRAL_WHEEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: not found in the installed mistral-common; pin mistral-common==1.13.1")
+    return path
+
+
+def sha256_file(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def load_mistral() -> "PreTrainedTokenizerFast":
+    """The Mistral-7B-v0.1 tokenizer (vocab 32000, </s> = 2) built from the wheel's SentencePiece file."""
+    import shutil
+    import tempfile
+
+    from transformers import LlamaTokenizer
+
+    path = mistral_model_file()
+    digest = sha256_file(path)
+    if digest != MISTRAL_SHA256:
+        raise ValueError(f"{path}: sha256 {digest} is not the Mistral-7B-v0.1 tokenizer ({MISTRAL_SHA256})")
+    with tempfile.TemporaryDirectory() as tmp:  # from_pretrained converts a folder's tokenizer.model
+        shutil.copy(path, Path(tmp) / "tokenizer.model")
+        return LlamaTokenizer.from_pretrained(tmp, add_bos_token=False, add_eos_token=False)
+
+
+def build_tokenizer(cfg: dict[str, Any], train_texts: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
+    """Build the tokenizer named by `cfg` (the config's `tokenizer` block) and save it to `out_dir`."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if cfg["kind"] == "bpe":
+        from featureflow.corpus import read_documents
+
+        def texts() -> Iterable[str]:
+            for path in train_texts:
+                yield from read_documents(path)
+
+        tok, eot, source = train_bpe(texts(), cfg["vocab_size"], cfg.get("min_frequency", 2)), BPE_EOT, "trained"
+    else:
+        tok, eot, source = load_mistral(), MISTRAL_EOT, f"mistral-common {MISTRAL_WHEEL_FILE} sha256:{MISTRAL_SHA256}"
+    tok.save_pretrained(out)
+    meta = {
+        "kind": cfg["kind"],
+        "vocab_size": len(tok),
+        "eot_token": eot,
+        "eot_id": tok.convert_tokens_to_ids(eot),
+        "source": source,
+        "trained_on": [str(p) for p in train_texts] if cfg["kind"] == "bpe" else [],
+    }
+    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    log.info("tokenizer %s: vocab %d, eot %r = %d", cfg["kind"], meta["vocab_size"], eot, meta["eot_id"])
+    return meta
+
+
+def load_tokenizer(tok_dir: str | Path) -> tuple[Any, dict[str, Any]]:
+    """Load the fast `tokenizers.Tokenizer` of a folder written by `build_tokenizer`, with its metadata.
+
+    The plain `tokenizers` object encodes exactly like the transformers wrapper (tested) and
+    imports in a fraction of the time, which matters for the many small token jobs.
+    """
+    from tokenizers import Tokenizer
+
+    meta = json.loads((Path(tok_dir) / META_FILE).read_text())
+    return Tokenizer.from_file(str(Path(tok_dir) / "tokenizer.json")), meta

@@ -1,0 +1,56 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+import copy
+import random
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+DOC_SEP = "\n\x1e\n"
+
+WORDS = {
+    "english": "the little house stood by a quiet river and every morning she walked to town".split(),
+    "python": "def return import class self if else for in range print None True lambda".split(),
+    "lua": "local function end then elseif nil require return table pairs ipairs".split(),
+    "stories": "once upon a time there was a happy dog who loved to play ball".split(),
+}
+
+
+def write_corpora(root: Path, n_docs: int = 30, words_per_doc: int = 120, seed: int = 0) -> dict[str, Path]:
+    """Write one small text file per corpus (documents separated by U+001E lines)."""
+    rng = random.Random(seed)
+    paths = {}
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    for name, words in WORDS.items():
+        docs = [" ".join(rng.choice(words) for _ in range(words_per_doc)) + f"\n# doc {i}" for i in range(n_docs)]
+        paths[name] = root / "data" / f"{name}.txt"
+        paths[name].write_text(DOC_SEP.join(docs), encoding="utf-8")
+    return paths
+
+
+def lineage_config(**overrides: Any) -> dict[str, Any]:
+    """The paper's lineage over the corpora of `write_corpora` (paths relative to its root)."""
+    cfg: dict[str, Any] = {
+        "seed": 0,
+        "corpora": {name: {"files": [f"data/{name}.txt"]} for name in WORDS},
+        "tokenizer": {"kind": "bpe", "vocab_size": 300},
+        "models": {
+            "babypython": {"train_on": ["english", "python"]},
+            "lua": {"parent": "babypython", "train_on": ["lua"]},
+            "tinystories": {"parent": "babypython", "train_on": ["stories"]},
+            "luastories": {"merge": ["lua", "tinystories"], "method": "slerp", "t": "auto"},
+        },
+    }
+    cfg = copy.deepcopy(cfg)
+    cfg.update(overrides)
+    return cfg
+
+
+def dump_yaml(data: Any, path: Path) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
