@@ -32,7 +32,7 @@ def test_defaults_are_filled_and_input_is_not_mutated():
     assert resolved["models"]["babypython"]["mix"] == "even"
 
 
-@pytest.mark.parametrize("config_file", ["config.yaml", "config/micro.yaml"])
+@pytest.mark.parametrize("config_file", ["config.yaml", "config/micro.yaml", "config/paper.yaml"])
 def test_shipped_configs_validate(config_file):
     cfg = yaml.safe_load((REPO / config_file).read_text())
     plan = load_plan(cfg, SCHEMA, workdir=REPO)

@@ -1,0 +1,29 @@
+# Two commands do everything on a fresh machine:  `make run` (the demo) and `make test`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CORES  ?= 2
+
+.PHONY: run test dry-run clean-results
+
+# torch goes first and pinned: anything that pulls an unpinned torch gets a multi-GB CUDA build.
+# mistral-common is installed without its dependencies: only its tokenizer file is used.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --no-deps mistral-common==1.13.1
+	touch $@
+
+run: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES)
+
+dry-run: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) -n
+
+test: $(STAMP)
+	$(VENV)/bin/pytest -q
+
+clean-results:
+	rm -rf results .snakemake

@@ -1,0 +1,118 @@
+"""The workflow through Snakemake itself, on the micro config: outputs, reruns, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import REPO, dump_yaml
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
+MICRO = REPO / "config" / "micro.yaml"
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    (tmp_path / "data").symlink_to(REPO / "data")
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    wd = tmp_path_factory.mktemp("micro")
+    (wd / "data").symlink_to(REPO / "data")
+    first = snakemake(wd, "--configfile", str(MICRO))
+    assert first.returncode == 0, first.stderr[-3000:]
+    return wd, first
+
+
+def test_micro_workflow_builds_tokenizer_tokens_and_mixtures(micro_run):
+    wd, _ = micro_run
+    res = wd / "results"
+    meta = json.loads((res / "tokenizer/tokenizer_meta.json").read_text())
+    assert meta["vocab_size"] == 512
+    rows = (res / "tokens/summary.tsv").read_text().strip().split("\n")
+    assert len(rows) == 1 + 4 * 2
+    for corpus in ("english", "python", "lua", "stories"):
+        for split in ("train", "validation"):
+            counts = json.loads((res / f"tokens/{corpus}/{split}.json").read_text())
+            assert counts["tokens"] > counts["documents"] > 0
+    mix = json.loads((res / "mixtures/babypython/train.json").read_text())
+    taken = mix["tokens_per_corpus"]
+    assert set(taken) == {"english", "python"}
+    assert abs(taken["english"] - taken["python"]) / max(taken.values()) < 0.05, taken
+    lua_mix = json.loads((res / "mixtures/lua/train.json").read_text())
+    assert lua_mix["tokens_per_corpus"] == {"lua": json.loads((res / "tokens/lua/train.json").read_text())["tokens"]}
+    for log in ("corpus/lua.log", "tokenizer/tokenizer.log", "tokens/lua_train.log"):
+        assert (res / "logs" / log).exists()
+
+
+def test_second_run_with_nothing_changed_runs_nothing(micro_run):
+    wd, _ = micro_run
+    again = snakemake(wd, "--configfile", str(MICRO))
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
+    wd, _ = micro_run
+    cfg = yaml.safe_load(MICRO.read_text())
+    cfg["corpora"]["lua"]["max_bytes"] = 80000
+    dry = snakemake(wd, "--configfile", str(dump_yaml(cfg, wd / "changed.yaml")), "-n", "--quiet", "rules")
+    assert dry.returncode == 0, dry.stderr
+    job_lines = [line.split() for line in dry.stdout.splitlines() if line.split()[:1] and line.split()[0].isidentifier()]
+    rerun = {parts[0] for parts in job_lines if len(parts) == 2 and parts[1].isdigit()}
+    assert rerun == {"all", "corpus", "tokens", "mixture", "token_summary"}, dry.stdout
+
+
+def test_fifth_model_is_config_lines_only(workdir):
+    cfg = yaml.safe_load(MICRO.read_text())
+    cfg["models"]["lua_v2"] = {"parent": "lua", "train_on": ["lua", "stories"]}
+    dry = snakemake(workdir, "--configfile", str(dump_yaml(cfg, workdir / "five.yaml")), "-n")
+    assert dry.returncode == 0, dry.stderr
+    assert "results/mixtures/lua_v2/train.npy" in dry.stdout
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"threshold": "high"}, "config error: config key 'threshold': 'high' is not of type 'number'"),
+        ({"sae_size": 3}, "config error: unknown config key 'sae_size'"),
+        ({"models": {"a": {"train_on": ["english"]}, "b": {"parent": "c", "train_on": ["lua"]}}},
+         "config error: config key 'models.b.parent': 'c' is not a model"),
+        ({"models": {"a": {"train_on": ["english"]}, "b": {"parent": "c", "train_on": ["lua"]},
+                     "c": {"parent": "b", "train_on": ["lua"]}}},
+         "config error: config key 'models' has a cycle in the lineage: b -> c -> b"),
+        ({"models": {"a": {"train_on": ["english"]}, "m": {"merge": ["a", "z"]}}},
+         "config error: config key 'models.m.merge': 'z' is not a model"),
+        ({"corpora": {"english": {"files": ["data/missing.txt"]}}, "models": {"a": {"train_on": ["english"]}}},
+         "config error: corpus 'english': file 'data/missing.txt' does not exist"),
+    ],
+)
+def test_bad_config_stops_before_any_job_with_one_line(workdir, change, message):
+    cfg = yaml.safe_load(MICRO.read_text())
+    cfg.update(change)
+    run = snakemake(workdir, "--configfile", str(dump_yaml(cfg, workdir / "bad.yaml")))
+    assert run.returncode != 0
+    assert message in run.stderr.splitlines() or any(line.startswith(message) for line in run.stderr.splitlines()), run.stderr
+    assert not (workdir / "results").exists()
+
+
+def test_non_utf8_corpus_fails_in_its_rule_and_keeps_other_outputs(workdir):
+    bad = workdir / "bad.txt"
+    bad.write_bytes(b"print('ok')\n\x1e\nprint('caf\xe9')\n")
+    cfg = yaml.safe_load(MICRO.read_text())
+    cfg["corpora"]["lua"]["files"] = ["bad.txt"]
+    run = snakemake(workdir, "--configfile", str(dump_yaml(cfg, workdir / "c.yaml")), "--keep-going")
+    assert run.returncode != 0
+    assert "error: bad.txt: not valid UTF-8 (byte 0xe9 at offset 27)" in run.stderr.splitlines()
+    assert not (workdir / "results/corpora/lua/train.txt").exists()
+    assert (workdir / "results/tokens/english/train.npy").exists(), "independent jobs still finish"
