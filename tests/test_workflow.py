@@ -69,7 +69,7 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
     dry = snakemake(wd, "--configfile", str(dump_yaml(cfg, wd / "changed.yaml")), "-n", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr
     job_lines = [line.split() for line in dry.stdout.splitlines() if line.split()[:1] and line.split()[0].isidentifier()]
-    rerun = {parts[0] for parts in job_lines if len(parts) == 2 and parts[1].isdigit()}
+    rerun = {parts[0] for parts in job_lines if len(parts) == 2 and parts[1].isdigit()} - {"total"}
     assert rerun == {"all", "corpus", "tokens", "mixture", "token_summary"}, dry.stdout
 
 
@@ -113,6 +113,6 @@ def test_non_utf8_corpus_fails_in_its_rule_and_keeps_other_outputs(workdir):
     cfg["corpora"]["lua"]["files"] = ["bad.txt"]
     run = snakemake(workdir, "--configfile", str(dump_yaml(cfg, workdir / "c.yaml")), "--keep-going")
     assert run.returncode != 0
-    assert "error: bad.txt: not valid UTF-8 (byte 0xe9 at offset 27)" in run.stderr.splitlines()
+    assert "error: bad.txt: not valid UTF-8 (byte 0xe9 at offset 24)" in run.stderr.splitlines()
     assert not (workdir / "results/corpora/lua/train.txt").exists()
     assert (workdir / "results/tokens/english/train.npy").exists(), "independent jobs still finish"

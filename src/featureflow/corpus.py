@@ -140,7 +140,7 @@ def load_documents(name: str, spec: dict[str, Any], workdir: str | Path = ".") -
     if spec.get("filter", "none") == "code":
         from featureflow.corpus_filters import filter_code_documents
 
-        kept, removed = filter_code_documents([(str(i), d) for i, d in enumerate(docs)])
+        kept, removed = filter_code_documents([(f"{i:09d}", d) for i, d in enumerate(docs)])  # padded: keeps input order
         log.info("corpus %s: code filters removed %s", name, removed)
         docs = [d for _, d in kept]
     return docs
