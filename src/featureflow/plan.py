@@ -45,12 +45,32 @@ class Plan:
     def token_count_files(self) -> list[str]:
         return [f"{self.results}/tokens/{c}/{s}.json" for c in self.used_corpora() for s in SPLITS]
 
+    def validation_token_files(self) -> list[str]:
+        return [f"{self.results}/tokens/{c}/validation.npy" for c in self.used_corpora()]
+
+    def train_token_files(self) -> list[str]:
+        return [f"{self.results}/tokens/{c}/train.npy" for c in self.used_corpora()]
+
+    def train_settings(self, model: str) -> dict[str, Any]:
+        """Optimizer/budget settings of a trained model: `lm.scratch` or `lm.finetune`."""
+        kind = self.lineage.models[model].kind
+        return self.config["lm"]["scratch" if kind == "scratch" else "finetune"]
+
+    def lm_run_options(self) -> dict[str, Any]:
+        lm = self.config["lm"]
+        return {k: lm[k] for k in ("device", "checkpoint_every", "log_every", "keep_checkpoints")}
+
+    def evaluated_models(self) -> list[str]:
+        """Models with an eval.json (trained ones now; merged ones once merging exists)."""
+        return self.lineage.trained
+
     def targets(self) -> list[str]:
         """Every final output of the workflow for this config."""
         r = self.results
         out = [f"{r}/tokenizer/tokenizer_meta.json", f"{r}/tokens/summary.tsv"]
         out += [f"{r}/tokens/{c}/{s}.npy" for c in self.used_corpora() for s in SPLITS]
         out += [f"{r}/mixtures/{m}/{s}.npy" for m in self.lineage.trained for s in SPLITS]
+        out += [f"{r}/models/{m}/eval.json" for m in self.evaluated_models()] + [f"{r}/models/eval.tsv"]
         return out
 
 

@@ -1,0 +1,89 @@
+"""Next-token accuracy and loss of a model on validation token files (the paper's merge metric).
+
+Outputs::
+
+    results/models/{model}/eval.json   {corpus: {loss, accuracy, tokens}} for every corpus
+    results/models/eval.tsv            all models x corpora, plus a unigram baseline per corpus
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def eval_blocks(ids: np.ndarray, block_size: int, max_tokens: int | None) -> np.ndarray:
+    """Non-overlapping [n_blocks, block_size] windows from the start of a token array."""
+    n = ids.size if max_tokens is None else min(ids.size, max_tokens)
+    n_blocks = n // block_size
+    if n_blocks == 0:
+        raise ValueError(f"{ids.size} validation tokens do not fill one block of {block_size}")
+    return np.asarray(ids[: n_blocks * block_size], dtype=np.int64).reshape(n_blocks, block_size)
+
+
+@torch.no_grad()
+def next_token_metrics(model: torch.nn.Module, blocks: np.ndarray, batch_size: int = 64) -> dict[str, float]:
+    """Mean cross-entropy and top-1 accuracy of predicting token i+1 from tokens <= i in each block."""
+    model.eval()
+    device = next(model.parameters()).device
+    total_loss, correct, count = 0.0, 0, 0
+    for start in range(0, len(blocks), batch_size):
+        x = torch.from_numpy(blocks[start:start + batch_size]).to(device)
+        logits = model(input_ids=x).logits[:, :-1].float()  # [batch, pos-1, vocab]
+        target = x[:, 1:]
+        total_loss += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="sum").item()
+        correct += (logits.argmax(-1) == target).sum().item()
+        count += target.numel()
+    return {"loss": total_loss / count, "accuracy": correct / count, "tokens": count}
+
+
+def unigram_metrics(train_ids: np.ndarray, blocks: np.ndarray, vocab_size: int) -> dict[str, float]:
+    """Baseline: predict every token from add-one-smoothed unigram frequencies of `train_ids`."""
+    counts = np.bincount(np.asarray(train_ids, dtype=np.int64), minlength=vocab_size).astype(np.float64) + 1.0
+    logp = np.log(counts / counts.sum())
+    target = blocks[:, 1:].reshape(-1)
+    return {"loss": float(-logp[target].mean()), "accuracy": float((target == counts.argmax()).mean()), "tokens": int(target.size)}
+
+
+def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out_json: str | Path,
+                   max_tokens: int | None = None, batch_size: int = 64, device: str = "auto", threads: int = 2) -> dict[str, Any]:
+    """Evaluate the model in `model_dir` on each corpus' validation tokens and write eval.json."""
+    from featureflow.model import load_model
+    from featureflow.train import pick_device
+
+    torch.set_num_threads(threads)
+    model = load_model(model_dir).to(pick_device(device))
+    block = model.config.max_position_embeddings
+    results = {}
+    for corpus, path in validation.items():
+        results[corpus] = next_token_metrics(model, eval_blocks(np.load(path, mmap_mode="r"), block, max_tokens), batch_size)
+        log.info("%s on %s: loss %.4f, accuracy %.4f", Path(model_dir).name, corpus, results[corpus]["loss"], results[corpus]["accuracy"])
+    Path(out_json).write_text(json.dumps(results, indent=2) + "\n")
+    return results
+
+
+def eval_table(eval_files: dict[str, str | Path], corpus_tokens: dict[str, tuple[str, str]], vocab_size: int,
+               block_size: int, max_tokens: int | None, out_tsv: str | Path) -> list[dict[str, Any]]:
+    """Gather eval.json files into one TSV and add a unigram baseline row per corpus.
+
+    `corpus_tokens` maps corpus -> (train.npy, validation.npy); the baseline learns unigram
+    frequencies from the corpus' own training split and is scored on the same validation blocks.
+    """
+    rows = []
+    for model, path in eval_files.items():
+        for corpus, m in json.loads(Path(path).read_text()).items():
+            rows.append({"model": model, "corpus": corpus, **m})
+    for corpus, (train, val) in corpus_tokens.items():
+        blocks = eval_blocks(np.load(val, mmap_mode="r"), block_size, max_tokens)
+        rows.append({"model": "unigram", "corpus": corpus, **unigram_metrics(np.load(train, mmap_mode="r"), blocks, vocab_size)})
+    lines = ["model\tcorpus\tloss\taccuracy\ttokens"]
+    lines += [f"{r['model']}\t{r['corpus']}\t{r['loss']:.4f}\t{r['accuracy']:.4f}\t{r['tokens']}" for r in rows]
+    Path(out_tsv).write_text("\n".join(lines) + "\n")
+    return rows

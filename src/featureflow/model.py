@@ -1,0 +1,91 @@
+"""The language model: a Mistral-like decoder (the paper uses one layer) and its on-disk form.
+
+A model folder is a Hugging Face ``save_pretrained`` directory with the tokenizer files beside
+the weights, so ``AutoModelForCausalLM.from_pretrained(dir)`` and TransformerLens'
+``TransformerBridge.boot_transformers(dir)`` both load it::
+
+    results/models/{model}/
+        config.json, generation_config.json, model.safetensors
+        tokenizer.json, tokenizer_config.json, tokenizer_meta.json
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
+
+from featureflow.config import ConfigError
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer_meta.json")
+# SAE input site: the MLP hidden activation, i.e. the input of down_proj (TransformerLens name).
+MLP_HOOK = "blocks.{layer}.mlp.hook_post"
+# Config fields that must agree between a parent and the model built from it.
+SHAPE_FIELDS = {"d_model": "hidden_size", "d_mlp": "intermediate_size", "n_heads": "num_attention_heads",
+                "n_layers": "num_hidden_layers", "vocab_size": "vocab_size"}
+
+
+def mistral_config(arch: dict[str, Any], vocab_size: int, eot_id: int) -> MistralConfig:
+    """MistralConfig for the `lm.architecture` block (SiLU-gated MLP, RMSNorm, RoPE, no sliding window)."""
+    return MistralConfig(
+        vocab_size=vocab_size,
+        hidden_size=arch["d_model"],
+        intermediate_size=arch["d_mlp"],
+        num_hidden_layers=arch["n_layers"],
+        num_attention_heads=arch["n_heads"],
+        num_key_value_heads=arch.get("n_kv_heads") or arch["n_heads"],
+        max_position_embeddings=arch["block_size"],
+        rope_theta=arch.get("rope_theta", 10000.0),
+        sliding_window=None,
+        tie_word_embeddings=False,
+        bos_token_id=eot_id,
+        eos_token_id=eot_id,
+        pad_token_id=eot_id,
+    )
+
+
+def build_model(arch: dict[str, Any], vocab_size: int, eot_id: int, seed: int) -> MistralForCausalLM:
+    """A freshly initialised model; the same seed gives the same weights."""
+    torch.manual_seed(seed)
+    return MistralForCausalLM(mistral_config(arch, vocab_size, eot_id))
+
+
+def load_model(model_dir: str | Path) -> MistralForCausalLM:
+    return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
+
+
+def tokenizer_digest(folder: str | Path) -> str:
+    """Fingerprint of a tokenizer (its tokenizer.json) to detect parent/child mismatches."""
+    return hashlib.sha256((Path(folder) / "tokenizer.json").read_bytes()).hexdigest()[:16]
+
+
+def shape_of(config: dict[str, Any]) -> dict[str, Any]:
+    return {ours: config.get(hf) for ours, hf in SHAPE_FIELDS.items()}
+
+
+def check_parent(parent_dir: str | Path, parent: str, child: str, arch: dict[str, Any], vocab_size: int, tokenizer_dir: str | Path) -> None:
+    """Refuse to fine-tune `child` from a parent folder of another shape or tokenizer (one-line error)."""
+    parent_cfg = json.loads((Path(parent_dir) / "config.json").read_text())
+    want = {**{k: arch[k] for k in ("d_model", "d_mlp", "n_heads", "n_layers")}, "vocab_size": vocab_size}
+    have = shape_of(parent_cfg)
+    diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
+    if parent_cfg.get("model_type") != "mistral" or diff:
+        shown = ", ".join(f"{k} {a} vs {b}" for k, (a, b) in diff.items()) or f"model_type {parent_cfg.get('model_type')}"
+        raise ConfigError(f"cannot fine-tune '{child}' from '{parent}' ({parent_dir}): architecture differs ({shown}, parent vs config)")
+    if tokenizer_digest(parent_dir) != tokenizer_digest(tokenizer_dir):
+        raise ConfigError(f"cannot fine-tune '{child}' from '{parent}': tokenizer of {parent_dir} differs from {tokenizer_dir}")
+
+
+def save_model(model: torch.nn.Module, tokenizer_dir: str | Path, out_dir: str | Path) -> None:
+    """Write weights (safetensors) and config, and copy the tokenizer files beside them."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out, safe_serialization=True)
+    for name in TOKENIZER_FILES:
+        if (Path(tokenizer_dir) / name).exists():
+            shutil.copy(Path(tokenizer_dir) / name, out / name)

@@ -1,0 +1,227 @@
+"""Train one language model of the lineage: from scratch or fine-tuned from its parent.
+
+Inputs: the model's token mixture (``results/mixtures/{model}/train.npy``), the tokenizer folder,
+and for a fine-tune the parent's model folder. Outputs::
+
+    results/models/{model}/      HF model folder (see featureflow.model) + train_log.csv + train_meta.json
+    results/checkpoints/{model}/ step_XXXXXXXX.pt while training (deleted at the end unless kept)
+
+Batches are a pure function of (seed, model, step): each epoch visits every block of
+``block_size`` tokens once in a seeded order. Together with the saved optimizer, scheduler and RNG
+states this makes a resumed run finish with the same weights as an uninterrupted one (on CPU).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import os
+import time
+import zlib
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from featureflow.model import build_model, check_parent, load_model, save_model
+
+log = logging.getLogger(__name__)
+LOG_FIELDS = ("step", "tokens", "loss", "lr", "elapsed_s")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    epochs: float = 1.0
+    tokens: int | None = None  # overrides epochs
+    batch_size: int = 64
+    lr: float = 6e-4
+    min_lr_ratio: float = 0.0
+    warmup_steps: int = 0
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_clip: float | None = 1.0
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
+        return cls(**{**d, "betas": tuple(d.get("betas", (0.9, 0.999)))})
+
+
+class CheckpointError(RuntimeError):
+    """Every checkpoint of a run is unreadable: refusing to restart from zero silently."""
+
+
+def pick_device(choice: str) -> torch.device:
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def total_steps(n_blocks: int, block_size: int, s: TrainSettings) -> int:
+    """Optimizer steps for the configured token budget or number of epochs."""
+    blocks = s.tokens / block_size if s.tokens else s.epochs * n_blocks
+    return max(1, math.ceil(blocks / s.batch_size))
+
+
+def lr_factor(step: int, steps: int, s: TrainSettings) -> float:
+    """Linear warm-up, then cosine decay to `min_lr_ratio` (multiplies the peak lr)."""
+    if step < s.warmup_steps:
+        return (step + 1) / s.warmup_steps
+    progress = (step - s.warmup_steps) / max(1, steps - s.warmup_steps)
+    return s.min_lr_ratio + (1 - s.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+class BlockSampler:
+    """Block indices of each step: epoch e visits all blocks in a permutation seeded by (seed, name, e)."""
+
+    def __init__(self, n_blocks: int, batch_size: int, seed: int, name: str):
+        self.n_blocks, self.batch_size = n_blocks, batch_size
+        self.key = [seed, zlib.crc32(name.encode())]
+        self._perms: dict[int, np.ndarray] = {}
+
+    def _perm(self, epoch: int) -> np.ndarray:
+        if epoch not in self._perms:
+            self._perms = {epoch: np.random.default_rng([*self.key, epoch]).permutation(self.n_blocks)}
+        return self._perms[epoch]
+
+    def batch(self, step: int) -> np.ndarray:
+        positions = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
+        return np.array([self._perm(int(p // self.n_blocks))[p % self.n_blocks] for p in positions])
+
+
+def _checkpoints(ckpt_dir: Path) -> list[Path]:
+    return sorted(ckpt_dir.glob("step_*.pt"), reverse=True)
+
+
+def save_checkpoint(ckpt_dir: Path, state: dict[str, Any], keep: int = 2) -> Path:
+    """Write atomically (temp file + rename) and keep the newest `keep` checkpoints."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    path = ckpt_dir / f"step_{state['step']:08d}.pt"
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+    for old in _checkpoints(ckpt_dir)[keep:]:
+        old.unlink()
+    return path
+
+
+def load_latest_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] | None:
+    """Newest readable checkpoint of this exact run; corrupt ones are reported and skipped."""
+    found = _checkpoints(ckpt_dir)
+    corrupt = []
+    for path in found:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as err:  # a truncated or garbled file: fall back to the previous one
+            log.error("checkpoint %s is corrupt (%s: %s); trying an older one", path, type(err).__name__, err)
+            corrupt.append(path)
+            continue
+        if state.get("fingerprint") != fingerprint:
+            log.warning("checkpoint %s belongs to other settings or data; starting a new run", path)
+            return None
+        log.info("resuming from %s (step %d)", path, state["step"])
+        return state
+    if corrupt:
+        raise CheckpointError(f"all checkpoints in {ckpt_dir} are corrupt ({', '.join(p.name for p in corrupt)}); "
+                              "delete the folder to train from scratch")
+    return None
+
+
+def train_model(
+    name: str,
+    mixture_npy: str | Path,
+    tokenizer_dir: str | Path,
+    out_dir: str | Path,
+    ckpt_dir: str | Path,
+    arch: dict[str, Any],
+    settings: dict[str, Any],
+    seed: int,
+    parent_dir: str | Path | None = None,
+    parent: str | None = None,
+    device: str = "auto",
+    threads: int = 2,
+    checkpoint_every: int = 500,
+    log_every: int = 50,
+    keep_checkpoints: bool = False,
+) -> dict[str, Any]:
+    """Train `name` on its mixture and save it as an HF model folder; resumes from checkpoints."""
+    torch.set_num_threads(threads)
+    s = TrainSettings.from_dict(settings)
+    meta = json.loads((Path(tokenizer_dir) / "tokenizer_meta.json").read_text())
+    if parent_dir is not None:
+        check_parent(parent_dir, parent or str(parent_dir), name, arch, meta["vocab_size"], tokenizer_dir)
+    ids = np.load(mixture_npy, mmap_mode="r")
+    block = arch["block_size"]
+    n_blocks = ids.size // block
+    if n_blocks < 1:
+        raise ValueError(f"{mixture_npy}: {ids.size} tokens is less than one block of {block}")
+    steps = total_steps(n_blocks, block, s)
+    dev = pick_device(device)
+    fingerprint = json.dumps({"arch": arch, "settings": asdict(s), "seed": seed, "tokens": int(ids.size),
+                              "parent": str(parent_dir), "steps": steps}, sort_keys=True)
+
+    model = load_model(parent_dir) if parent_dir is not None else build_model(arch, meta["vocab_size"], meta["eot_id"], seed)
+    model.to(dev).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, steps, s))
+    sampler = BlockSampler(n_blocks, s.batch_size, seed, name)
+    ckpt_path = Path(ckpt_dir)
+    rows: list[dict[str, Any]] = []
+    start, elapsed_before = 0, 0.0
+    state = load_latest_checkpoint(ckpt_path, fingerprint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start, rows, elapsed_before = state["step"], state["log_rows"], state["elapsed_s"]
+
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+    t0, loss_sum, loss_n = time.time(), 0.0, 0
+    log.info("%s: %d steps of %d x %d tokens on %s (start at %d)", name, steps, s.batch_size, block, dev, start)
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train {name}", mininterval=10)
+    for step in bar:
+        rows_idx = sampler.batch(step)
+        x = torch.from_numpy(np.stack([ids[i * block:(i + 1) * block] for i in rows_idx]).astype(np.int64)).to(dev)
+        with autocast:
+            loss = model(input_ids=x, labels=x).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if s.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+        opt.step()
+        sched.step()
+        loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+        done = step + 1
+        elapsed = elapsed_before + time.time() - t0
+        if done % log_every == 0 or done == steps:
+            rows.append({"step": done, "tokens": done * s.batch_size * block, "loss": round(loss_sum / loss_n, 5),
+                         "lr": sched.get_last_lr()[0], "elapsed_s": round(elapsed, 2)})
+            bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", tok_s=f"{(done - start) * s.batch_size * block / (time.time() - t0):.0f}")
+            loss_sum, loss_n = 0.0, 0
+        if done % checkpoint_every == 0 and done < steps:
+            save_checkpoint(ckpt_path, {"step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                        "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                                        "log_rows": rows, "elapsed_s": elapsed, "fingerprint": fingerprint})
+
+    model.to("cpu")
+    save_model(model, tokenizer_dir, out_dir)
+    out = Path(out_dir)
+    with open(out / "train_log.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    summary = {"model": name, "parent": parent, "steps": steps, "tokens_seen": steps * s.batch_size * block,
+               "mixture_tokens": int(ids.size), "epochs_equivalent": round(steps * s.batch_size / n_blocks, 3),
+               "arch": arch, "settings": asdict(s), "seed": seed, "device": str(dev),
+               "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start}
+    (out / "train_meta.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if not keep_checkpoints:
+        for path in _checkpoints(ckpt_path):
+            path.unlink()
+    return summary
