@@ -69,20 +69,22 @@ def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out
     return results
 
 
-def eval_table(eval_files: dict[str, str | Path], corpus_tokens: dict[str, tuple[str, str]], vocab_size: int,
-               block_size: int, max_tokens: int | None, out_tsv: str | Path) -> list[dict[str, Any]]:
-    """Gather eval.json files into one TSV and add a unigram baseline row per corpus.
+def eval_table(eval_files: dict[str, str | Path], validation: dict[str, str | Path], baselines: dict[str, dict[str, str | Path]],
+               vocab_size: int, block_size: int, max_tokens: int | None, out_tsv: str | Path) -> list[dict[str, Any]]:
+    """Gather eval.json files into one TSV, plus unigram baseline rows on the same validation blocks.
 
-    `corpus_tokens` maps corpus -> (train.npy, validation.npy); the baseline learns unigram
-    frequencies from the corpus' own training split and is scored on the same validation blocks.
+    `baselines` maps a row label to {corpus: train token file}: the unigram model of that row learns
+    token frequencies from the given file (e.g. the base model's own training mixture for every
+    corpus, or each corpus' own training split for an in-domain reference).
     """
     rows = []
     for model, path in eval_files.items():
         for corpus, m in json.loads(Path(path).read_text()).items():
             rows.append({"model": model, "corpus": corpus, **m})
-    for corpus, (train, val) in corpus_tokens.items():
-        blocks = eval_blocks(np.load(val, mmap_mode="r"), block_size, max_tokens)
-        rows.append({"model": "unigram", "corpus": corpus, **unigram_metrics(np.load(train, mmap_mode="r"), blocks, vocab_size)})
+    for label, train_files in baselines.items():
+        for corpus, train in train_files.items():
+            blocks = eval_blocks(np.load(validation[corpus], mmap_mode="r"), block_size, max_tokens)
+            rows.append({"model": label, "corpus": corpus, **unigram_metrics(np.load(train, mmap_mode="r"), blocks, vocab_size)})
     lines = ["model\tcorpus\tloss\taccuracy\ttokens"]
     lines += [f"{r['model']}\t{r['corpus']}\t{r['loss']:.4f}\t{r['accuracy']:.4f}\t{r['tokens']}" for r in rows]
     Path(out_tsv).write_text("\n".join(lines) + "\n")

@@ -48,8 +48,19 @@ class Plan:
     def validation_token_files(self) -> list[str]:
         return [f"{self.results}/tokens/{c}/validation.npy" for c in self.used_corpora()]
 
-    def train_token_files(self) -> list[str]:
-        return [f"{self.results}/tokens/{c}/train.npy" for c in self.used_corpora()]
+    def unigram_baselines(self) -> dict[str, dict[str, str]]:
+        """Unigram reference rows of the eval table: label -> {corpus: token file it learns from}.
+
+        One row per model trained from scratch (frequencies of its own training mixture, the fair
+        reference for that model), and an in-domain row (each corpus' own training split).
+        """
+        r, corpora = self.results, self.used_corpora()
+        rows = {f"unigram[{m} data]": {c: f"{r}/mixtures/{m}/train.npy" for c in corpora} for m in self.lineage.roots}
+        rows["unigram[in-domain]"] = {c: f"{r}/tokens/{c}/train.npy" for c in corpora}
+        return rows
+
+    def baseline_token_files(self) -> list[str]:
+        return sorted({f for files in self.unigram_baselines().values() for f in files.values()})
 
     def train_settings(self, model: str) -> dict[str, Any]:
         """Optimizer/budget settings of a trained model: `lm.scratch` or `lm.finetune`."""

@@ -64,13 +64,14 @@ rule evaluate:
 rule eval_table:
     input:
         evals=lambda w: [f"{R}/models/{m}/eval.json" for m in PLAN.evaluated_models()],
-        tokens=lambda w: PLAN.validation_token_files() + PLAN.train_token_files(),
+        tokens=lambda w: PLAN.validation_token_files() + PLAN.baseline_token_files(),
         tokenizer=f"{R}/tokenizer/tokenizer_meta.json",
     output:
         f"{R}/models/eval.tsv",
     params:
         models=PLAN.evaluated_models(),
-        corpora=PLAN.used_corpora(),
+        validation=dict(zip(PLAN.used_corpora(), PLAN.validation_token_files())),
+        baselines=PLAN.unigram_baselines(),
         block_size=CFG["lm"]["architecture"]["block_size"],
         max_tokens=CFG["lm"]["eval_tokens"],
     log:
