@@ -88,5 +88,8 @@ rule token_summary:
     log:
         f"{R}/logs/tokens/summary.log",
     threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
     script:
         "../scripts/token_summary.py"

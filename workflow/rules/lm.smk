@@ -77,5 +77,8 @@ rule eval_table:
     log:
         f"{R}/logs/evaluate/eval_table.log",
     threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
     script:
         "../scripts/eval_table.py"
