@@ -15,6 +15,7 @@ configfile: "config.yaml"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/lm.smk"
+include: "workflow/rules/merge.smk"
 
 
 rule all:

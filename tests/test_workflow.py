@@ -72,6 +72,30 @@ def test_micro_models_learn_and_fine_tunes_win_on_their_domain(micro_run):
     assert lua.config.intermediate_size == 64 and lua.config.num_hidden_layers == 1
 
 
+def test_micro_merge_sweep_choice_and_merged_model(micro_run):
+    import pandas as pd
+
+    wd, _ = micro_run
+    res = wd / "results"
+    sweep = pd.read_csv(res / "merge/luastories/sweep.csv")
+    choice = json.loads((res / "merge/luastories/choice.json").read_text())
+    summary = json.loads((res / "merge/luastories/sweep.json").read_text())
+    assert {0.0, 0.25, 0.5, 0.75, 1.0} <= set(sweep["t"].round(6))
+    assert 0.0 <= choice["t"] <= 1.0 and choice["t_from"] == "sweep equilibrium"
+    assert choice["t"] == summary["equilibrium_t"]
+    # the sweep's endpoints are the inputs themselves, measured on the same blocks
+    assert sweep.loc[sweep.t == 0.0, "lua_accuracy"].item() == pytest.approx(choice["input_accuracy"]["lua"], abs=1e-6)
+    assert sweep.loc[sweep.t == 1.0, "tinystories_accuracy"].item() == pytest.approx(choice["input_accuracy"]["tinystories"], abs=1e-6)
+    if summary["crossed"]:
+        gap = abs(choice["merged_accuracy"]["lua"] - choice["merged_accuracy"]["tinystories"])
+        assert gap < 0.02, choice
+    for name in ("fig5_merge_sweep.png", "fig5_merge_sweep.html"):
+        assert (res / "merge/luastories" / name).stat().st_size > 10_000
+    assert (res / "models/luastories/tokenizer.json").exists()
+    evals = json.loads((res / "models/luastories/eval.json").read_text())
+    assert set(evals) == {"english", "python", "lua", "stories"}
+
+
 def test_second_run_with_nothing_changed_runs_nothing(micro_run):
     wd, _ = micro_run
     again = snakemake(wd, "--configfile", str(MICRO))
@@ -91,7 +115,7 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
     # lua's text changes: its tokens, its mixture, the lua model, and every evaluation (lua validation
     # changed); the tokenizer (trained on the base corpora) and the other models stay.
     assert rerun == {"all": 1, "corpus": 1, "tokens": 2, "mixture": 2, "token_summary": 1, "train": 1,
-                     "evaluate": 3, "eval_table": 1}, dry.stdout
+                     "evaluate": 4, "eval_table": 1, "merge_sweep": 1, "merge": 1}, dry.stdout
 
 
 def test_fifth_model_is_config_lines_only(workdir):

@@ -72,8 +72,33 @@ class Plan:
         return {k: lm[k] for k in ("device", "checkpoint_every", "log_every", "keep_checkpoints")}
 
     def evaluated_models(self) -> list[str]:
-        """Models with an eval.json (trained ones now; merged ones once merging exists)."""
-        return self.lineage.trained
+        """Models with an eval.json: every model of the lineage."""
+        return self.lineage.order
+
+    def eval_run_options(self) -> dict[str, Any]:
+        return {"batch_size": self.config["lm"]["eval_batch_size"], "device": self.config["lm"]["device"]}
+
+    def own_corpora(self, model: str) -> list[str]:
+        """A model's own domain: its training corpora, or for a merged model its inputs' domains."""
+        m = self.lineage.models[model]
+        if m.kind != "merge":
+            return list(m.train_on)
+        return list(dict.fromkeys(c for src in m.merge for c in self.own_corpora(src)))
+
+    def merge_base(self, model: str) -> str | None:
+        """The inputs' nearest common ancestor: TIES' base and Figure 5's dashed baselines."""
+        return self.lineage.common_ancestor(*self.lineage.models[model].merge)
+
+    def merge_participants(self, model: str) -> list[str]:
+        base = self.merge_base(model)
+        return [*self.lineage.models[model].merge, *([base] if base else [])]
+
+    def merge_spec(self, model: str) -> dict[str, Any]:
+        """Everything the merge rules need about one merged model, as plain data (a rule param)."""
+        m, r = self.lineage.models[model], self.results
+        return {"first": m.merge[0], "second": m.merge[1], "base": self.merge_base(model), "method": m.method, "t": m.t,
+                "dirs": {n: f"{r}/models/{n}" for n in self.merge_participants(model)},
+                "own_validation": {n: [f"{r}/tokens/{c}/validation.npy" for c in self.own_corpora(n)] for n in m.merge}}
 
     def targets(self) -> list[str]:
         """Every final output of the workflow for this config."""
@@ -82,6 +107,7 @@ class Plan:
         out += [f"{r}/tokens/{c}/{s}.npy" for c in self.used_corpora() for s in SPLITS]
         out += [f"{r}/mixtures/{m}/{s}.npy" for m in self.lineage.trained for s in SPLITS]
         out += [f"{r}/models/{m}/eval.json" for m in self.evaluated_models()] + [f"{r}/models/eval.tsv"]
+        out += [f"{r}/merge/{m}/{f}" for m in self.lineage.merged for f in ("choice.json", "fig5_merge_sweep.png")]
         return out
 
 

@@ -32,3 +32,5 @@ def stage_main(log_path: str) -> Iterator[None]:
             sys.exit(1)
         finally:
             sys.stderr = terminal
+            # exit-time loggers (torch) must not write to the closed log file
+            logging.basicConfig(stream=terminal, level=logging.WARNING, force=True)
