@@ -121,3 +121,24 @@ def test_models_of_other_shape_or_tokenizer_cannot_merge(models, tmp_path):
     (tmp_path / "retok/tokenizer.json").write_text(json.dumps(tok))
     with pytest.raises(ConfigError, match="cannot merge 'lua' and 'retok': their tokenizers differ"):
         check_mergeable({"lua": models / "lua", "retok": tmp_path / "retok"})
+
+
+def test_fixed_t_is_used_and_choice_compares_with_inputs_and_base(models, tmp_path):
+    from featureflow.merge import build_merged
+
+    ids = np.random.default_rng(0).integers(0, 300, 4 * 128).astype(np.uint16)
+    np.save(tmp_path / "val.npy", ids)
+    (tmp_path / "sweep.json").write_text(json.dumps({"equilibrium_t": 0.61, "crossed": True,
+                                                     "base": {"model": "base", "lua": {"accuracy": 0.5}, "stories": {"accuracy": 0.25}}}))
+    dirs = {n: models / n for n in ("lua", "stories", "base")}
+    own = {"lua": [tmp_path / "val.npy"], "stories": [tmp_path / "val.npy"]}
+    choice = build_merged("m", "lua", "stories", dirs, "slerp", 0.25, tmp_path / "sweep.json", own, "base",
+                          tmp_path / "m", tmp_path / "choice.json", None)
+    assert (choice["t"], choice["t_from"]) == (0.25, "config")
+    expected = merge_weights("slerp", load_weights(models / "lua"), load_weights(models / "stories"), 0.25)
+    written = load_weights(tmp_path / "m")
+    assert all(torch.equal(written[k], expected[k]) for k in expected)
+    assert choice["merged_vs_base"]["lua"] == pytest.approx(choice["merged_accuracy"]["lua"] / 0.5 - 1)
+    auto = build_merged("m", "lua", "stories", dirs, "slerp", "auto", tmp_path / "sweep.json", own, "base",
+                        tmp_path / "m2", tmp_path / "choice2.json", None)
+    assert (auto["t"], auto["t_from"]) == (0.61, "sweep equilibrium")
