@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/lm.smk"
 include: "workflow/rules/merge.smk"
+include: "workflow/rules/sae.smk"
 
 
 rule all:

@@ -15,7 +15,8 @@ from featureflow.config import ConfigError
 from featureflow.model import build_model, check_parent, load_model, save_model
 from featureflow.tokenizer import build_tokenizer
 from featureflow.tokens import tokenize_split
-from featureflow.train import BlockSampler, CheckpointError, TrainSettings, lr_factor, total_steps, train_model
+from featureflow.runtime import CheckpointError
+from featureflow.train import BlockSampler, TrainSettings, lr_factor, total_steps, train_model
 
 ARCH = {"d_model": 32, "d_mlp": 64, "n_heads": 2, "n_layers": 1, "block_size": 32}
 

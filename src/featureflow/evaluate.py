@@ -56,7 +56,7 @@ def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out
                    max_tokens: int | None = None, batch_size: int = 64, device: str = "auto", threads: int = 2) -> dict[str, Any]:
     """Evaluate the model in `model_dir` on each corpus' validation tokens and write eval.json."""
     from featureflow.model import load_model
-    from featureflow.train import pick_device
+    from featureflow.runtime import pick_device
 
     torch.set_num_threads(threads)
     model = load_model(model_dir).to(pick_device(device))

@@ -170,7 +170,7 @@ def run_sweep(first: str, second: str, dirs: dict[str, str | Path], own_validati
     """
     from featureflow.evaluate import next_token_metrics
     from featureflow.model import load_model
-    from featureflow.train import pick_device
+    from featureflow.runtime import pick_device
 
     torch.set_num_threads(threads)
     check_mergeable({n: dirs[n] for n in (first, second, base) if n})
@@ -223,7 +223,7 @@ def build_merged(name: str, first: str, second: str, dirs: dict[str, str | Path]
     """Write the merged model at the configured or equilibrium t, and choice.json describing it."""
     from featureflow.evaluate import next_token_metrics
     from featureflow.model import load_model, save_model
-    from featureflow.train import pick_device
+    from featureflow.runtime import pick_device
 
     torch.set_num_threads(threads)
     check_mergeable({n: dirs[n] for n in (first, second, base) if n})

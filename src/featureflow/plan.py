@@ -100,6 +100,19 @@ class Plan:
                 "dirs": {n: f"{r}/models/{n}" for n in self.merge_participants(model)},
                 "own_validation": {n: [f"{r}/tokens/{c}/validation.npy" for c in self.own_corpora(n)] for n in m.merge}}
 
+    def lineage_token_files(self, model: str, split: str) -> list[str]:
+        """Token files of every corpus in a model's lineage (its SAE's data, paper footnote 5)."""
+        return [f"{self.results}/tokens/{c}/{split}.npy" for c in self.lineage.lineage_corpora(model)]
+
+    def sae_settings(self) -> dict[str, Any]:
+        skip = {"hook", "eval_tokens", "checkpoint_every", "log_every"}
+        return {k: v for k, v in self.config["sae"].items() if k not in skip}
+
+    def sae_run_options(self) -> dict[str, Any]:
+        sae = self.config["sae"]
+        return {"device": self.config["lm"]["device"], "checkpoint_every": sae["checkpoint_every"],
+                "log_every": sae["log_every"], "keep_checkpoints": self.config["lm"]["keep_checkpoints"]}
+
     def targets(self) -> list[str]:
         """Every final output of the workflow for this config."""
         r = self.results
@@ -108,6 +121,7 @@ class Plan:
         out += [f"{r}/mixtures/{m}/{s}.npy" for m in self.lineage.trained for s in SPLITS]
         out += [f"{r}/models/{m}/eval.json" for m in self.evaluated_models()] + [f"{r}/models/eval.tsv"]
         out += [f"{r}/merge/{m}/{f}" for m in self.lineage.merged for f in ("choice.json", "fig5_merge_sweep.png")]
+        out += [f"{r}/saes/{m}/metrics.json" for m in self.lineage.order] + [f"{r}/saes/metrics.tsv"]
         return out
 
 

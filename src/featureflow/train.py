@@ -18,7 +18,6 @@ import csv
 import json
 import logging
 import math
-import os
 import time
 import zlib
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from featureflow.model import build_model, check_parent, load_model, save_model
+from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ("step", "tokens", "loss", "lr", "elapsed_s")
@@ -50,16 +50,6 @@ class TrainSettings:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
         return cls(**{**d, "betas": tuple(d.get("betas", (0.9, 0.999)))})
-
-
-class CheckpointError(RuntimeError):
-    """Every checkpoint of a run is unreadable: refusing to restart from zero silently."""
-
-
-def pick_device(choice: str) -> torch.device:
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def total_steps(n_blocks: int, block_size: int, s: TrainSettings) -> int:
@@ -92,44 +82,6 @@ class BlockSampler:
     def batch(self, step: int) -> np.ndarray:
         positions = np.arange(step * self.batch_size, (step + 1) * self.batch_size)
         return np.array([self._perm(int(p // self.n_blocks))[p % self.n_blocks] for p in positions])
-
-
-def _checkpoints(ckpt_dir: Path) -> list[Path]:
-    return sorted(ckpt_dir.glob("step_*.pt"), reverse=True)
-
-
-def save_checkpoint(ckpt_dir: Path, state: dict[str, Any], keep: int = 2) -> Path:
-    """Write atomically (temp file + rename) and keep the newest `keep` checkpoints."""
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    path = ckpt_dir / f"step_{state['step']:08d}.pt"
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
-    for old in _checkpoints(ckpt_dir)[keep:]:
-        old.unlink()
-    return path
-
-
-def load_latest_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] | None:
-    """Newest readable checkpoint of this exact run; corrupt ones are reported and skipped."""
-    found = _checkpoints(ckpt_dir)
-    corrupt = []
-    for path in found:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as err:  # a truncated or garbled file: fall back to the previous one
-            log.error("checkpoint %s is corrupt (%s: %s); trying an older one", path, type(err).__name__, err)
-            corrupt.append(path)
-            continue
-        if state.get("fingerprint") != fingerprint:
-            log.warning("checkpoint %s belongs to other settings or data; starting a new run", path)
-            return None
-        log.info("resuming from %s (step %d)", path, state["step"])
-        return state
-    if corrupt:
-        raise CheckpointError(f"all checkpoints in {ckpt_dir} are corrupt ({', '.join(p.name for p in corrupt)}); "
-                              "delete the folder to train from scratch")
-    return None
 
 
 def train_model(
@@ -222,6 +174,6 @@ def train_model(
                "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start}
     (out / "train_meta.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not keep_checkpoints:
-        for path in _checkpoints(ckpt_path):
+        for path in list_checkpoints(ckpt_path):
             path.unlink()
     return summary

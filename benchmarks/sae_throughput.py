@@ -1,0 +1,110 @@
+"""SAE training throughput (tokens/s): our training step vs a straightforward reference loop.
+
+Both train on the same cached random activations (throughput does not depend on their content):
+- reference: nn.Linear encoder/decoder, fp32, MSE + L1, Adam, decoder renormalised each step;
+- ours: featureflow.sae (paper eq. 1-4, parallel-gradient removal, unit-norm rows), fp32 and bf16.
+Demo size (d_in 512, x8) and paper size (d_in 1024, x16); extrapolates the paper's 15M-token run
+(the paper reports about 8 h per SAE on an A100). Writes benchmarks/results/sae_throughput.json.
+
+    .venv/bin/python benchmarks/sae_throughput.py [--paper-steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "src"))
+
+from featureflow.sae import SparseAutoencoder, loss_terms  # noqa: E402
+
+
+class ReferenceSAE(nn.Module):
+    def __init__(self, d_in: int, d_sae: int):
+        super().__init__()
+        self.enc = nn.Linear(d_in, d_sae)
+        self.dec = nn.Linear(d_sae, d_in)
+
+    def forward(self, x):
+        f = torch.relu(self.enc(x - self.dec.bias))
+        return self.dec(f), f
+
+
+def time_steps(step, steps: int) -> float:
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return time.perf_counter() - t0
+
+
+def bench(d_in: int, factor: int, batch: int, steps: int, device: str) -> dict:
+    x = torch.randn(batch * 4, d_in, device=device)
+    batches = x.split(batch)
+    out = {"d_in": d_in, "d_sae": d_in * factor, "batch_tokens": batch, "steps": steps, "device": device}
+
+    ref = ReferenceSAE(d_in, d_in * factor).to(device)
+    opt = torch.optim.Adam(ref.parameters(), lr=1e-4, betas=(0.9, 0.9999))
+    i = [0]
+
+    def ref_step():
+        xb = batches[i[0] % 4]
+        i[0] += 1
+        x_hat, f = ref(xb)
+        loss = (xb - x_hat).pow(2).mean() + 3e-4 * f.abs().sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            ref.dec.weight /= ref.dec.weight.norm(dim=0, keepdim=True)
+
+    out["reference_fp32_tok_s"] = round(batch * steps / time_steps(ref_step, steps), 1)
+    for label, ctx in (("ours_fp32", contextlib.nullcontext), ("ours_bf16", lambda: torch.autocast(device, dtype=torch.bfloat16))):
+        sae = SparseAutoencoder(d_in, d_in * factor).to(device)
+        opt2 = torch.optim.Adam(sae.parameters(), lr=1e-4, betas=(0.9, 0.9999))
+
+        def our_step():
+            xb = batches[i[0] % 4]
+            i[0] += 1
+            with ctx():
+                terms = loss_terms(sae, xb, 3e-4)
+            opt2.zero_grad()
+            terms["loss"].backward()
+            sae.remove_parallel_grad()
+            opt2.step()
+            sae.normalise_decoder()
+
+        out[f"{label}_tok_s"] = round(batch * steps / time_steps(our_step, steps), 1)
+    out["ours_bf16_vs_reference"] = round(out["ours_bf16_tok_s"] / out["reference_fp32_tok_s"], 2)
+    out["ours_fp32_vs_reference"] = round(out["ours_fp32_tok_s"] / out["reference_fp32_tok_s"], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--demo-steps", type=int, default=200)
+    ap.add_argument("--paper-steps", type=int, default=20)
+    args = ap.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.set_num_threads(2 if device == "cpu" else torch.get_num_threads())
+    demo = bench(512, 8, 1032, args.demo_steps, device)
+    paper = bench(1024, 16, 3072, args.paper_steps, device)
+    best = max(paper["ours_fp32_tok_s"], paper["ours_bf16_tok_s"])
+    paper["extrapolated_15M_tokens_hours"] = round(15e6 / best / 3600, 1)
+    paper["paper_reports_hours_on_a100"] = 8
+    result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "demo": demo, "paper": paper}
+    (REPO / "benchmarks/results/sae_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""MLP activations for SAE training: uniform 24-token blocks from a model's lineage data.
+
+The activation site is ``blocks.{L}.mlp.hook_post`` in TransformerLens' naming: the input of the
+HF model's ``mlp.down_proj`` (tests/test_train.py proves the two identical). We read it with a
+forward pre-hook on ``down_proj`` and stop the forward pass there, which skips the rest of the
+layer and the unembedding.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HOOK_PATTERN = re.compile(r"^blocks\.(\d+)\.mlp\.hook_post$")
+
+
+class _StopForward(Exception):
+    pass
+
+
+def hook_layer(hook_name: str) -> int:
+    match = HOOK_PATTERN.match(hook_name)
+    if not match:
+        raise ValueError(f"hook {hook_name!r} is not supported; use blocks.<layer>.mlp.hook_post")
+    return int(match.group(1))
+
+
+@torch.no_grad()
+def mlp_hook_post(model: torch.nn.Module, input_ids: torch.Tensor, hook_name: str) -> torch.Tensor:
+    """Activations at `hook_name` for a [batch, pos] token tensor: [batch, pos, d_mlp] (float32)."""
+    layer = model.model.layers[hook_layer(hook_name)]
+    captured: dict[str, torch.Tensor] = {}
+
+    def grab(module, args):  # noqa: ANN001 - torch hook signature
+        captured["acts"] = args[0]
+        raise _StopForward
+
+    handle = layer.mlp.down_proj.register_forward_pre_hook(grab)
+    try:
+        model(input_ids=input_ids)
+    except _StopForward:
+        pass
+    finally:
+        handle.remove()
+    return captured["acts"].float()
+
+
+class BlockSource:
+    """Uniformly sampled blocks of `context_size` tokens from several token files, seeded.
+
+    Each corpus contributes in proportion to its size (the combined data, paper section 3.2).
+    """
+
+    def __init__(self, token_files: list[str | Path], context_size: int, seed: int, name: str):
+        self.arrays = [np.load(f, mmap_mode="r") for f in token_files]
+        self.context = context_size
+        self.starts = np.array([a.size - context_size for a in self.arrays])
+        if (self.starts <= 0).any():
+            raise ValueError(f"a token file has fewer than {context_size} tokens: {token_files}")
+        self.weights = self.starts / self.starts.sum()
+        self.key = [seed, zlib.crc32(name.encode())]
+
+    def blocks(self, n_blocks: int, chunk: int) -> np.ndarray:
+        """Blocks of chunk `chunk` (a pure function of seed, name and chunk): [n_blocks, context]."""
+        rng = np.random.default_rng([*self.key, chunk])
+        which = rng.choice(len(self.arrays), size=n_blocks, p=self.weights)
+        out = np.empty((n_blocks, self.context), dtype=np.int64)
+        for i, w in enumerate(which):
+            s = rng.integers(0, self.starts[w])
+            out[i] = self.arrays[w][s:s + self.context]
+        return out
+
+
+def activation_chunks(model: torch.nn.Module, source: BlockSource, hook_name: str, blocks_per_chunk: int,
+                      first_chunk: int = 0, forward_batch: int = 256) -> Iterator[torch.Tensor]:
+    """Endless shuffled chunks of activations [blocks_per_chunk * context, d_mlp], chunk by chunk."""
+    chunk = first_chunk
+    device = next(model.parameters()).device
+    while True:
+        ids = torch.from_numpy(source.blocks(blocks_per_chunk, chunk))
+        acts = torch.cat([mlp_hook_post(model, ids[i:i + forward_batch].to(device), hook_name).flatten(0, 1).cpu()
+                          for i in range(0, len(ids), forward_batch)])
+        order = torch.from_numpy(np.random.default_rng([*source.key, chunk, 1]).permutation(len(acts)))
+        yield acts[order]
+        chunk += 1

@@ -1,0 +1,142 @@
+"""SAE quality on held-out tokens: L0, MSE, explained variance, explained loss, dead/dense features.
+
+Explained loss splices the SAE reconstruction into the LM in place of ``hook_post`` (the input of
+``down_proj``) and compares the LM's cross-entropy with two references: the clean model, and the
+model with the MLP output zero-ablated (hook_post replaced by zeros; down_proj has no bias, so the
+MLP adds nothing)::
+
+    explained_loss = (CE_zero_ablated - CE_with_sae) / (CE_zero_ablated - CE_clean)
+
+Writes ``results/saes/{model}/metrics.json`` and a feature-density histogram.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from featureflow.activations import hook_layer
+from featureflow.sae import SAE_EXTRA, decode_raw, encode_raw, load_sae_weights
+
+log = logging.getLogger(__name__)
+PAPER_TARGETS = {"l0": "25-35", "mse": "< 0.0067", "explained_loss": "> 0.88"}
+DENSE_THRESHOLD = 0.1  # a feature firing on more than 10% of tokens counts as dense
+
+
+@torch.no_grad()
+def _ce(model: torch.nn.Module, ids: torch.Tensor) -> float:
+    logits = model(input_ids=ids).logits[:, :-1].float()
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum").item()
+
+
+@torch.no_grad()
+def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str, batch_size: int = 32) -> dict[str, Any]:
+    """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data."""
+    from featureflow.model import load_model
+
+    model = load_model(model_dir).eval()
+    weights = load_sae_weights(sae_dir)
+    scale = json.loads((Path(sae_dir) / SAE_EXTRA).read_text())["activation_scale"]
+    down_proj = model.model.layers[hook_layer(hook_name)].mlp.down_proj
+    mode: dict[str, str] = {"now": "clean"}
+    store: dict[str, torch.Tensor] = {}
+
+    def splice(module, args):  # noqa: ANN001 - torch hook
+        x = args[0]
+        if mode["now"] == "clean":
+            store["x"] = x.detach().flatten(0, 1)
+            return None
+        if mode["now"] == "zero":
+            return (torch.zeros_like(x),)
+        f = encode_raw(weights, x)
+        store["f"] = f.flatten(0, 1)
+        return (decode_raw(weights, f),)
+
+    handle = down_proj.register_forward_pre_hook(splice)
+    ce = {"clean": 0.0, "zero": 0.0, "sae": 0.0}
+    n_pred, n_tok, sq_err, sq_dev, l0_sum = 0, 0, 0.0, 0.0, 0.0
+    fired = torch.zeros(weights["W_enc"].shape[1], dtype=torch.long)
+    xs_sum, xs_sq = None, None
+    try:
+        for start in range(0, len(blocks), batch_size):
+            ids = torch.from_numpy(np.asarray(blocks[start:start + batch_size], dtype=np.int64))
+            for m in ("clean", "zero", "sae"):
+                mode["now"] = m
+                ce[m] += _ce(model, ids)
+            x, f = store["x"], store["f"]
+            x_hat = decode_raw(weights, f)
+            sq_err += (x - x_hat).pow(2).sum().item()
+            xs_sum = x.sum(0) if xs_sum is None else xs_sum + x.sum(0)
+            xs_sq = x.pow(2).sum(0) if xs_sq is None else xs_sq + x.pow(2).sum(0)
+            l0_sum += (f > 0).sum().item()
+            fired += (f > 0).sum(0)
+            n_tok += x.shape[0]
+            n_pred += ids[:, 1:].numel()
+    finally:
+        handle.remove()
+    d_in = weights["W_enc"].shape[0]
+    total_var = (xs_sq - xs_sum.pow(2) / n_tok).sum().item()  # sum over tokens of ||x - mean||^2
+    ce = {k: v / n_pred for k, v in ce.items()}
+    density = (fired.float() / n_tok).numpy()
+    mse = sq_err / (n_tok * d_in)
+    return {
+        "tokens": n_tok,
+        "l0": l0_sum / n_tok,
+        "mse": mse,
+        "mse_normalised": mse * scale**2,
+        "explained_variance": 1 - sq_err / total_var,
+        "ce_clean": ce["clean"],
+        "ce_zero_ablated": ce["zero"],
+        "ce_with_sae": ce["sae"],
+        "explained_loss": (ce["zero"] - ce["sae"]) / (ce["zero"] - ce["clean"]),
+        "dead_fraction": float((density == 0).mean()),
+        "dense_fraction": float((density > DENSE_THRESHOLD).mean()),
+        "d_sae": int(density.size),
+        "feature_density": density.tolist(),
+    }
+
+
+def density_histogram(metrics: dict[str, Any], title: str, out_html: str | Path, out_png: str | Path) -> None:
+    """Histogram of log10 feature density (alive features), the usual SAE health plot."""
+    import plotly.graph_objects as go
+
+    from featureflow.figures import save_figure
+
+    density = np.asarray(metrics["feature_density"])
+    alive = density[density > 0]
+    fig = go.Figure(go.Histogram(x=np.log10(alive), nbinsx=60, marker={"color": "#1f77b4"}))
+    fig.update_layout(title=f"{title}: feature density ({(density == 0).mean():.1%} dead, L0 {metrics['l0']:.1f})",
+                      xaxis_title="log10(fraction of tokens on which the feature fires)", yaxis_title="features",
+                      template="plotly_white")
+    save_figure(fig, out_html, out_png)
+
+
+def write_metrics(metrics: dict[str, Any], out_json: str | Path) -> None:
+    slim = {k: v for k, v in metrics.items() if k != "feature_density"}
+    slim["paper_targets"] = PAPER_TARGETS
+    Path(out_json).write_text(json.dumps(slim, indent=2) + "\n")
+    np.save(Path(out_json).with_name("feature_density.npy"), np.asarray(metrics["feature_density"], dtype=np.float32))
+
+
+def metrics_table(metric_files: dict[str, str | Path], out_tsv: str | Path) -> list[dict[str, Any]]:
+    """One row per model with the paper's targets beside (L0 25-35, MSE < 0.0067, explained loss > 0.88)."""
+    keys = ("l0", "mse", "mse_normalised", "explained_variance", "explained_loss", "dead_fraction", "dense_fraction")
+    rows = [{"model": m, **{k: json.loads(Path(p).read_text())[k] for k in keys}} for m, p in metric_files.items()]
+    lines = ["\t".join(["model", *keys])]
+    lines += ["\t".join([r["model"], *(f"{r[k]:.4f}" for k in keys)]) for r in rows]
+    lines.append("\t".join(["paper target", PAPER_TARGETS["l0"], PAPER_TARGETS["mse"], "", "", PAPER_TARGETS["explained_loss"], "", ""]))
+    Path(out_tsv).write_text("\n".join(lines) + "\n")
+    return rows
+
+
+def held_out_blocks(token_files: list[str | Path], block_size: int, eval_tokens: int) -> np.ndarray:
+    """Evaluation windows [n_blocks, block_size]: an equal share of `eval_tokens` from each file."""
+    from featureflow.evaluate import eval_blocks
+
+    share = max(block_size, eval_tokens // len(token_files))
+    return np.concatenate([eval_blocks(np.load(f, mmap_mode="r"), block_size, share) for f in token_files])

@@ -1,0 +1,201 @@
+"""Train one SAE on a model's MLP activations (paper Appendix B), with checkpoint/resume.
+
+Training data: blocks of `context_size` tokens sampled uniformly from the training splits of the
+model's lineage corpora (its own and its ancestors'; paper footnote 5), turned into activations
+chunk by chunk (`buffer_tokens` at a time) and shuffled within the chunk. Chunks are a pure
+function of (seed, model, chunk index), so a resumed run sees exactly the data it would have seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from featureflow.activations import BlockSource, activation_chunks
+from featureflow.sae import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
+from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint
+
+log = logging.getLogger(__name__)
+STATS_CHUNK = 10**6  # chunk index reserved for estimating the activation mean and scale
+LOG_FIELDS = ("step", "tokens", "mse", "l1", "l0", "dead_fraction", "lr", "l1_coefficient")
+
+
+@dataclass(frozen=True)
+class SAESettings:
+    expansion_factor: int = 16
+    tokens: int = 15_000_000
+    context_size: int = 24
+    batch_blocks: int = 128
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.9999)
+    l1_coefficient: float = 3e-4
+    l1_warmup_fraction: float = 0.0
+    lr_decay_fraction: float = 0.0
+    normalize: str = "none"  # "none" | "unit_rms"
+    subtract_mean: bool = True
+    buffer_tokens: int = 1_000_000
+    dead_window_tokens: int = 1_000_000
+    resample_dead_every: int = 0  # steps between resamplings of dead features; 0 = off (the paper)
+    bf16: bool = False
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SAESettings":
+        return cls(**{**d, "betas": tuple(d.get("betas", (0.9, 0.9999)))})
+
+
+def schedule(step: int, steps: int, s: SAESettings) -> tuple[float, float]:
+    """(lr factor, l1 coefficient) at `step`: optional L1 warm-up and a final linear lr decay."""
+    warm = s.l1_warmup_fraction * steps
+    l1 = s.l1_coefficient * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)
+    decay_start = (1 - s.lr_decay_fraction) * steps
+    lr = 1.0 if step < decay_start else max(0.0, (steps - step) / max(1.0, steps - decay_start))
+    return lr, l1
+
+
+@torch.no_grad()
+def activation_stats(chunk: torch.Tensor, s: SAESettings) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scale, mean) from a sample of activations [n_tokens, d_in]."""
+    scale = torch.tensor(1.0)
+    if s.normalize == "unit_rms":
+        scale = 1.0 / chunk.pow(2).mean().sqrt()
+    mean = (chunk * scale).mean(dim=0) if s.subtract_mean else torch.zeros(chunk.shape[1])
+    return scale, mean
+
+
+@torch.no_grad()
+def resample_dead(sae: SparseAutoencoder, opt: torch.optim.Adam, dead: torch.Tensor, x: torch.Tensor, seed: int) -> int:
+    """Bricken et al.'s resampling: point each dead feature at an input the SAE reconstructs badly.
+
+    Inputs are drawn with probability proportional to their squared reconstruction error; the dead
+    feature's decoder row becomes the centred input direction, its encoder column the same
+    direction scaled to 0.2 x the mean encoder norm of alive features, its bias 0, and its Adam
+    moments are reset. Returns the number of resampled features.
+    """
+    idx = torch.nonzero(dead).flatten()
+    if idx.numel() == 0:
+        return 0
+    x_hat, _ = sae(x)
+    err = (x - x_hat).pow(2).sum(dim=1)
+    gen = torch.Generator().manual_seed(seed)
+    pick = torch.multinomial(err.cpu() + 1e-12, idx.numel(), replacement=True, generator=gen)
+    dirs = torch.nn.functional.normalize(x[pick] - sae.mean - sae.b_dec, dim=1)  # [n_dead, d_in]
+    alive = ~dead
+    enc_norm = sae.W_enc[:, alive].norm(dim=0).mean() if alive.any() else torch.tensor(1.0)
+    sae.W_dec[idx] = dirs
+    sae.W_enc[:, idx] = dirs.T * 0.2 * enc_norm
+    sae.b_enc[idx] = 0.0
+    for param, index in ((sae.W_dec, (idx,)), (sae.W_enc, (slice(None), idx)), (sae.b_enc, (idx,))):
+        state = opt.state.get(param, {})
+        for key in ("exp_avg", "exp_avg_sq"):
+            if key in state:
+                state[key][index] = 0.0
+    return int(idx.numel())
+
+
+def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], hook_name: str, settings: dict[str, Any],
+              seed: int, out_dir: str | Path, ckpt_dir: str | Path, device: str = "auto", threads: int = 2,
+              checkpoint_every: int = 500, log_every: int = 50, keep_checkpoints: bool = False) -> dict[str, Any]:
+    """Train the SAE of model `name` and save it in SAELens layout to `out_dir`."""
+    from featureflow.model import load_model
+
+    torch.set_num_threads(threads)
+    s = SAESettings.from_dict(settings)
+    dev = pick_device(device)
+    lm = load_model(model_dir).to(dev).eval()
+    source = BlockSource(token_files, s.context_size, seed, name)
+    batch_tokens = s.batch_blocks * s.context_size
+    chunk_blocks = max(1, s.buffer_tokens // batch_tokens) * s.batch_blocks
+    chunk_tokens = chunk_blocks * s.context_size
+    steps = max(1, math.ceil(s.tokens / batch_tokens))
+
+    stats_sample = next(activation_chunks(lm, source, hook_name, min(chunk_blocks, 200_000 // s.context_size + 1), STATS_CHUNK))
+    scale, mean = activation_stats(stats_sample, s)
+    d_in = stats_sample.shape[1]
+    sae = SparseAutoencoder(d_in, d_in * s.expansion_factor, seed).to(dev)
+    sae.scale.copy_(scale)
+    sae.mean.copy_(mean)
+    opt = torch.optim.Adam(sae.parameters(), lr=s.lr, betas=s.betas)
+    since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
+    fingerprint = json.dumps({"settings": asdict(s), "seed": seed, "model": str(model_dir), "hook": hook_name,
+                              "data": [str(f) for f in token_files]}, sort_keys=True)
+    rows: list[dict[str, Any]] = []
+    start, elapsed_before = 0, 0.0
+    state = load_latest_checkpoint(Path(ckpt_dir), fingerprint)
+    if state is not None:
+        sae.load_state_dict(state["sae"])
+        opt.load_state_dict(state["optimizer"])
+        since_fired, rows, start, elapsed_before = state["since_fired"], state["log_rows"], state["step"], state["elapsed_s"]
+
+    autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if s.bf16 or dev.type == "cuda" else contextlib.nullcontext()
+    chunks = activation_chunks(lm, source, hook_name, chunk_blocks, first_chunk=start * batch_tokens // chunk_tokens)
+    chunk, chunk_id = None, -1
+    t0 = time.time()
+    sums = {"mse": 0.0, "l1": 0.0, "l0": 0.0, "n": 0}
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"sae {name}", mininterval=10)
+    for step in bar:
+        position = step * batch_tokens
+        if position // chunk_tokens != chunk_id:
+            chunk, chunk_id = next(chunks), position // chunk_tokens
+        offset = position % chunk_tokens
+        x = chunk[offset:offset + batch_tokens].to(dev) * sae.scale
+        lr_factor, l1 = schedule(step, steps, s)
+        for group in opt.param_groups:
+            group["lr"] = s.lr * lr_factor
+        with autocast:
+            terms = loss_terms(sae, x, l1)
+        opt.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        sae.remove_parallel_grad()
+        opt.step()
+        sae.normalise_decoder()
+        fired = (terms["f"] > 0).any(dim=0).cpu()
+        since_fired += batch_tokens
+        since_fired[fired] = 0
+        if s.resample_dead_every and (step + 1) % s.resample_dead_every == 0:
+            dead = since_fired > s.dead_window_tokens
+            n = resample_dead(sae, opt, dead.to(dev), x, seed + step)
+            since_fired[dead] = 0
+            log.info("step %d: resampled %d dead features", step + 1, n)
+        for k in ("mse", "l1", "l0"):
+            sums[k] += terms[k].item()
+        sums["n"] += 1
+        done = step + 1
+        if done % log_every == 0 or done == steps:
+            n = sums.pop("n")
+            row = {"step": done, "tokens": done * batch_tokens, **{k: round(v / n, 6) for k, v in sums.items()},
+                   "dead_fraction": round((since_fired > s.dead_window_tokens).float().mean().item(), 5),
+                   "lr": s.lr * lr_factor, "l1_coefficient": l1}
+            rows.append(row)
+            bar.set_postfix(mse=f"{row['mse']:.4f}", l0=f"{row['l0']:.1f}", dead=row["dead_fraction"])
+            sums = {"mse": 0.0, "l1": 0.0, "l0": 0.0, "n": 0}
+        if done % checkpoint_every == 0 and done < steps:
+            save_checkpoint(Path(ckpt_dir), {"step": done, "sae": sae.state_dict(), "optimizer": opt.state_dict(),
+                                             "since_fired": since_fired, "log_rows": rows, "fingerprint": fingerprint,
+                                             "elapsed_s": elapsed_before + time.time() - t0})
+
+    sae.to("cpu")
+    cfg = saelens_cfg(sae, name, hook_name, s.context_size, ",".join(str(f) for f in token_files))
+    extra = {"model": name, "model_dir": str(model_dir), "settings": asdict(s), "seed": seed, "steps": steps,
+             "activation_scale": float(sae.scale), "activation_mean_folded_into": "b_enc",
+             "scale_folded_into": "W_enc (x c), W_dec and b_dec (/ c)",
+             "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start}
+    save_sae(sae, out_dir, cfg, extra)
+    with open(Path(out_dir) / "train_log.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    if not keep_checkpoints:
+        for path in list_checkpoints(Path(ckpt_dir)):
+            path.unlink()
+    return extra

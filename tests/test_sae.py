@@ -1,0 +1,175 @@
+"""SAE: forward pass vs numpy, decoder norms, dictionary recovery, SAELens export, schedule, resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from helpers import DOC_SEP, REPO, WORDS
+
+from featureflow.activations import BlockSource, mlp_hook_post
+from featureflow.model import build_model, save_model
+from featureflow.sae import SAE_CFG, SparseAutoencoder, encode_raw, decode_raw, load_sae_weights, loss_terms, save_sae, saelens_cfg
+from featureflow.sae_train import SAESettings, schedule, train_sae
+from featureflow.tokenizer import build_tokenizer
+from featureflow.tokens import tokenize_split
+
+
+def random_sae(d_in=4, d_sae=6, seed=0):
+    sae = SparseAutoencoder(d_in, d_sae, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    with torch.no_grad():
+        for p in (sae.W_enc, sae.b_enc, sae.b_dec):
+            p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+        sae.mean.copy_(torch.randn(d_in, generator=g))
+        sae.scale.fill_(2.5)
+    return sae
+
+
+def test_forward_and_loss_match_numpy():
+    sae = random_sae()
+    x = torch.randn(5, 4)
+    W_e, b_e, W_d, b_d, mu = (t.detach().numpy().astype(np.float64) for t in (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec, sae.mean))
+    xn = x.numpy().astype(np.float64)
+    f = np.maximum(0, (xn - mu - b_d) @ W_e + b_e)
+    x_hat = f @ W_d + b_d
+    terms = loss_terms(sae, x, l1=0.01)
+    np.testing.assert_allclose(terms["f"].detach().numpy(), f, rtol=1e-5, atol=1e-6)
+    expected = ((xn - x_hat) ** 2).mean() + 0.01 * np.abs(f).sum(axis=1).mean()
+    assert terms["loss"].item() == pytest.approx(expected, rel=1e-5)
+    assert terms["l0"].item() == pytest.approx((f > 0).sum(axis=1).mean())
+
+
+def test_decoder_rows_stay_unit_norm_and_grad_is_orthogonal():
+    sae = SparseAutoencoder(8, 32, seed=0)
+    opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
+    for _ in range(5):
+        terms = loss_terms(sae, torch.randn(64, 8), l1=1e-3)
+        opt.zero_grad()
+        terms["loss"].backward()
+        sae.remove_parallel_grad()
+        parallel = (sae.W_dec.grad * sae.W_dec).sum(dim=1)
+        assert parallel.abs().max() < 1e-6
+        opt.step()
+        sae.normalise_decoder()
+        torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
+
+
+def test_recovers_a_known_sparse_dictionary():
+    torch.manual_seed(0)
+    d_in, n_true, n = 32, 48, 40_000
+    true_dirs = torch.nn.functional.normalize(torch.randn(n_true, d_in), dim=1)
+    active = torch.rand(n, n_true) < 3 / n_true
+    codes = active * torch.distributions.Exponential(1.0).sample((n, n_true))
+    data = codes @ true_dirs
+    sae = SparseAutoencoder(d_in, 2 * n_true, seed=0)
+    opt = torch.optim.Adam(sae.parameters(), lr=3e-3, betas=(0.9, 0.999))
+    for epoch in range(6):
+        for batch in data[torch.randperm(n)].split(256):
+            terms = loss_terms(sae, batch, l1=3e-3)
+            opt.zero_grad()
+            terms["loss"].backward()
+            sae.remove_parallel_grad()
+            opt.step()
+            sae.normalise_decoder()
+    cos = true_dirs @ sae.W_dec.detach().T  # [n_true, d_sae]
+    recovered = (cos.max(dim=1).values > 0.9).float().mean().item()
+    assert recovered > 0.8, recovered
+
+
+def test_saved_weights_reproduce_features_on_raw_activations(tmp_path):
+    sae = random_sae(d_in=6, d_sae=10)
+    cfg = saelens_cfg(sae, "lua", "blocks.0.mlp.hook_post", 24, "tokens")
+    save_sae(sae, tmp_path, cfg, {"activation_scale": 2.5})
+    w = load_sae_weights(tmp_path)
+    assert {k: tuple(v.shape) for k, v in w.items()} == {"W_enc": (6, 10), "W_dec": (10, 6), "b_enc": (10,), "b_dec": (6,)}
+    raw = torch.randn(7, 6)
+    f_ours = sae.encode(raw * sae.scale)
+    torch.testing.assert_close(encode_raw(w, raw), f_ours, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(decode_raw(w, f_ours), sae.decode(f_ours) / sae.scale, rtol=1e-5, atol=1e-5)
+    saved = json.loads((tmp_path / SAE_CFG).read_text())
+    assert saved["architecture"] == "standard" and saved["apply_b_dec_to_input"] is True
+    assert saved["metadata"]["hook_name"] == "blocks.0.mlp.hook_post" and saved["metadata"]["model_name"] == "lua"
+    assert (saved["d_in"], saved["d_sae"], saved["normalize_activations"]) == (6, 10, "none")
+
+
+def test_schedule_warms_up_l1_and_decays_lr():
+    s = SAESettings(l1_coefficient=1.0, l1_warmup_fraction=0.1, lr_decay_fraction=0.2)
+    assert schedule(0, 100, s) == (1.0, pytest.approx(0.1))
+    assert schedule(50, 100, s) == (1.0, 1.0)
+    assert schedule(90, 100, s)[0] == pytest.approx(0.5)
+    assert schedule(0, 100, SAESettings()) == (1.0, 3e-4), "the paper: constant lr, constant lambda"
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sae_lm")
+    docs = [" ".join(WORDS[list(WORDS)[i % 4]] * 3) for i in range(200)]
+    (root / "train.txt").write_text(DOC_SEP.join(docs))
+    build_tokenizer({"kind": "bpe", "vocab_size": 300}, [root / "train.txt"], root / "tok")
+    tokenize_split(root / "train.txt", root / "tok", root / "train.npy", root / "train.json")
+    save_model(build_model({"d_model": 32, "d_mlp": 64, "n_heads": 2, "n_layers": 1, "block_size": 32}, 300, 0, seed=0),
+               root / "tok", root / "lm")
+    return root
+
+
+def test_hook_stops_early_and_equals_down_proj_input(tiny_lm):
+    from featureflow.model import load_model
+
+    lm = load_model(tiny_lm / "lm")
+    ids = torch.from_numpy(BlockSource([tiny_lm / "train.npy"], 24, 0, "m").blocks(3, 0))
+    seen = {}
+    lm.model.layers[0].mlp.down_proj.register_forward_pre_hook(lambda mod, args: seen.setdefault("x", args[0]))
+    with torch.no_grad():
+        lm(input_ids=ids)
+    acts = mlp_hook_post(lm, ids, "blocks.0.mlp.hook_post")
+    assert acts.shape == (3, 24, 64)
+    torch.testing.assert_close(acts, seen["x"])
+
+
+def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path):
+    settings = {"expansion_factor": 4, "tokens": 24 * 16 * 800, "batch_blocks": 16, "lr": 3e-3, "l1_coefficient": 5e-3,
+                "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 50}
+    kw = dict(name="m", model_dir=str(tiny_lm / "lm"), token_files=[str(tiny_lm / "train.npy")], hook_name="blocks.0.mlp.hook_post",
+              settings=settings, seed=0, out_dir=str(tmp_path / "killed"), ckpt_dir=str(tmp_path / "ckpt"), threads=2,
+              checkpoint_every=100, log_every=50)
+    code = (f"import json, sys; sys.path.insert(0, {str(REPO / 'src')!r}); "
+            "from featureflow.sae_train import train_sae; train_sae(**json.loads(sys.argv[1]))")
+    proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(kw)])
+    deadline = time.time() + 300
+    while not list((tmp_path / "ckpt").glob("step_*.pt")) and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "training ended before it could be killed; make the run longer"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    again = subprocess.run([sys.executable, "-c", code, json.dumps(kw)], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    extra = json.loads((tmp_path / "killed/featureflow_sae.json").read_text())
+    assert extra["resumed_from_step"] > 0
+    train_sae(**{**kw, "out_dir": str(tmp_path / "straight"), "ckpt_dir": str(tmp_path / "ckpt2")})
+    a, b = load_sae_weights(tmp_path / "killed"), load_sae_weights(tmp_path / "straight")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_resampling_points_dead_features_at_badly_reconstructed_inputs():
+    from featureflow.sae_train import resample_dead
+
+    sae = SparseAutoencoder(8, 16, seed=0)
+    opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
+    x = torch.zeros(32, 8)
+    x[5] = torch.arange(1.0, 9.0) * 10  # the only input with a large error
+    loss_terms(sae, x, 1e-3)["loss"].backward()
+    opt.step()
+    dead = torch.zeros(16, dtype=torch.bool)
+    dead[[3, 7]] = True
+    before = sae.W_dec[0].clone()
+    assert resample_dead(sae, opt, dead, x, seed=0) == 2
+    expected = torch.nn.functional.normalize(x[5] - sae.mean - sae.b_dec, dim=0)
+    torch.testing.assert_close(sae.W_dec[3], expected)
+    torch.testing.assert_close(sae.W_dec[7], expected)
+    assert torch.equal(sae.W_dec[0], before), "alive features are untouched"
+    assert sae.b_enc[3].item() == 0 and opt.state[sae.W_dec]["exp_avg"][3].abs().sum() == 0
