@@ -96,6 +96,23 @@ def test_micro_merge_sweep_choice_and_merged_model(micro_run):
     assert set(evals) == {"english", "python", "lua", "stories"}
 
 
+def test_micro_saes_are_saelens_folders_with_metrics(micro_run):
+    wd, _ = micro_run
+    res = wd / "results/saes"
+    rows = (res / "metrics.tsv").read_text().strip().split("\n")
+    assert [r.split("\t")[0] for r in rows[1:]] == ["babypython", "lua", "tinystories", "luastories", "paper target"]
+    for model in ("babypython", "luastories"):
+        cfg = json.loads((res / model / "cfg.json").read_text())
+        assert (cfg["d_in"], cfg["d_sae"]) == (64, 128)
+        assert cfg["metadata"]["model_name"] == model and cfg["metadata"]["hook_name"] == "blocks.0.mlp.hook_post"
+        metrics = json.loads((res / model / "metrics.json").read_text())
+        assert 0 < metrics["l0"] < 128 and metrics["ce_zero_ablated"] > metrics["ce_clean"]
+        assert metrics["explained_variance"] > 0.3, metrics
+        assert (res / model / "feature_density.png").stat().st_size > 10_000
+    data = json.loads((res / "luastories/featureflow_sae.json").read_text())["model_dir"]
+    assert data.endswith("models/luastories")
+
+
 def test_second_run_with_nothing_changed_runs_nothing(micro_run):
     wd, _ = micro_run
     again = snakemake(wd, "--configfile", str(MICRO))
@@ -115,7 +132,8 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
     # lua's text changes: its tokens, its mixture, the lua model, and every evaluation (lua validation
     # changed); the tokenizer (trained on the base corpora) and the other models stay.
     assert rerun == {"all": 1, "corpus": 1, "tokens": 2, "mixture": 2, "token_summary": 1, "train": 1,
-                     "evaluate": 4, "eval_table": 1, "merge_sweep": 1, "merge": 1}, dry.stdout
+                     "evaluate": 4, "eval_table": 1, "merge_sweep": 1, "merge": 1,
+                     "sae": 2, "sae_eval": 2, "sae_table": 1}, dry.stdout
 
 
 def test_fifth_model_is_config_lines_only(workdir):
