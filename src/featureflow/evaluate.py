@@ -28,6 +28,11 @@ def eval_blocks(ids: np.ndarray, block_size: int, max_tokens: int | None) -> np.
     return np.asarray(ids[: n_blocks * block_size], dtype=np.int64).reshape(n_blocks, block_size)
 
 
+def blocks_from_files(files: list[str | Path], block_size: int, tokens_per_file: int | None) -> np.ndarray:
+    """Evaluation blocks from the start of each token file, `tokens_per_file` from each, stacked."""
+    return np.concatenate([eval_blocks(np.load(f, mmap_mode="r"), block_size, tokens_per_file) for f in files])
+
+
 @torch.no_grad()
 def next_token_metrics(model: torch.nn.Module, blocks: np.ndarray, batch_size: int = 64) -> dict[str, float]:
     """Mean cross-entropy and top-1 accuracy of predicting token i+1 from tokens <= i in each block."""

@@ -149,13 +149,6 @@ def load_weights(model_dir: str | Path) -> Tensors:
     return load_file(str(Path(model_dir) / "model.safetensors"))
 
 
-def domain_blocks(files: list[str | Path], block_size: int, max_tokens: int | None) -> np.ndarray:
-    """Evaluation blocks of a model's own domain: the first `max_tokens` of each validation file."""
-    from featureflow.evaluate import eval_blocks
-
-    return np.concatenate([eval_blocks(np.load(f, mmap_mode="r"), block_size, max_tokens) for f in files])
-
-
 def sweep_grid(step: float) -> np.ndarray:
     n = int(round(1 / step))
     return np.round(np.linspace(0.0, 1.0, n + 1), 6)
@@ -168,7 +161,7 @@ def run_sweep(first: str, second: str, dirs: dict[str, str | Path], own_validati
 
     Returns the sweep rows and a summary with the base model's accuracies and the equilibrium t.
     """
-    from featureflow.evaluate import next_token_metrics
+    from featureflow.evaluate import blocks_from_files, next_token_metrics
     from featureflow.model import load_model
     from featureflow.runtime import pick_device
 
@@ -176,7 +169,7 @@ def run_sweep(first: str, second: str, dirs: dict[str, str | Path], own_validati
     check_mergeable({n: dirs[n] for n in (first, second, base) if n})
     model = load_model(dirs[first]).to(pick_device(device))
     block = model.config.max_position_embeddings
-    blocks = {n: domain_blocks(own_validation[n], block, max_tokens) for n in (first, second)}
+    blocks = {n: blocks_from_files(own_validation[n], block, max_tokens) for n in (first, second)}
     w_first, w_second = load_weights(dirs[first]), load_weights(dirs[second])
     w_base = load_weights(dirs[base]) if base else None
 
@@ -221,7 +214,7 @@ def build_merged(name: str, first: str, second: str, dirs: dict[str, str | Path]
                  sweep_json: str | Path, own_validation: dict[str, list[str | Path]], base: str | None, out_dir: str | Path,
                  choice_json: str | Path, max_tokens: int | None, batch_size: int = 64, device: str = "auto", threads: int = 2) -> dict[str, Any]:
     """Write the merged model at the configured or equilibrium t, and choice.json describing it."""
-    from featureflow.evaluate import next_token_metrics
+    from featureflow.evaluate import blocks_from_files, next_token_metrics
     from featureflow.model import load_model, save_model
     from featureflow.runtime import pick_device
 
@@ -237,11 +230,12 @@ def build_merged(name: str, first: str, second: str, dirs: dict[str, str | Path]
 
     model.to(pick_device(device))
     block = model.config.max_position_embeddings
-    merged = {n: next_token_metrics(model, domain_blocks(own_validation[n], block, max_tokens), batch_size) for n in (first, second)}
+    blocks = {n: blocks_from_files(own_validation[n], block, max_tokens) for n in (first, second)}
+    merged = {n: next_token_metrics(model, blocks[n], batch_size) for n in (first, second)}
     inputs = {}
     for n in (first, second):
         model.load_state_dict(load_weights(dirs[n]))
-        inputs[n] = next_token_metrics(model, domain_blocks(own_validation[n], block, max_tokens), batch_size)
+        inputs[n] = next_token_metrics(model, blocks[n], batch_size)
     choice: dict[str, Any] = {
         "model": name, "method": method, "t": t, "t_from": "sweep equilibrium" if t_config == "auto" else "config",
         "t_semantics": f"t=0 is {first}, t=1 is {second}", "crossed": sweep["crossed"],

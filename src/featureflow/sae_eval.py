@@ -136,7 +136,6 @@ def metrics_table(metric_files: dict[str, str | Path], out_tsv: str | Path) -> l
 
 def held_out_blocks(token_files: list[str | Path], block_size: int, eval_tokens: int) -> np.ndarray:
     """Evaluation windows [n_blocks, block_size]: an equal share of `eval_tokens` from each file."""
-    from featureflow.evaluate import eval_blocks
+    from featureflow.evaluate import blocks_from_files
 
-    share = max(block_size, eval_tokens // len(token_files))
-    return np.concatenate([eval_blocks(np.load(f, mmap_mode="r"), block_size, share) for f in token_files])
+    return blocks_from_files(token_files, block_size, max(block_size, eval_tokens // len(token_files)))
