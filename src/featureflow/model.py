@@ -23,8 +23,6 @@ from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
 from featureflow.config import ConfigError
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer_meta.json")
-# SAE input site: the MLP hidden activation, i.e. the input of down_proj (TransformerLens name).
-MLP_HOOK = "blocks.{layer}.mlp.hook_post"
 # Config fields that must agree between a parent and the model built from it.
 SHAPE_FIELDS = {"d_model": "hidden_size", "d_mlp": "intermediate_size", "n_heads": "num_attention_heads",
                 "n_layers": "num_hidden_layers", "vocab_size": "vocab_size"}

@@ -59,7 +59,7 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
 
     handle = down_proj.register_forward_pre_hook(splice)
     ce = {"clean": 0.0, "zero": 0.0, "sae": 0.0}
-    n_pred, n_tok, sq_err, sq_dev, l0_sum = 0, 0, 0.0, 0.0, 0.0
+    n_pred, n_tok, sq_err, l0_sum = 0, 0, 0.0, 0.0
     fired = torch.zeros(weights["W_enc"].shape[1], dtype=torch.long)
     xs_sum, xs_sq = None, None
     try:
