@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/lm.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/sae.smk"
+include: "workflow/rules/flow.smk"
 
 
 rule all:

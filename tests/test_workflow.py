@@ -2,13 +2,19 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from helpers import REPO, dump_yaml
+
+from featureflow.correlate import load_matches
+from featureflow.feature_acts import load_acts
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 MICRO = REPO / "config" / "micro.yaml"
@@ -133,7 +139,54 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
     # changed); the tokenizer (trained on the base corpora) and the other models stay.
     assert rerun == {"all": 1, "corpus": 1, "tokens": 2, "mixture": 2, "token_summary": 1, "train": 1,
                      "evaluate": 4, "eval_table": 1, "merge_sweep": 1, "merge": 1,
-                     "sae": 2, "sae_eval": 2, "sae_table": 1}, dry.stdout
+                     "sae": 2, "sae_eval": 2, "sae_table": 1,
+                     # the common sample draws from lua's tokens too: every model's activations and edge
+                     "common_sample": 1, "feature_acts": 4, "correlate": 4, "classify": 1, "sankey": 1}, dry.stdout
+
+
+def test_micro_feature_acts_correlations_and_flow(micro_run):
+    wd, _ = micro_run
+    res = wd / "results"
+    sample = np.load(res / "acts/sample.npz")
+    blocks, corpora = sample["blocks"], list(sample["corpora"])
+    assert blocks.shape == (6000 // 24, 24) and set(corpora) == {"english", "python", "lua", "stories"}
+    for i in (0, 77, len(blocks) - 1):  # every block is where the sample says it comes from
+        train = np.load(res / f"tokens/{corpora[sample['corpus'][i]]}/train.npy")
+        np.testing.assert_array_equal(blocks[i], train[sample["start"][i]:sample["start"][i] + 24])
+    acts, tokens, meta = load_acts(res / "acts/lua.npz")
+    assert acts.shape == (6000, 128) and meta == {"model": "lua", "sample": str(sample["digest"])}
+    np.testing.assert_array_equal(tokens, blocks.reshape(-1))
+    assert (acts.data > 0).all() and 5 < acts.nnz / acts.shape[0] < 128
+    edges = pd.read_csv(res / "flow/edges.csv")
+    assert list(edges["edge"].unique()) == ["babypython__lua", "babypython__tinystories", "lua__luastories", "tinystories__luastories"]
+    assert len(edges) == 4 * 2 * 128
+    for name, rows in edges.groupby("edge"):
+        m, meta = load_matches(res / f"corr/{name}.npz")
+        assert meta["method"] == "positional" and m.fwd_idx.shape == (128, 2)
+        src = rows[rows["side"] == "source"].sort_values("feature")
+        assert ((src["class"] == "persisting") == (np.nan_to_num(m.fwd_corr[:, 0]) > 0.8)).all()
+    counts = pd.read_csv(res / "flow/counts.csv")
+    assert set(counts["threshold"]) == {0.8}
+    assert counts.dropna(subset=["paper"])["paper"].astype(int).tolist() == [959, 1210, 729, 481]
+    assert (res / "flow/fig2_sankey.png").stat().st_size > 20_000
+
+
+def test_changing_the_threshold_reruns_classify_and_below_only(micro_run):
+    wd, _ = micro_run
+    before = pd.read_csv(wd / "results/flow/edges.csv")
+    corr_mtime = (wd / "results/corr/babypython__lua.npz").stat().st_mtime
+    run = snakemake(wd, "--configfile", str(MICRO), "--config", "threshold=0.5")
+    assert run.returncode == 0, run.stderr[-3000:]
+    ran = sorted(set(re.findall(r"\(Rule: (\w+)\)", run.stderr + run.stdout)))
+    assert ran == ["all", "classify", "sankey"], ran
+    assert (wd / "results/corr/babypython__lua.npz").stat().st_mtime == corr_mtime
+    after = pd.read_csv(wd / "results/flow/edges.csv")
+    assert (after["class"] == "persisting").sum() > (before["class"] == "persisting").sum()
+    assert set(pd.read_csv(wd / "results/flow/counts.csv")["threshold"]) == {0.5}
+    again = snakemake(wd, "--configfile", str(MICRO), "--config", "threshold=0.5")
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    back = snakemake(wd, "--configfile", str(MICRO))  # leave the module's run as it was
+    assert back.returncode == 0 and pd.read_csv(wd / "results/flow/edges.csv").equals(before)
 
 
 def test_fifth_model_is_config_lines_only(workdir):

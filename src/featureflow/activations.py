@@ -65,15 +65,21 @@ class BlockSource:
         self.weights = self.starts / self.starts.sum()
         self.key = [seed, zlib.crc32(name.encode())]
 
-    def blocks(self, n_blocks: int, chunk: int) -> np.ndarray:
-        """Blocks of chunk `chunk` (a pure function of seed, name and chunk): [n_blocks, context]."""
+    def draw(self, n_blocks: int, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Blocks of chunk `chunk` (a pure function of seed, name and chunk) and where they come from:
+        (blocks [n_blocks, context], file index [n_blocks], start offset in that file [n_blocks])."""
         rng = np.random.default_rng([*self.key, chunk])
         which = rng.choice(len(self.arrays), size=n_blocks, p=self.weights)
+        starts = np.empty(n_blocks, dtype=np.int64)
         out = np.empty((n_blocks, self.context), dtype=np.int64)
         for i, w in enumerate(which):
-            s = rng.integers(0, self.starts[w])
+            starts[i] = s = rng.integers(0, self.starts[w])
             out[i] = self.arrays[w][s:s + self.context]
-        return out
+        return out, which, starts
+
+    def blocks(self, n_blocks: int, chunk: int) -> np.ndarray:
+        """Blocks of chunk `chunk`: [n_blocks, context]."""
+        return self.draw(n_blocks, chunk)[0]
 
 
 def activation_chunks(model: torch.nn.Module, source: BlockSource, hook_name: str, blocks_per_chunk: int,

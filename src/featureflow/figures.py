@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+COLOURS = ("#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
+EMERGED, GONE = "#2ca02c", "#7f7f7f"
 
 
 def save_figure(fig: Any, out_html: str | Path, out_png: str | Path, width: int = 800, height: int = 500) -> None:
@@ -48,3 +49,96 @@ def merge_sweep_figure(sweep_csv: str | Path, sweep_json: str | Path, out_html: 
                       xaxis_title=f"{summary['method']} t", yaxis_title="next-token accuracy",
                       template="plotly_white", legend={"orientation": "h", "y": -0.2})
     save_figure(fig, out_html, out_png)
+
+
+def _depths(inputs: dict[str, list[str]], models: list[str]) -> dict[str, int]:
+    depth: dict[str, int] = {}
+    for m in models:  # lineage order: inputs first
+        depth[m] = 1 + max((depth[i] for i in inputs.get(m, [])), default=-1)
+    return depth
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def sankey_figure(edges_csv: str | Path, spec: dict[str, Any], threshold: float, out_html: str | Path, out_png: str | Path) -> None:
+    """The paper's Figure 2: features flowing along the lineage at `threshold`.
+
+    A link source -> target carries the target's features that persist from the source, split by
+    where the source's partner came from (carried from the source's own ancestors, or new in the
+    source). Every model also gets an "emerged" inflow (features traceable to none of its inputs)
+    and a "disappeared" outflow (features persisting into none of its children). A feature
+    traceable to two inputs is counted in both links.
+    """
+    import pandas as pd
+    import plotly.graph_objects as go
+
+    edges = pd.read_csv(edges_csv)
+    models = list(dict.fromkeys([e["source"] for e in spec["edges"]] + [e["target"] for e in spec["edges"]]))
+    inputs = spec["inputs"]
+    order = [m for m in dict.fromkeys([*spec["roots"], *inputs, *models]) if m in models]
+    depth = _depths(inputs, order)
+    colour = {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(order)}
+    d_sae = edges.groupby("model")["feature"].max() + 1
+    labels, xs, ys, node_colours, node = [], [], [], [], {}
+
+    def add_node(key: str, label: str, x: float, y: float, col: str) -> int:
+        node[key] = len(labels)
+        labels.append(label)
+        xs.append(x)
+        ys.append(y)
+        node_colours.append(col)
+        return node[key]
+
+    last = max(depth.values()) or 1
+    column = {d: [m for m in order if depth[m] == d] for d in range(last + 1)}
+    pos = {}
+    for d, members in column.items():
+        for rank, m in enumerate(members):
+            pos[m] = (0.06 + 0.86 * d / last, 0.08 + 0.62 * (rank + 0.5) / len(members))
+    for m in order:
+        add_node(m, f"{m} ({d_sae[m]})", *pos[m], colour[m])
+    src, dst, val, link_colours, link_labels = [], [], [], [], []
+
+    def link(a: int, b: int, v: int, col: str, label: str) -> None:
+        if v > 0:
+            src.append(a), dst.append(b), val.append(int(v)), link_colours.append(col), link_labels.append(label)
+
+    target_rows = edges[edges["side"] == "target"]
+    for e in spec["edges"]:
+        rows = target_rows[(target_rows["source"] == e["source"]) & (target_rows["target"] == e["target"])]
+        persisting = rows["class"] == "persisting"
+        carried = int((persisting & rows["partner_inherited"]).sum())
+        new = int((persisting & ~rows["partner_inherited"]).sum())
+        via = inputs.get(e["source"], [])
+        if via:
+            link(node[e["source"]], node[e["target"]], carried, _rgba(colour[via[0]], 0.55),
+                 f"persisting from {e['source']}, carried from {'/'.join(via)}")
+        link(node[e["source"]], node[e["target"]], new, _rgba(colour[e["source"]], 0.55),
+             f"persisting from {e['source']}" + (f", new in {e['source']}" if via else ""))
+    for m in order:
+        mine = target_rows[target_rows["model"] == m]
+        if len(mine):
+            traced = mine.groupby("feature")["class"].apply(lambda c: (c == "persisting").any())
+            n = int((~traced).sum())
+            x, y = pos[m]
+            link(add_node(f"{m}:emerged", f"emerged: {n}", x - 0.1, min(y + 0.2, 0.97), EMERGED),
+                 node[m], n, _rgba(EMERGED, 0.3), f"emerged in {m}")
+        outs = edges[(edges["side"] == "source") & (edges["model"] == m)]
+        if len(outs):
+            kept = outs.groupby("feature")["class"].apply(lambda c: (c == "persisting").any())
+            n = int((~kept).sum())
+            x, y = pos[m]
+            link(node[m], add_node(f"{m}:gone", f"disappeared: {n}", x + 0.1, min(y + 0.2, 0.97), GONE),
+                 n, _rgba(GONE, 0.3), f"disappeared after {m}")
+    fig = go.Figure(go.Sankey(
+        arrangement="snap",
+        node={"label": labels, "color": node_colours, "pad": 12, "thickness": 14, "x": xs, "y": ys},
+        link={"source": src, "target": dst, "value": val, "color": link_colours, "label": link_labels}))
+    fig.update_layout(title=f"Feature flow along the lineage (correlation > {threshold:g})", font={"size": 12})
+    fig.add_annotation(x=0.5, y=-0.06, xref="paper", yref="paper", showarrow=False, font={"size": 11},
+                       text="Links: a model's features persisting from an input, coloured by the model they were carried "
+                            "from. Green: emerged (no partner in any input). Grey: disappeared (no partner in any child).")
+    save_figure(fig, out_html, out_png, width=1100, height=600)

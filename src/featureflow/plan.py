@@ -113,6 +113,23 @@ class Plan:
         return {"device": self.config["lm"]["device"], "checkpoint_every": sae["checkpoint_every"],
                 "log_every": sae["log_every"], "keep_checkpoints": self.config["lm"]["keep_checkpoints"]}
 
+    def common_sample_files(self) -> dict[str, str]:
+        """Train token files of every corpus any model learns from: the common distribution."""
+        corpora = dict.fromkeys(c for m in self.lineage.order for c in self.lineage.lineage_corpora(m))
+        return {c: f"{self.results}/tokens/{c}/train.npy" for c in corpora}
+
+    def edge_names(self) -> list[str]:
+        return [e.name for e in self.lineage.edges]
+
+    def correlation_files(self) -> dict[str, str]:
+        return {e.name: f"{self.results}/corr/{e.name}.npz" for e in self.lineage.edges}
+
+    def flow_spec(self) -> dict[str, Any]:
+        """The lineage as classify and the Sankey need it (plain data, a rule param)."""
+        return {"edges": [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges],
+                "inputs": {m: list(self.lineage.inputs_of(m)) for m in self.lineage.order},
+                "roots": self.lineage.roots}
+
     def targets(self) -> list[str]:
         """Every final output of the workflow for this config."""
         r = self.results
@@ -122,6 +139,8 @@ class Plan:
         out += [f"{r}/models/{m}/eval.json" for m in self.evaluated_models()] + [f"{r}/models/eval.tsv"]
         out += [f"{r}/merge/{m}/{f}" for m in self.lineage.merged for f in ("choice.json", "fig5_merge_sweep.png")]
         out += [f"{r}/saes/{m}/metrics.json" for m in self.lineage.order] + [f"{r}/saes/metrics.tsv"]
+        if self.lineage.edges:
+            out += [f"{r}/flow/{f}" for f in ("edges.csv", "counts.csv", "fig2_sankey.html", "fig2_sankey.png")]
         return out
 
 

@@ -25,6 +25,7 @@ wildcard_constraints:
     corpus="|".join(CFG["corpora"]),
     model="|".join(LINEAGE.order),
     split="train|validation",
+    edge="|".join(PLAN.edge_names()) or "NO_EDGES",
 
 
 def final_targets():

@@ -1,0 +1,178 @@
+"""Exact all-pairs feature correlation at paper size: ours vs scipy CSR X.T @ Y vs per-pair pearsonr.
+
+Synthetic activations shaped like the paper's: 3M token positions, two SAEs of 16384 features,
+~30 active features per token, feature densities spread over orders of magnitude (log-normal).
+Half of B's features are noisy copies of A's, so there are real partners to find.
+Each method runs in its own subprocess so that its peak memory (max RSS, inputs included) is its
+own. The per-pair pearsonr loop (the paper code's approach) is timed on a subset of pairs and
+extrapolated to all 16384^2 pairs; that number is an extrapolation, stated as such in the output.
+
+    .venv/bin/python benchmarks/correlation.py            # writes benchmarks/results/correlation.json
+    .venv/bin/python benchmarks/correlation.py --tokens 300000   # quicker, smaller
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
+
+
+def synthetic(n: int, d: int, l0: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    rng = np.random.default_rng(seed)
+
+    def column_matrix(counts: np.ndarray) -> sp.csc_matrix:
+        indptr = np.concatenate([[0], np.cumsum(counts)])
+        rows = rng.integers(0, n, indptr[-1]).astype(np.int32)
+        vals = rng.exponential(1.0, indptr[-1]).astype(np.float32)
+        m = sp.csc_matrix((vals, rows, indptr), shape=(n, d))
+        m.sum_duplicates()
+        return m
+
+    density = rng.lognormal(0.0, 1.5, d)
+    density = np.minimum(density * l0 / density.sum(), 0.3)
+    x = column_matrix(rng.binomial(n, density))
+    y = column_matrix(rng.binomial(n, rng.permutation(density)))
+    # B's first half: noisy copies of A's first half (90% of the firings kept, values jittered)
+    half = d // 2
+    xs = x[:, :half].tocoo()
+    keep = rng.random(xs.nnz) < 0.9
+    copy = sp.csc_matrix((xs.data[keep] * rng.uniform(0.5, 1.5, keep.sum()).astype(np.float32),
+                          (xs.row[keep], xs.col[keep])), shape=(n, half))
+    y = sp.hstack([copy, y[:, half:]], format="csc")
+    return x.tocsr(), y.tocsr()
+
+
+def save(path: Path, m: sp.csr_matrix) -> None:
+    np.savez(path, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape))
+
+
+def load(path: Path) -> sp.csr_matrix:
+    with np.load(path) as z:
+        return sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+
+
+def run_ours(x_path: Path, y_path: Path, out: Path, threads: int, k: int) -> dict:
+    from featureflow.correlate import top_k_matches
+
+    x, y = load(x_path), load(y_path)
+    top_k_matches(x[:2000, :64], y[:2000, :64], k=k, threads=threads)  # compile (cached) outside the timing
+    t = time.perf_counter()
+    m = top_k_matches(x, y, k=k, threads=threads)
+    wall = time.perf_counter() - t
+    np.savez(out, fwd_idx=m.fwd_idx[:, 0], fwd_corr=m.fwd_corr[:, 0], bwd_idx=m.bwd_idx[:, 0], bwd_corr=m.bwd_corr[:, 0])
+    return {"wall_s": wall, "threads": threads, "top_k": k}
+
+
+def run_scipy(x_path: Path, y_path: Path, out: Path) -> dict:
+    """Plain scipy: sparse X.T @ Y, then the Pearson normalisation on the dense a x b result."""
+    from featureflow.correlate import column_moments
+
+    x, y = load(x_path), load(y_path)
+    t = time.perf_counter()
+    n = x.shape[0]
+    cross = (x.T.tocsr() @ y).toarray().astype(np.float64)
+    mx, sx = column_moments(x)
+    my, sy = column_moments(y)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = (cross / n - np.outer(mx, my)) / np.outer(sx, sy)
+    r = np.nan_to_num(r, nan=-np.inf)
+    fwd_idx, bwd_idx = r.argmax(1), r.argmax(0)
+    fwd_corr, bwd_corr = r.max(1), r.max(0)
+    wall = time.perf_counter() - t
+    np.savez(out, fwd_idx=fwd_idx, fwd_corr=fwd_corr, bwd_idx=bwd_idx, bwd_corr=bwd_corr)
+    return {"wall_s": wall, "threads": 1}
+
+
+def run_pairs(x_path: Path, y_path: Path, out: Path, pairs: int) -> dict:
+    """The paper code's approach: scipy.stats.pearsonr per pair of dense columns in a Python loop."""
+    from scipy.stats import pearsonr
+
+    x, y = load(x_path).tocsc(), load(y_path).tocsc()
+    rng = np.random.default_rng(0)
+    cols_a, cols_b = rng.integers(0, x.shape[1], pairs), rng.integers(0, y.shape[1], pairs)
+    dense_a = {i: x[:, i].toarray().ravel() for i in set(cols_a.tolist())}
+    dense_b = {j: y[:, j].toarray().ravel() for j in set(cols_b.tolist())}
+    t = time.perf_counter()
+    for i, j in zip(cols_a, cols_b):
+        pearsonr(dense_a[i], dense_b[j])
+    per_pair = (time.perf_counter() - t) / pairs
+    return {"per_pair_s": per_pair, "pairs_timed": pairs, "extrapolated_wall_s": per_pair * x.shape[1] * y.shape[1],
+            "threads": 1, "note": "extrapolated from the timed subset of pairs (dense columns prepared outside the timing)"}
+
+
+def child(args: argparse.Namespace) -> None:
+    work = Path(args.work)
+    fn = {"ours": lambda: run_ours(work / "x.npz", work / "y.npz", work / "ours.npz", args.threads, args.top_k),
+          "scipy": lambda: run_scipy(work / "x.npz", work / "y.npz", work / "scipy.npz"),
+          "pairs": lambda: run_pairs(work / "x.npz", work / "y.npz", work / "pairs.npz", args.pairs)}[args.method]
+    result = fn()
+    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    print(json.dumps(result))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tokens", type=int, default=3_000_000)
+    ap.add_argument("--features", type=int, default=16384)
+    ap.add_argument("--l0", type=float, default=30.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--top-k", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=40)
+    ap.add_argument("--skip-scipy", action="store_true")
+    ap.add_argument("--work", default="/tmp/featureflow_corr_bench")
+    ap.add_argument("--out", default=str(HERE / "results" / "correlation.json"))
+    ap.add_argument("--method", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.method:
+        return child(args)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    x, y = synthetic(args.tokens, args.features, args.l0, seed=0)
+    save(work / "x.npz", x), save(work / "y.npz", y)
+    setup = {"tokens": args.tokens, "features": args.features, "nnz_a": int(x.nnz), "nnz_b": int(y.nnz),
+             "mean_l0_a": x.nnz / x.shape[0], "mean_l0_b": y.nnz / y.shape[0],
+             "multiply_adds": int(np.dot(np.diff(x.indptr).astype(np.int64), np.diff(y.indptr))),
+             "density_percentiles_a": np.percentile(np.diff(x.tocsc().indptr) / x.shape[0], [1, 50, 99]).tolist(),
+             "generate_s": time.perf_counter() - t}
+    del x, y
+    print(json.dumps(setup), flush=True)
+    results = {"setup": setup, "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}}
+    for method in ["ours", "pairs"] + ([] if args.skip_scipy else ["scipy"]):
+        cmd = [sys.executable, __file__, "--method", method, "--work", str(work), "--threads", str(args.threads),
+               "--top-k", str(args.top_k), "--pairs", str(args.pairs)]
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise SystemExit(f"{method} failed:\n{proc.stderr[-2000:]}")
+        results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(method, results[method], flush=True)
+    ours = np.load(work / "ours.npz")
+    half = args.features // 2
+    results["ours"]["copies_found"] = float((ours["bwd_idx"][:half] == np.arange(half)).mean())
+    if "scipy" in results:
+        ref = np.load(work / "scipy.npz")
+        results["agreement_with_scipy"] = {
+            "fwd_same_partner": float((ours["fwd_idx"] == ref["fwd_idx"]).mean()),
+            "bwd_same_partner": float((ours["bwd_idx"] == ref["bwd_idx"]).mean()),
+            "max_abs_corr_diff": float(np.nanmax(np.abs(np.nan_to_num(ours["fwd_corr"], nan=-np.inf) - ref["fwd_corr"])))}
+        results["speedup_vs_scipy"] = results["scipy"]["wall_s"] / results["ours"]["wall_s"]
+    results["speedup_vs_pairs_extrapolated"] = results["pairs"]["extrapolated_wall_s"] / results["ours"]["wall_s"]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

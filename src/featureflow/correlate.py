@@ -1,0 +1,194 @@
+"""Exact Pearson correlation between every feature of one SAE and every feature of another.
+
+Both models' feature activations are sparse matrices over the SAME rows (token positions of the
+common sample, or token types for the paper code's variant). For features x (of A) and y (of B)::
+
+    r(x, y) = (sum(x*y)/n - mean(x) mean(y)) / (std(x) std(y))
+
+Only the cross products sum(x*y) need the pairs; they are X^T Y. We never hold that a x b matrix.
+A compiled kernel walks the features of A (rows of X^T, i.e. X in CSC), and for each one adds the
+B-activations of the tokens where it fires into a dense float64 accumulator of length b. That row
+of X^T Y turns into correlations at once, which update the top-k partners of the A feature and the
+running top-k partners of every B feature. Memory is the two sparse inputs plus O(parts * b * k).
+
+Features that never fire (or are constant) have no defined correlation: their partner is -1 and
+their correlation NaN, and they can never be anyone's partner.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+log = logging.getLogger(__name__)
+
+METHODS = ("positional", "token_type")
+# Features of A are dealt round-robin to this many parts (independent of the thread count, so
+# results do not depend on it); each part keeps its own top-k per B feature, merged at the end.
+PARTS = 16
+
+
+@dataclass
+class Matches:
+    """Best partners in both directions of one edge (source = A, target = B)."""
+
+    fwd_idx: np.ndarray   # [a, k] int32: for each A feature, its top-k B features (-1: none)
+    fwd_corr: np.ndarray  # [a, k] float32, descending (NaN where no partner)
+    bwd_idx: np.ndarray   # [b, k] int32: for each B feature, its top-k A features
+    bwd_corr: np.ndarray  # [b, k] float32
+    active_a: np.ndarray  # [a] bool: varies over the rows (has a defined correlation)
+    active_b: np.ndarray  # [b] bool
+    n_rows: int
+
+
+@numba.njit(cache=True, inline="always")
+def _insert(vals: np.ndarray, idx: np.ndarray, r: float, j: int) -> None:
+    """Insert (r, j) into the descending top-k list (vals, idx) if it belongs there."""
+    k = vals.shape[0]
+    pos = k - 1
+    while pos > 0 and vals[pos - 1] < r:
+        vals[pos] = vals[pos - 1]
+        idx[pos] = idx[pos - 1]
+        pos -= 1
+    vals[pos] = r
+    idx[pos] = j
+
+
+@numba.njit(parallel=True, cache=True)
+def _top_k_kernel(xptr, xrows, xval, yptr, ycols, yval, mu_x, inv_sd_x, mu_y, inv_sd_y, inv_n,
+                  row_val, row_idx, col_val, col_idx):  # pragma: no cover - compiled
+    a, b = mu_x.shape[0], mu_y.shape[0]
+    n_parts = col_val.shape[0]
+    for p in numba.prange(n_parts):
+        acc = np.zeros(b, dtype=np.float64)
+        cv, ci = col_val[p], col_idx[p]
+        for i in range(p, a, n_parts):
+            for s in range(xptr[i], xptr[i + 1]):
+                t, v = xrows[s], np.float64(xval[s])
+                for q in range(yptr[t], yptr[t + 1]):
+                    acc[ycols[q]] += v * yval[q]
+            mx, sx = mu_x[i], inv_sd_x[i]
+            rv, ri = row_val[i], row_idx[i]
+            for j in range(b):
+                # NaN for a constant feature on either side: every comparison below is False
+                r = (acc[j] * inv_n - mx * mu_y[j]) * sx * inv_sd_y[j]
+                acc[j] = 0.0
+                if r > rv[-1]:
+                    _insert(rv, ri, r, j)
+                if r > cv[j, -1]:
+                    _insert(cv[j], ci[j], r, i)
+
+
+def column_moments(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population standard deviation of every column of a sparse matrix (float64)."""
+    n = m.shape[0]
+    total = np.bincount(m.indices, weights=m.data.astype(np.float64), minlength=m.shape[1])
+    sq = np.bincount(m.indices, weights=np.square(m.data.astype(np.float64)), minlength=m.shape[1])
+    mean = total / n
+    var = np.maximum(sq / n - mean * mean, 0.0)
+    return mean, np.sqrt(var)
+
+
+def _inverse_sd(sd: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    # Relative cut: a spread below float rounding of the mean counts as constant.
+    constant = sd <= 1e-7 * np.maximum(np.abs(mean), 1e-30)
+    with np.errstate(divide="ignore"):
+        return np.where(constant, np.nan, 1.0 / np.where(constant, 1.0, sd))
+
+
+def top_k_matches(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | None = None) -> Matches:
+    """Top-k Pearson partners between the columns of `x` [n, a] and of `y` [n, b], both ways."""
+    if x.shape[0] != y.shape[0]:
+        raise ValueError(f"row counts differ: {x.shape[0]} vs {y.shape[0]} (not the same sample)")
+    if k < 1:
+        raise ValueError(f"top_k must be >= 1, got {k}")
+    n, a, b = x.shape[0], x.shape[1], y.shape[1]
+    x = sp.csr_matrix(x, dtype=np.float32)
+    y = sp.csr_matrix(y, dtype=np.float32)
+    mu_x, sd_x = column_moments(x)
+    mu_y, sd_y = column_moments(y)
+    inv_x, inv_y = _inverse_sd(sd_x, mu_x), _inverse_sd(sd_y, mu_y)
+    xc = x.tocsc()
+    del x
+    xc.sort_indices()
+    row_val = np.full((a, k), -np.inf)
+    row_idx = np.full((a, k), -1, dtype=np.int32)
+    col_val = np.full((PARTS, b, k), -np.inf)
+    col_idx = np.full((PARTS, b, k), -1, dtype=np.int32)
+    previous = numba.get_num_threads()
+    if threads:
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        _top_k_kernel(xc.indptr.astype(np.int64), xc.indices.astype(np.int32), xc.data,
+                      y.indptr.astype(np.int64), y.indices.astype(np.int32), y.data,
+                      mu_x, inv_x, mu_y, inv_y, 1.0 / n, row_val, row_idx, col_val, col_idx)
+    finally:
+        numba.set_num_threads(previous)
+    bwd_val, bwd_idx = _merge_parts(col_val, col_idx, k)
+    return Matches(*_finish(row_val, row_idx), *_finish(bwd_val, bwd_idx),
+                   active_a=np.isfinite(inv_x), active_b=np.isfinite(inv_y), n_rows=n)
+
+
+def _merge_parts(col_val: np.ndarray, col_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k over the parts' lists per B feature; ties go to the lower A index (deterministic)."""
+    parts, b, _ = col_val.shape
+    vals = col_val.transpose(1, 0, 2).reshape(b, parts * k)
+    idx = col_idx.transpose(1, 0, 2).reshape(b, parts * k)
+    order = np.lexsort((np.where(idx < 0, np.iinfo(np.int32).max, idx), -vals), axis=-1)[:, :k]
+    return np.take_along_axis(vals, order, 1), np.take_along_axis(idx, order, 1)
+
+
+def _finish(vals: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    missing = ~np.isfinite(vals)
+    return np.where(missing, -1, idx).astype(np.int32), np.where(missing, np.nan, vals).astype(np.float32)
+
+
+def token_type_means(acts: sp.csr_matrix, tokens: np.ndarray) -> sp.csr_matrix:
+    """The paper code's variant: each feature's mean activation per token type present in the
+    sample, as a sparse [n_types, d_sae] matrix (rows in ascending token id)."""
+    types, which, counts = np.unique(tokens, return_inverse=True, return_counts=True)
+    onehot = sp.csr_matrix((1.0 / counts[which], (which, np.arange(tokens.size))), shape=(types.size, tokens.size))
+    return (onehot @ sp.csr_matrix(acts, dtype=np.float64)).astype(np.float32).tocsr()
+
+
+def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, method: str, top_k: int,
+                   threads: int | None = None) -> Matches:
+    """Match the features of two models' activation files (same sample) and write `out_npz`."""
+    from featureflow.feature_acts import load_acts
+
+    if method not in METHODS:
+        raise ValueError(f"correlation method {method!r}: expected one of {METHODS}")
+    a, tok_a, meta_a = load_acts(acts_a)
+    b, tok_b, meta_b = load_acts(acts_b)
+    if meta_a["sample"] != meta_b["sample"] or not np.array_equal(tok_a, tok_b):
+        raise ValueError(f"{acts_a} and {acts_b} were computed on different token samples")
+    if method == "token_type":
+        a, b = token_type_means(a, tok_a), token_type_means(b, tok_b)
+    log.info("correlating %s (%d features) with %s (%d features) over %d %s rows, top-%d",
+             meta_a["model"], a.shape[1], meta_b["model"], b.shape[1], a.shape[0], method, top_k)
+    matches = top_k_matches(a, b, top_k, threads)
+    save_matches(out_npz, matches, {"source": meta_a["model"], "target": meta_b["model"], "method": method,
+                                    "sample": meta_a["sample"]})
+    log.info("%s -> %s: best-partner correlation median %.3f (A->B), %.3f (B->A)", meta_a["model"], meta_b["model"],
+             np.nanmedian(matches.fwd_corr[:, 0]) if matches.active_a.any() else float("nan"),
+             np.nanmedian(matches.bwd_corr[:, 0]) if matches.active_b.any() else float("nan"))
+    return matches
+
+
+def save_matches(out_npz: str | Path, m: Matches, meta: dict[str, Any]) -> None:
+    np.savez_compressed(out_npz, fwd_idx=m.fwd_idx, fwd_corr=m.fwd_corr, bwd_idx=m.bwd_idx, bwd_corr=m.bwd_corr,
+                        active_a=m.active_a, active_b=m.active_b, n_rows=m.n_rows,
+                        **{f"meta_{k}": np.array(v) for k, v in meta.items()})
+
+
+def load_matches(path: str | Path) -> tuple[Matches, dict[str, str]]:
+    with np.load(path) as z:
+        m = Matches(z["fwd_idx"], z["fwd_corr"], z["bwd_idx"], z["bwd_corr"], z["active_a"], z["active_b"], int(z["n_rows"]))
+        meta = {k[5:]: str(z[k]) for k in z.files if k.startswith("meta_")}
+    return m, meta

@@ -1,0 +1,105 @@
+"""SAE feature activations of every model on one shared token sample, stored sparse.
+
+The sample (``results/acts/sample.npz``) is drawn once from the combined training data of the
+whole lineage (paper footnote 7: 3M tokens of the common distribution) in blocks of
+`context_size` tokens. It holds the token ids [n_blocks, context], and for every block the corpus
+and the offset in that corpus' token file where it starts, so that later stages can show contexts.
+
+Each model's activations (``results/acts/{model}.npz``) form a CSR matrix [n_blocks * context,
+d_sae] whose row ``block * context + position`` is one token position of the sample, computed
+from raw ``hook_post`` activations with the saved (SAELens-format) SAE weights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from tqdm import tqdm
+
+from featureflow.activations import BlockSource, mlp_hook_post
+from featureflow.sae import encode_raw, load_sae_weights
+
+log = logging.getLogger(__name__)
+
+
+def draw_common_sample(token_files: dict[str, str | Path], n_tokens: int, context_size: int, seed: int) -> dict[str, Any]:
+    """`n_tokens` (rounded down to whole blocks) sampled uniformly from the union of the corpora."""
+    n_blocks = n_tokens // context_size
+    if n_blocks < 1:
+        raise ValueError(f"acts.tokens {n_tokens} is smaller than one block of {context_size} tokens")
+    names = list(token_files)
+    source = BlockSource([token_files[c] for c in names], context_size, seed, "common_sample")
+    blocks, which, starts = source.draw(n_blocks, 0)
+    return {"blocks": blocks.astype(np.uint32), "corpus": which.astype(np.int16), "start": starts,
+            "corpora": np.array(names), "digest": np.array(_digest(blocks))}
+
+
+def _digest(blocks: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(blocks, dtype=np.uint32).tobytes()).hexdigest()[:16]
+
+
+def save_sample(sample: dict[str, Any], out_npz: str | Path) -> None:
+    np.savez(out_npz, **sample)
+    counts = np.bincount(sample["corpus"], minlength=len(sample["corpora"]))
+    log.info("common sample %s: %d blocks x %d tokens; blocks per corpus: %s", sample["digest"], *sample["blocks"].shape,
+             dict(zip(sample["corpora"].tolist(), counts.tolist())))
+
+
+def load_sample(path: str | Path) -> dict[str, Any]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}
+
+
+@torch.no_grad()
+def feature_activations(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str,
+                        device: torch.device | str = "cpu", batch_tokens: int = 8192) -> sp.csr_matrix:
+    """SAE features of every token position of `blocks` [n_blocks, context]: CSR [n_blocks*context, d_sae]."""
+    from featureflow.model import load_model
+
+    device = torch.device(device)
+    model = load_model(model_dir).to(device).eval()
+    weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
+    per_batch = max(1, batch_tokens // blocks.shape[1])
+    pieces: list[sp.csr_matrix] = []
+    for start in tqdm(range(0, len(blocks), per_batch), desc="feature acts", unit="batch", mininterval=5):
+        ids = torch.from_numpy(np.asarray(blocks[start:start + per_batch], dtype=np.int64)).to(device)
+        f = encode_raw(weights, mlp_hook_post(model, ids, hook_name).flatten(0, 1)).float()
+        rows, cols = torch.nonzero(f, as_tuple=True)
+        pieces.append(sp.csr_matrix((f[rows, cols].cpu().numpy(), (rows.cpu().numpy(), cols.cpu().numpy())),
+                                    shape=tuple(f.shape)))
+    return sp.vstack(pieces, format="csr", dtype=np.float32)
+
+
+def save_acts(acts: sp.csr_matrix, sample: dict[str, Any], model: str, out_npz: str | Path) -> None:
+    """Write the sparse activations with the sample's token ids (one per row) and its digest."""
+    np.savez(out_npz, data=acts.data.astype(np.float32), indices=acts.indices.astype(np.int32), indptr=acts.indptr,
+             shape=np.array(acts.shape), tokens=sample["blocks"].reshape(-1), context_size=sample["blocks"].shape[1],
+             meta_model=np.array(model), meta_sample=sample["digest"])
+    density = np.bincount(acts.indices, minlength=acts.shape[1]) / acts.shape[0]
+    log.info("%s: %d positions x %d features, mean L0 %.1f, %d features never fire on the sample (%.1f%%)",
+             model, *acts.shape, acts.nnz / acts.shape[0], int((density == 0).sum()), 100 * (density == 0).mean())
+
+
+def load_acts(path: str | Path) -> tuple[sp.csr_matrix, np.ndarray, dict[str, str]]:
+    """(activations CSR [positions, d_sae], token id per position, {"model", "sample"})."""
+    with np.load(path) as z:
+        acts = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
+        return acts, z["tokens"], {"model": str(z["meta_model"]), "sample": str(z["meta_sample"])}
+
+
+def compute_feature_acts(model: str, model_dir: str | Path, sae_dir: str | Path, sample_npz: str | Path, hook_name: str,
+                         out_npz: str | Path, device: str = "auto", batch_tokens: int = 8192, threads: int | None = None) -> None:
+    """The `feature_acts` stage: one model's SAE features on the common sample."""
+    from featureflow.runtime import pick_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    sample = load_sample(sample_npz)
+    acts = feature_activations(model_dir, sae_dir, sample["blocks"], hook_name, pick_device(device), batch_tokens)
+    save_acts(acts, sample, model, out_npz)

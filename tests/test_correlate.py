@@ -1,0 +1,106 @@
+"""Exact all-pairs Pearson correlation from sparse activations, against numpy.corrcoef."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from featureflow.correlate import correlate_edge, load_matches, token_type_means, top_k_matches
+from featureflow.feature_acts import save_acts
+
+
+def sparse_acts(rng, n, d, density=0.05):
+    dense = rng.random((n, d)) * (rng.random((n, d)) < density)
+    return dense
+
+
+def reference_top_k(x, y, k):
+    """Naive reference: the dense correlation matrix, NaN (constant columns) sorted last."""
+    r = np.corrcoef(x.T, y.T)[: x.shape[1], x.shape[1]:]
+    filled = np.where(np.isnan(r), -np.inf, r)
+    fwd = np.argsort(-filled, axis=1, kind="stable")[:, :k]
+    bwd = np.argsort(-filled.T, axis=1, kind="stable")[:, :k]
+    return r, fwd, bwd
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    n = 4000
+    x, y = sparse_acts(rng, n, 70), sparse_acts(rng, n, 50)
+    x[:, 0] = 0                          # never fires
+    y[:, 1] = 0
+    x[:, 2] = rng.random(n) + 0.5        # always fires, varying
+    y[:, 3] = 1.5                        # always fires, constant: no defined correlation
+    y[:, 4] = 2 * x[:, 5] + 0.01 * (x[:, 5] > 0)  # near-copy of x5
+    x[:, 6] = 0.5 * y[:, 7]              # exact copy up to scale
+    return x, y
+
+
+def test_top_k_equals_numpy_corrcoef_both_ways(data):
+    x, y = data
+    k = 3
+    m = top_k_matches(sp.csr_matrix(x), sp.csr_matrix(y), k=k)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r, fwd, bwd = reference_top_k(x, y, k)
+    assert m.fwd_idx.shape == (70, k) and m.bwd_idx.shape == (50, k)
+    ok_a, ok_b = m.active_a, m.active_b
+    assert not ok_a[0] and ok_a[2] and not ok_b[1] and not ok_b[3]
+    assert ok_a.sum() == 69 and ok_b.sum() == 48
+    np.testing.assert_array_equal(m.fwd_idx[ok_a], fwd[ok_a])
+    np.testing.assert_allclose(m.fwd_corr[ok_a], np.take_along_axis(r, fwd, 1)[ok_a], atol=1e-5)
+    np.testing.assert_array_equal(m.bwd_idx[ok_b], bwd[ok_b])
+    np.testing.assert_allclose(m.bwd_corr[ok_b], np.take_along_axis(r.T, bwd, 1)[ok_b], atol=1e-5)
+    # never-firing / constant features: marked, no partner, never anyone's partner
+    assert (m.fwd_idx[0] == -1).all() and np.isnan(m.fwd_corr[0]).all()
+    assert (m.bwd_idx[3] == -1).all() and np.isnan(m.bwd_corr[3]).all()
+    assert not np.isin([1, 3], m.fwd_idx).any() and 0 not in m.bwd_idx
+    assert m.bwd_idx[4, 0] == 5 and m.bwd_corr[4, 0] > 0.99
+    assert m.fwd_idx[6, 0] == 7 and m.fwd_corr[6, 0] == pytest.approx(1.0, abs=1e-6)
+    assert (np.diff(m.fwd_corr[ok_a], axis=1) <= 0).all(), "partners sorted by correlation"
+
+
+def test_result_does_not_depend_on_thread_count(data):
+    x, y = (sp.csr_matrix(a) for a in data)
+    one, two = top_k_matches(x, y, k=2, threads=1), top_k_matches(x, y, k=2, threads=2)
+    for field in ("fwd_idx", "fwd_corr", "bwd_idx", "bwd_corr"):
+        np.testing.assert_array_equal(getattr(one, field), getattr(two, field))
+
+
+def test_more_partners_than_active_features_are_padded():
+    x = np.zeros((50, 3))
+    x[::2, 0] = 1.0
+    x[1::3, 1] = 2.0
+    m = top_k_matches(sp.csr_matrix(x), sp.csr_matrix(x), k=4)
+    assert list(m.fwd_idx[0, :2]) == [0, 1] and list(m.fwd_idx[0, 2:]) == [-1, -1]
+    assert np.isnan(m.fwd_corr[0, 2:]).all() and (m.fwd_idx[2] == -1).all()
+
+
+def test_token_type_variant_is_corrcoef_of_per_type_means():
+    rng = np.random.default_rng(1)
+    n, vocab = 3000, 40
+    tokens = rng.integers(0, vocab, n)
+    x, y = sparse_acts(rng, n, 12, 0.2), sparse_acts(rng, n, 9, 0.2)
+    means = token_type_means(sp.csr_matrix(x), tokens).toarray()
+    present = np.unique(tokens)
+    naive = np.stack([x[tokens == t].mean(0) for t in present])
+    np.testing.assert_allclose(means, naive, rtol=1e-5, atol=1e-7)
+    m = top_k_matches(token_type_means(sp.csr_matrix(x), tokens), token_type_means(sp.csr_matrix(y), tokens), k=1)
+    r = np.corrcoef(naive.T, np.stack([y[tokens == t].mean(0) for t in present]).T)[:12, 12:]
+    np.testing.assert_array_equal(m.fwd_idx[:, 0], r.argmax(1))
+    np.testing.assert_allclose(m.fwd_corr[:, 0], r.max(1), atol=1e-5)
+
+
+def test_correlate_edge_reads_acts_files_and_labels_the_method(tmp_path, data):
+    x, y = data
+    blocks = np.arange(x.shape[0], dtype=np.uint32).reshape(-1, 20) % 37
+    sample = {"blocks": blocks, "digest": np.array("abc")}
+    save_acts(sp.csr_matrix(x, dtype=np.float32), sample, "a", tmp_path / "a.npz")
+    save_acts(sp.csr_matrix(y, dtype=np.float32), sample, "b", tmp_path / "b.npz")
+    for method, rows in (("positional", x.shape[0]), ("token_type", 37)):
+        correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{method}.npz", method, 2)
+        m, meta = load_matches(tmp_path / f"{method}.npz")
+        assert meta == {"source": "a", "target": "b", "method": method, "sample": "abc"} and m.n_rows == rows
+    other = {"blocks": blocks + 1, "digest": np.array("xyz")}
+    save_acts(sp.csr_matrix(y, dtype=np.float32), other, "c", tmp_path / "c.npz")
+    with pytest.raises(ValueError, match="different token samples"):
+        correlate_edge(tmp_path / "a.npz", tmp_path / "c.npz", tmp_path / "bad.npz", "positional", 1)

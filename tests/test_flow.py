@@ -1,0 +1,93 @@
+"""Persistence classes and the paper's lineage counts on a hand-made example."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from featureflow.correlate import Matches, save_matches
+from featureflow.flow import classify
+
+N = np.nan
+SPEC = {"edges": [{"source": "base", "target": "a", "kind": "finetune"}, {"source": "base", "target": "b", "kind": "finetune"},
+                  {"source": "a", "target": "m", "kind": "merge"}, {"source": "b", "target": "m", "kind": "merge"}],
+        "inputs": {"base": [], "a": ["base"], "b": ["base"], "m": ["a", "b"]}, "roots": ["base"]}
+
+
+def matches(fwd, bwd, active_a=(1, 1, 1, 1), active_b=(1, 1, 1, 1)):
+    """fwd/bwd: per feature a list of (partner, corr), best first (top-2)."""
+    def arrays(rows):
+        idx = np.array([[p for p, _ in r] for r in rows], dtype=np.int32)
+        return idx, np.array([[c for _, c in r] for r in rows], dtype=np.float32)
+    return Matches(*arrays(fwd), *arrays(bwd), np.array(active_a, bool), np.array(active_b, bool), 100)
+
+
+EDGES = {
+    # base3 never fires; a3 only weakly matches base0
+    "base__a": matches(fwd=[[(0, .9), (1, .1)], [(1, .85), (0, .1)], [(2, .5), (0, .1)], [(-1, N), (-1, N)]],
+                       bwd=[[(0, .9), (1, .1)], [(1, .85), (0, .1)], [(2, .5), (1, .1)], [(0, .3), (1, .1)]],
+                       active_a=(1, 1, 1, 0)),
+    # b3's best correlation is exactly 0.8: not "more than 80%"
+    "base__b": matches(fwd=[[(0, .95), (1, .1)], [(1, .2), (0, .1)], [(2, .81), (3, .8)], [(-1, N), (-1, N)]],
+                       bwd=[[(0, .95), (1, .1)], [(1, .2), (0, .1)], [(2, .81), (1, .1)], [(2, .8), (1, .1)]],
+                       active_a=(1, 1, 1, 0)),
+    # m0 <- a0 (carried from base), m1 <- a2 (new in a) and a0 at 0.82, m3 matches nothing
+    "a__m": matches(fwd=[[(0, .9), (1, .82)], [(2, .5), (1, .1)], [(1, .88), (0, .1)], [(3, .2), (0, .1)]],
+                    bwd=[[(0, .9), (1, .1)], [(2, .88), (0, .82)], [(1, .5), (0, .1)], [(3, .2), (0, .1)]]),
+    # m2 <- b3 (b3 did not persist from base)
+    "b__m": matches(fwd=[[(1, .1), (0, .05)], [(3, .4), (0, .05)], [(0, .2), (1, .05)], [(2, .95), (0, .05)]],
+                    bwd=[[(1, .3), (0, .05)], [(0, .1), (2, .05)], [(3, .95), (0, .05)], [(1, .4), (0, .05)]]),
+}
+
+
+@pytest.fixture
+def corr_files(tmp_path):
+    files = {}
+    for name, m in EDGES.items():
+        files[name] = tmp_path / f"{name}.npz"
+        source, target = name.split("__")
+        save_matches(files[name], m, {"source": source, "target": target, "method": "positional", "sample": "s"})
+    return files
+
+
+def run(corr_files, tmp_path, threshold):
+    counts = classify(corr_files, SPEC, threshold, tmp_path / "edges.csv", tmp_path / "counts.csv")
+    edges = pd.read_csv(tmp_path / "edges.csv")
+    by = {(r.quantity.strip(), r.model, r.edge if isinstance(r.edge, str) else ""): r.ours for r in counts.itertuples()}
+    return edges, by, counts
+
+
+def classes(edges, edge, side):
+    rows = edges[(edges["edge"] == edge) & (edges["side"] == side)].sort_values("feature")
+    return list(rows["class"])
+
+
+def test_classes_per_edge_at_080(corr_files, tmp_path):
+    edges, by, _ = run(corr_files, tmp_path, 0.8)
+    assert len(edges) == 4 * (4 + 4)
+    assert classes(edges, "base__a", "source") == ["persisting", "persisting", "disappearing", "inactive"]
+    assert classes(edges, "base__a", "target") == ["persisting", "persisting", "emerging", "emerging"]
+    assert classes(edges, "base__b", "target") == ["persisting", "emerging", "persisting", "emerging"]
+    assert classes(edges, "b__m", "target") == ["emerging", "emerging", "persisting", "emerging"]
+    row = edges[(edges["edge"] == "a__m") & (edges["side"] == "target") & (edges["feature"] == 1)].iloc[0]
+    assert (row["partner"], row["partners_above"], bool(row["partner_inherited"])) == (2, 2, True)
+    assert by[("source features persisting", "base", "base__a")] == 2
+    assert by[("target features emerging", "b", "base__b")] == 2
+
+
+def test_lineage_counts_like_the_paper(corr_files, tmp_path):
+    _, by, counts = run(corr_files, tmp_path, 0.8)
+    assert by[("features persisting into any fine-tuned child", "base", "")] == 3     # base0, base1 (a), base2 (b)
+    assert by[("features traceable to a merge input", "m", "")] == 3                 # m0, m1, m2
+    assert by[("of which persisted from the inputs' ancestors", "m", "")] == 2       # m0 via a0, m1 via a0 (2nd partner)
+    assert by[("of which emerged in the inputs (fine-tuning)", "m", "")] == 1        # m2 via b3
+    paper = counts.set_index(counts["quantity"].str.strip())["paper"]
+    assert paper["features persisting into any fine-tuned child"] == 959
+    assert paper["features traceable to a merge input"] == 1210
+
+
+def test_a_higher_threshold_changes_the_classes(corr_files, tmp_path):
+    _, by, _ = run(corr_files, tmp_path, 0.85)
+    assert by[("features persisting into any fine-tuned child", "base", "")] == 1     # only base0 (> 0.85 strictly)
+    assert by[("features traceable to a merge input", "m", "")] == 3
+    assert by[("of which persisted from the inputs' ancestors", "m", "")] == 1       # m0 only
+    assert by[("of which emerged in the inputs (fine-tuning)", "m", "")] == 2

@@ -1,0 +1,6 @@
+from featureflow.figures import sankey_figure
+from featureflow.stage import stage_main
+
+with stage_main(snakemake.log[0]):
+    p, out = snakemake.params, snakemake.output
+    sankey_figure(snakemake.input[0], p.spec, p.threshold, out.html, out.png)
