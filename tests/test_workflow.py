@@ -10,10 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from helpers import REPO, dump_yaml
 
+from featureflow.activations import mlp_hook_post
 from featureflow.correlate import load_matches
+from featureflow.model import load_model
+from featureflow.sae import encode_raw, load_sae_weights
 from featureflow.feature_acts import load_acts
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
@@ -157,6 +161,11 @@ def test_micro_feature_acts_correlations_and_flow(micro_run):
     assert acts.shape == (6000, 128) and meta == {"model": "lua", "sample": str(sample["digest"])}
     np.testing.assert_array_equal(tokens, blocks.reshape(-1))
     assert (acts.data > 0).all() and 5 < acts.nnz / acts.shape[0] < 128
+    with torch.no_grad():  # rows are the SAE features of the sample's positions, block-major
+        lm = load_model(res / "models/lua")
+        hook = mlp_hook_post(lm, torch.from_numpy(blocks[:3].astype(np.int64)), "blocks.0.mlp.hook_post").flatten(0, 1)
+        direct = encode_raw(load_sae_weights(res / "saes/lua"), hook).numpy()
+    np.testing.assert_allclose(acts[:72].toarray(), direct, atol=1e-5)
     edges = pd.read_csv(res / "flow/edges.csv")
     assert list(edges["edge"].unique()) == ["babypython__lua", "babypython__tinystories", "lua__luastories", "tinystories__luastories"]
     assert len(edges) == 4 * 2 * 128

@@ -35,10 +35,13 @@ def _ce(model: torch.nn.Module, ids: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str, batch_size: int = 32) -> dict[str, Any]:
+def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str, batch_size: int = 32,
+                 threads: int | None = None) -> dict[str, Any]:
     """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data."""
     from featureflow.model import load_model
 
+    if threads:
+        torch.set_num_threads(threads)
     model = load_model(model_dir).eval()
     weights = load_sae_weights(sae_dir)
     scale = json.loads((Path(sae_dir) / SAE_EXTRA).read_text())["activation_scale"]

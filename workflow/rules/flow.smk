@@ -37,7 +37,7 @@ rule feature_acts:
         f"{R}/logs/acts/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/acts/{{model}}.tsv"
-    threads: CFG["lm"]["threads"]
+    threads: CFG["lm"]["eval_threads"]
     resources:
         mem_mb=CFG["lm"]["mem_mb"],
         runtime=120,
@@ -59,7 +59,7 @@ rule correlate:
         f"{R}/logs/corr/{{edge}}.log",
     benchmark:
         f"{R}/benchmarks/corr/{{edge}}.tsv"
-    threads: CFG["lm"]["threads"]
+    threads: CFG["lm"]["eval_threads"]
     resources:
         mem_mb=CFG["lm"]["mem_mb"],
         runtime=60,

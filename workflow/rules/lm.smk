@@ -52,7 +52,7 @@ rule evaluate:
         f"{R}/logs/evaluate/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/evaluate/{{model}}.tsv"
-    threads: CFG["lm"]["threads"]
+    threads: CFG["lm"]["eval_threads"]
     resources:
         mem_mb=CFG["lm"]["mem_mb"],
         runtime=60,

@@ -46,7 +46,7 @@ rule sae_eval:
         f"{R}/logs/sae_eval/{{model}}.log",
     benchmark:
         f"{R}/benchmarks/sae_eval/{{model}}.tsv"
-    threads: CFG["lm"]["threads"]
+    threads: CFG["lm"]["eval_threads"]
     resources:
         mem_mb=CFG["lm"]["mem_mb"],
         runtime=60,

@@ -6,6 +6,7 @@ from featureflow.stage import stage_main
 with stage_main(snakemake.log[0]):
     p, out = snakemake.params, snakemake.output
     blocks = held_out_blocks(list(snakemake.input.tokens), p.block_size, p.eval_tokens)
-    metrics = evaluate_sae(Path(snakemake.input.weights).parent, Path(snakemake.input.sae).parent, blocks, p.hook)
+    metrics = evaluate_sae(Path(snakemake.input.weights).parent, Path(snakemake.input.sae).parent, blocks, p.hook,
+                           threads=snakemake.threads)
     write_metrics(metrics, out.metrics)
     density_histogram(metrics, snakemake.wildcards.model, out.html, out.png)
