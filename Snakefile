@@ -4,6 +4,8 @@
 # results/ (see README.md for the full tree)
 #   corpora/{corpus}/{train,validation}.txt   split text           tokenizer/   HF tokenizer
 #   tokens/{corpus}/{split}.npy               token ids            mixtures/{model}/{split}.npy
+#   models/{model}/   merge/{model}/          LMs, merge sweep     saes/{model}/  SAELens-format SAEs
+#   acts/{model}.npz  corr/{a}__{b}.npz        features, matches    flow/          classes, counts, Sankey
 #   logs/<stage>/...   benchmarks/<stage>/...
 #
 # The lineage, corpora and every setting live in config.yaml (validated against
