@@ -25,6 +25,9 @@ from typing import Any
 import numba
 import numpy as np
 import scipy.sparse as sp
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +48,30 @@ class Matches:
     active_a: np.ndarray  # [a] bool: varies over the rows (has a defined correlation)
     active_b: np.ndarray  # [b] bool
     n_rows: int
+
+
+# How many tokens ahead the kernel prefetches the row pointer / the row of B's activations. The
+# kernel is bound by memory latency (rows of B are fetched in a scattered order); prefetching
+# halves its time on a 2-core EPYC (benchmarks/correlation.py).
+PREFETCH_PTR, PREFETCH_ROW = 16, 8
+
+
+@intrinsic
+def _prefetch(typingctx, arr, idx):  # pragma: no cover - compiled
+    """Hint the CPU to fetch arr[idx] into cache (LLVM's prefetch; a no-op on correctness)."""
+    if not isinstance(arr, types.Array):
+        return None
+
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, signature.args[0], ary, [args[1]], wraparound=False)
+        i8p, i32 = ir.IntType(8).as_pointer(), ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0")
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])  # read, high locality, data
+        return context.get_dummy_value()
+
+    return types.void(arr, idx), codegen
 
 
 @numba.njit(cache=True, inline="always")
@@ -69,7 +96,14 @@ def _top_k_kernel(xptr, xrows, xval, yptr, ycols, yval, mu_x, inv_sd_x, mu_y, in
         acc = np.zeros(b, dtype=np.float64)
         cv, ci = col_val[p], col_idx[p]
         for i in range(p, a, n_parts):
-            for s in range(xptr[i], xptr[i + 1]):
+            s0, s1 = xptr[i], xptr[i + 1]
+            for s in range(s0, s1):
+                if s + PREFETCH_PTR < s1:
+                    _prefetch(yptr, xrows[s + PREFETCH_PTR])
+                if s + PREFETCH_ROW < s1:
+                    ahead = yptr[xrows[s + PREFETCH_ROW]]
+                    _prefetch(ycols, ahead)
+                    _prefetch(yval, ahead)
                 t, v = xrows[s], np.float64(xval[s])
                 for q in range(yptr[t], yptr[t + 1]):
                     acc[ycols[q]] += v * yval[q]
@@ -85,11 +119,20 @@ def _top_k_kernel(xptr, xrows, xval, yptr, ycols, yval, mu_x, inv_sd_x, mu_y, in
                     _insert(cv[j], ci[j], r, i)
 
 
+@numba.njit(cache=True)
+def _column_sums(indices, data, d):  # pragma: no cover - compiled
+    total, sq = np.zeros(d), np.zeros(d)
+    for e in range(indices.size):
+        v = np.float64(data[e])
+        total[indices[e]] += v
+        sq[indices[e]] += v * v
+    return total, sq
+
+
 def column_moments(m: sp.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population standard deviation of every column of a sparse matrix (float64)."""
     n = m.shape[0]
-    total = np.bincount(m.indices, weights=m.data.astype(np.float64), minlength=m.shape[1])
-    sq = np.bincount(m.indices, weights=np.square(m.data.astype(np.float64)), minlength=m.shape[1])
+    total, sq = _column_sums(m.indices, m.data, m.shape[1])
     mean = total / n
     var = np.maximum(sq / n - mean * mean, 0.0)
     return mean, np.sqrt(var)
@@ -111,12 +154,14 @@ def top_k_matches(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | Non
     n, a, b = x.shape[0], x.shape[1], y.shape[1]
     x = sp.csr_matrix(x, dtype=np.float32)
     y = sp.csr_matrix(y, dtype=np.float32)
+    x.sum_duplicates()
+    y.sum_duplicates()
     mu_x, sd_x = column_moments(x)
     mu_y, sd_y = column_moments(y)
     inv_x, inv_y = _inverse_sd(sd_x, mu_x), _inverse_sd(sd_y, mu_y)
     xc = x.tocsc()
     del x
-    xc.sort_indices()
+    xc.sort_indices()  # tokens of each A feature in order: B's rows are fetched front to back
     row_val = np.full((a, k), -np.inf)
     row_idx = np.full((a, k), -1, dtype=np.int32)
     col_val = np.full((PARTS, b, k), -np.inf)
@@ -125,8 +170,7 @@ def top_k_matches(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | Non
     if threads:
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
-        _top_k_kernel(xc.indptr.astype(np.int64), xc.indices.astype(np.int32), xc.data,
-                      y.indptr.astype(np.int64), y.indices.astype(np.int32), y.data,
+        _top_k_kernel(xc.indptr.astype(np.int64), xc.indices, xc.data, y.indptr.astype(np.int64), y.indices, y.data,
                       mu_x, inv_x, mu_y, inv_y, 1.0 / n, row_val, row_idx, col_val, col_idx)
     finally:
         numba.set_num_threads(previous)
