@@ -204,6 +204,7 @@ def test_fifth_model_is_config_lines_only(workdir):
     dry = snakemake(workdir, "--configfile", str(dump_yaml(cfg, workdir / "five.yaml")), "-n")
     assert dry.returncode == 0, dry.stderr
     assert "results/mixtures/lua_v2/train.npy" in dry.stdout
+    assert "results/corr/lua__lua_v2.npz" in dry.stdout and "results/acts/lua_v2.npz" in dry.stdout
 
 
 @pytest.mark.parametrize(
