@@ -63,8 +63,9 @@ def _rgba(hex_colour: str, alpha: float) -> str:
     return f"rgba({r},{g},{b},{alpha})"
 
 
-def sankey_figure(edges_csv: str | Path, spec: dict[str, Any], threshold: float, out_html: str | Path, out_png: str | Path) -> None:
-    """The paper's Figure 2: features flowing along the lineage at `threshold`.
+def sankey_figure(edges_csv: str | Path, counts_csv: str | Path, spec: dict[str, Any], out_html: str | Path,
+                  out_png: str | Path) -> None:
+    """The paper's Figure 2: features flowing along the lineage, at the threshold classify used.
 
     A link source -> target carries the target's features that persist from the source, split by
     where the source's partner came from (carried from the source's own ancestors, or new in the
@@ -76,6 +77,7 @@ def sankey_figure(edges_csv: str | Path, spec: dict[str, Any], threshold: float,
     import plotly.graph_objects as go
 
     edges = pd.read_csv(edges_csv)
+    threshold = float(pd.read_csv(counts_csv)["threshold"].iloc[0])
     models = list(dict.fromkeys([e["source"] for e in spec["edges"]] + [e["target"] for e in spec["edges"]]))
     inputs = spec["inputs"]
     order = [m for m in dict.fromkeys([*spec["roots"], *inputs, *models]) if m in models]

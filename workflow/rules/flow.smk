@@ -1,5 +1,6 @@
 # Feature flow: activations on a common sample, exact correlation per lineage edge, classes at
-# the threshold, and the Sankey diagram. `threshold` is read by classify and nothing above it.
+# the threshold, and the Sankey diagram. `threshold` is read by classify only (the Sankey takes it
+# from counts.csv), so a new threshold reruns classify and sankey and nothing above them.
 
 
 rule common_sample:
@@ -89,12 +90,12 @@ rule classify:
 
 rule sankey:
     input:
-        f"{R}/flow/edges.csv",
+        edges=f"{R}/flow/edges.csv",
+        counts=f"{R}/flow/counts.csv",
     output:
         html=f"{R}/flow/fig2_sankey.html",
         png=f"{R}/flow/fig2_sankey.png",
     params:
-        threshold=CFG["threshold"],
         spec=PLAN.flow_spec(),
     log:
         f"{R}/logs/flow/sankey.log",
