@@ -9,7 +9,9 @@ Only the cross products sum(x*y) need the pairs; they are X^T Y. We never hold t
 A compiled kernel walks the features of A (rows of X^T, i.e. X in CSC), and for each one adds the
 B-activations of the tokens where it fires into a dense float64 accumulator of length b. That row
 of X^T Y turns into correlations at once, which update the top-k partners of the A feature and the
-running top-k partners of every B feature. Memory is the two sparse inputs plus O(parts * b * k).
+running top-k partners of every B feature. Memory: the two sparse inputs, a CSC copy of X, and
+O(parts * b * k). The kernel is bound by memory latency (B's rows are fetched in scattered order),
+so it prefetches a few tokens ahead.
 
 Features that never fire (or are constant) have no defined correlation: their partner is -1 and
 their correlation NaN, and they can never be anyone's partner.
