@@ -69,8 +69,9 @@ def sankey_figure(edges_csv: str | Path, counts_csv: str | Path, spec: dict[str,
 
     A link source -> target carries the target's features that persist from the source, split by
     where the source's partner came from (carried from the source's own ancestors, or new in the
-    source). Every model also gets an "emerged" inflow (features traceable to none of its inputs)
-    and a "disappeared" outflow (features persisting into none of its children). A feature
+    source). Every model also gets an "emerged" inflow (active features traceable to none of its
+    inputs) and a "disappeared" outflow (active features persisting into none of its children;
+    features that never fire on the sample are left out of both). A feature
     traceable to two inputs is counted in both links.
     """
     import pandas as pd
@@ -123,15 +124,13 @@ def sankey_figure(edges_csv: str | Path, counts_csv: str | Path, spec: dict[str,
     for m in order:
         mine = target_rows[target_rows["model"] == m]
         if len(mine):
-            traced = mine.groupby("feature")["class"].apply(lambda c: (c == "persisting").any())
-            n = int((~traced).sum())
+            n = int(mine.groupby("feature")["class"].apply(lambda c: (c == "emerging").all()).sum())
             x, y = pos[m]
             link(add_node(f"{m}:emerged", f"emerged: {n}", x - 0.1, min(y + 0.2, 0.97), EMERGED),
                  node[m], n, _rgba(EMERGED, 0.3), f"emerged in {m}")
         outs = edges[(edges["side"] == "source") & (edges["model"] == m)]
         if len(outs):
-            kept = outs.groupby("feature")["class"].apply(lambda c: (c == "persisting").any())
-            n = int((~kept).sum())
+            n = int(outs.groupby("feature")["class"].apply(lambda c: (c == "disappearing").all()).sum())
             x, y = pos[m]
             link(node[m], add_node(f"{m}:gone", f"disappeared: {n}", x + 0.1, min(y + 0.2, 0.97), GONE),
                  n, _rgba(GONE, 0.3), f"disappeared after {m}")
