@@ -78,13 +78,14 @@ def sankey_figure(edges_csv: str | Path, counts_csv: str | Path, spec: dict[str,
     import plotly.graph_objects as go
 
     edges = pd.read_csv(edges_csv)
-    threshold = float(pd.read_csv(counts_csv)["threshold"].iloc[0])
+    counts = pd.read_csv(counts_csv)
+    threshold = float(counts["threshold"].iloc[0])
+    d_sae = counts.groupby("model")["d_sae"].first()
     models = list(dict.fromkeys([e["source"] for e in spec["edges"]] + [e["target"] for e in spec["edges"]]))
     inputs = spec["inputs"]
     order = [m for m in dict.fromkeys([*spec["roots"], *inputs, *models]) if m in models]
     depth = _depths(inputs, order)
     colour = {m: COLOURS[i % len(COLOURS)] for i, m in enumerate(order)}
-    d_sae = edges.groupby("model")["feature"].max() + 1
     labels, xs, ys, node_colours, node = [], [], [], [], {}
 
     def add_node(key: str, label: str, x: float, y: float, col: str) -> int:

@@ -44,9 +44,13 @@ class FlowSpec:
         return cls(edges=list(d["edges"]), inputs={k: list(v) for k, v in d["inputs"].items()}, roots=list(d["roots"]))
 
 
+def _above(corr: np.ndarray, threshold: float) -> np.ndarray:
+    """Which top-k partners correlate more than `threshold` (NaN: no partner)."""
+    return np.nan_to_num(corr, nan=-np.inf) > threshold
+
+
 def _side_rows(idx: np.ndarray, corr: np.ndarray, active: np.ndarray, threshold: float, other_label: str) -> pd.DataFrame:
-    above = np.nan_to_num(corr, nan=-np.inf) > threshold
-    n_above = above.sum(1)
+    n_above = _above(corr, threshold).sum(1)
     cls = np.where(~active, "inactive", np.where(n_above > 0, "persisting", other_label))
     return pd.DataFrame({"feature": np.arange(len(idx)), "active": active, "partner": idx[:, 0], "corr": corr[:, 0],
                          "partners_above": n_above, "class": cls})
@@ -80,7 +84,7 @@ def classify_lineage(corr_files: dict[str, str | Path], spec: FlowSpec, threshol
         m = matches[name]
         df = classify_edge(m, e["source"], e["target"], e["kind"], threshold)
         src_inherited = inherited.get(e["source"], np.zeros(m.fwd_idx.shape[0], dtype=bool))
-        above = np.nan_to_num(m.bwd_corr, nan=-np.inf) > threshold
+        above = _above(m.bwd_corr, threshold)
         partner_inh = (above & src_inherited[np.maximum(m.bwd_idx, 0)]).any(1)
         df["partner_inherited"] = False
         df.loc[df["side"] == "target", "partner_inherited"] = partner_inh
