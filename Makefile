@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: run test dry-run clean-results
+.PHONY: run test lint dry-run clean-results
 
 # torch goes first and pinned: anything that pulls an unpinned torch gets a multi-GB CUDA build.
 # mistral-common is installed without its dependencies: only its tokenizer file is used.
@@ -26,8 +26,13 @@ run: $(STAMP)
 dry-run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) -n
 
-test: $(STAMP)
+test: lint
 	$(VENV)/bin/pytest -q
+
+# ruff (rules in pyproject.toml) and Snakemake's own linter
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/snakemake --lint --cores 1
 
 clean-results:
 	rm -rf results .snakemake

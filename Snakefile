@@ -1,12 +1,11 @@
 # Feature-lineage workflow: train a lineage of small LMs, merge them, train one SAE per model and
 # track which features persist, emerge or disappear along every edge of the lineage.
 #
-# results/ (see README.md for the full tree)
-#   corpora/{corpus}/{train,validation}.txt   split text           tokenizer/   HF tokenizer
-#   tokens/{corpus}/{split}.npy               token ids            mixtures/{model}/{split}.npy
-#   models/{model}/   merge/{model}/          LMs, merge sweep     saes/{model}/  SAELens-format SAEs
-#   acts/{model}.npz  corr/{a}__{b}.npz        features, matches    flow/          classes, counts, Sankey
-#   logs/<stage>/...   benchmarks/<stage>/...
+# results/ (README.md has the full tree): one folder per stage, named like its rule file and package
+#   data/  corpora, tokenizer, tokens, mixtures      lm/    every model + evaluations
+#   merge/ t sweeps, chosen t (Figure 5)             sae/   SAELens-format SAEs + metrics
+#   flow/  sample, activations, correlations, classes, Sankey (Figure 2)
+#   logs/{stage}/...  benchmarks/{stage}/...  checkpoints/{lm,sae}/  (result paths: src/featureflow/paths.py)
 #
 # The lineage, corpora and every setting live in config.yaml (validated against
 # workflow/schemas/config.schema.yaml); nothing below names a model or corpus.

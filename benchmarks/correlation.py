@@ -64,7 +64,7 @@ def load(path: Path) -> sp.csr_matrix:
 
 
 def run_ours(x_path: Path, y_path: Path, out: Path, threads: int, k: int) -> dict:
-    from featureflow.correlate import top_k_matches
+    from featureflow.flow.correlate import top_k_matches
 
     x, y = load(x_path), load(y_path)
     top_k_matches(x[:2000, :64], y[:2000, :64], k=k, threads=threads)  # compile (cached) outside the timing
@@ -77,7 +77,7 @@ def run_ours(x_path: Path, y_path: Path, out: Path, threads: int, k: int) -> dic
 
 def run_scipy(x_path: Path, y_path: Path, out: Path) -> dict:
     """Plain scipy: sparse X.T @ Y, then the Pearson normalisation on the dense a x b result."""
-    from featureflow.correlate import column_moments
+    from featureflow.flow.correlate import column_moments
 
     x, y = load(x_path), load(y_path)
     t = time.perf_counter()
@@ -105,7 +105,7 @@ def run_pairs(x_path: Path, y_path: Path, out: Path, pairs: int) -> dict:
     dense_a = {i: x[:, i].toarray().ravel() for i in set(cols_a.tolist())}
     dense_b = {j: y[:, j].toarray().ravel() for j in set(cols_b.tolist())}
     t = time.perf_counter()
-    for i, j in zip(cols_a, cols_b):
+    for i, j in zip(cols_a, cols_b, strict=True):
         pearsonr(dense_a[i], dense_b[j])
     per_pair = (time.perf_counter() - t) / pairs
     return {"per_pair_s": per_pair, "pairs_timed": pairs, "extrapolated_wall_s": per_pair * x.shape[1] * y.shape[1],
@@ -169,6 +169,7 @@ def main() -> None:
             "max_abs_corr_diff": float(np.nanmax(np.abs(np.nan_to_num(ours["fwd_corr"], nan=-np.inf) - ref["fwd_corr"])))}
         results["speedup_vs_scipy"] = results["scipy"]["wall_s"] / results["ours"]["wall_s"]
     results["speedup_vs_pairs_extrapolated"] = results["pairs"]["extrapolated_wall_s"] / results["ours"]["wall_s"]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

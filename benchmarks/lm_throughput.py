@@ -1,6 +1,6 @@
 """LM training throughput (tokens/s) through the real training loop, demo size and paper size.
 
-Runs `featureflow.train.train_model` on random token mixtures (throughput does not depend on the
+Runs `featureflow.lm.train_model` on random token mixtures (throughput does not depend on the
 text) and extrapolates the paper-scale base model run (4 epochs of 335.6M tokens; the paper
 reports about 10 h per model on an A100). Writes benchmarks/results/lm_throughput.json.
 
@@ -22,8 +22,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from featureflow.tokenizer import build_tokenizer  # noqa: E402
-from featureflow.train import train_model  # noqa: E402
+from featureflow.data import build_tokenizer  # noqa: E402
+from featureflow.lm import train_model  # noqa: E402
+from featureflow.settings import Architecture, Resources, TokenizerSettings, TrainJob, TrainSettings, defaults  # noqa: E402
 
 PAPER_ARCH = {"d_model": 512, "d_mlp": 1024, "n_heads": 16, "n_layers": 1, "block_size": 256}
 PAPER_TOKENS = 4 * 335.6e6  # 4 epochs over the base model's mixture (paper section 3.1, paper code)
@@ -32,12 +33,18 @@ PAPER_TOKENS = 4 * 335.6e6  # 4 epochs over the base model's mixture (paper sect
 def measure(label: str, arch: dict, tok_dir: Path, vocab: int, batch: int, steps: int, device: str, tmp: Path) -> dict:
     mixture = tmp / f"{label}.npy"
     np.save(mixture, np.random.default_rng(0).integers(0, vocab, arch["block_size"] * batch * (steps + 2)).astype(np.uint16))
-    settings = {"tokens": arch["block_size"] * batch * steps, "batch_size": batch, "lr": 1e-3}
-    # one short run first: the first steps of a fresh process are slower (allocator, thread pool)
-    train_model(label, mixture, tok_dir, tmp / f"{label}_warm", tmp / f"{label}_ck", arch,
-                {**settings, "tokens": arch["block_size"] * batch * 2}, 0, device=device, log_every=10**9)
-    meta = train_model(label, mixture, tok_dir, tmp / label, tmp / f"{label}_ck", arch, settings, 0,
-                       device=device, log_every=10**9, checkpoint_every=10**9)
+    shape = defaults(Architecture, **arch)
+    resources = Resources(device, torch.get_num_threads())
+
+    def run(name: str, n_steps: int) -> dict:
+        schedule = defaults(TrainSettings, tokens=arch["block_size"] * batch * n_steps, batch_size=batch, lr=1e-3)
+        job = TrainJob(shape, schedule, checkpoint_every=10**9, keep_checkpoints=False, log_every=10**9)
+        out = tmp / name
+        return train_model(label, mixture, tok_dir, out, f"{out}_log.csv", f"{out}_meta.json", tmp / f"{name}_ck", job, 0,
+                           resources)
+
+    run(f"{label}_warm", 2)  # one short run first: the first steps of a fresh process are slower (allocator, thread pool)
+    meta = run(label, steps)
     tok_s = meta["tokens_seen"] / meta["train_seconds"]
     return {"label": label, "arch": arch, "vocab": vocab, "batch_size": batch, "steps": steps,
             "device": meta["device"], "seconds": meta["train_seconds"], "tokens_per_s": round(tok_s, 1)}
@@ -52,8 +59,8 @@ def main() -> None:
         tmp = Path(t)
         text = tmp / "text.txt"
         text.write_text((REPO / "data/demo/english/english.txt").read_text()[:2_000_000])
-        build_tokenizer({"kind": "bpe", "vocab_size": 4096, "min_frequency": 2}, [text], tmp / "bpe")
-        build_tokenizer({"kind": "mistral"}, [], tmp / "mistral")
+        build_tokenizer(defaults(TokenizerSettings, vocab_size=4096), [text], tmp / "bpe")
+        build_tokenizer(defaults(TokenizerSettings, kind="mistral"), [], tmp / "mistral")
         demo_run = measure("demo", demo["architecture"], tmp / "bpe", 4096, demo["scratch"]["batch_size"], 60, device, tmp)
         paper_batch, paper_steps = (64, 200) if device == "cuda" else (8, 6)
         paper_run = measure("paper", PAPER_ARCH, tmp / "mistral", 32000, paper_batch, paper_steps, device, tmp)
@@ -61,6 +68,7 @@ def main() -> None:
     paper_run["paper_reports_hours_on_a100"] = 10
     out["runs"] = [demo_run, paper_run]
     path = REPO / "benchmarks/results/lm_throughput.json"
+    path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 

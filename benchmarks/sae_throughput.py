@@ -2,7 +2,7 @@
 
 Both train on the same cached random activations (throughput does not depend on their content):
 - reference: nn.Linear encoder/decoder, fp32, MSE + L1, Adam, decoder renormalised each step;
-- ours: featureflow.sae (paper eq. 1-4, parallel-gradient removal, unit-norm rows), fp32 and bf16.
+- ours: featureflow.sae.model (paper eq. 1-4, parallel-gradient removal, unit-norm rows), fp32 and bf16.
 Demo size (d_in 512, x4) and paper size (d_in 1024, x16); extrapolates the paper's 15M-token run
 (the paper reports about 8 h per SAE on an A100). Writes benchmarks/results/sae_throughput.json.
 
@@ -24,7 +24,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from featureflow.sae import SparseAutoencoder, loss_terms  # noqa: E402
+from featureflow.sae.model import SparseAutoencoder, loss_terms  # noqa: E402
 
 
 class ReferenceSAE(nn.Module):
@@ -77,7 +77,7 @@ def bench(d_in: int, factor: int, batch: int, steps: int, device: str, bf16: boo
         sae = SparseAutoencoder(d_in, d_in * factor).to(device)
         opt2 = torch.optim.Adam(sae.parameters(), lr=1e-4, betas=(0.9, 0.9999))
 
-        def our_step():
+        def our_step(sae=sae, opt2=opt2, ctx=ctx):
             xb = batches[i[0] % 4]
             i[0] += 1
             with ctx():
@@ -109,6 +109,7 @@ def main() -> None:
     paper["extrapolated_15M_tokens_hours"] = round(15e6 / best / 3600, 1)
     paper["paper_reports_hours_on_a100"] = 8
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "demo": demo, "paper": paper}
+    (REPO / "benchmarks/results").mkdir(exist_ok=True)
     (REPO / "benchmarks/results/sae_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -54,3 +54,52 @@ def lineage_config(**overrides: Any) -> dict[str, Any]:
 def dump_yaml(data: Any, path: Path) -> Path:
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+def schema_defaults(block: str) -> dict[str, Any]:
+    """The schema's defaults for a config block such as 'sae', 'lm.scratch' or 'resources.*'."""
+    from featureflow.config import validate_config
+
+    node: Any = validate_config(lineage_config(), SCHEMA)
+    for key in block.replace("corpora.*", "corpora.lua").replace("resources.*", "resources.train").split("."):
+        node = node[key]
+    return node
+
+
+def settings(cls: type, **overrides: Any) -> Any:
+    """Settings type `cls` with the schema's defaults, some of them overridden."""
+    from featureflow.settings import defaults
+
+    return defaults(cls, **overrides)
+
+
+def architecture(**shape: Any) -> Any:
+    """An Architecture with the schema's defaults and the given shape (d_model, d_mlp, ...)."""
+    from featureflow.settings import Architecture
+
+    return settings(Architecture, **shape)
+
+
+def call_train(kw: dict[str, Any]) -> dict[str, Any]:
+    """train_model from JSON-able keyword arguments (a subprocess can pass them on its command line).
+
+    `settings` holds `architecture` and `schedule` overrides plus the run options; `resources` is
+    {"device", "threads"}.
+    """
+    from featureflow.lm import train_model
+    from featureflow.settings import Resources, TrainJob, TrainSettings
+
+    s = kw["settings"]
+    job = TrainJob(architecture(**s["architecture"]), settings(TrainSettings, **s["schedule"]),
+                   checkpoint_every=s.get("checkpoint_every", 500), keep_checkpoints=s.get("keep_checkpoints", False),
+                   log_every=s.get("log_every", 50))
+    return train_model(**{**kw, "settings": job, "resources": Resources(**kw.get("resources", {"device": "cpu", "threads": 2}))})
+
+
+def call_sae(kw: dict[str, Any]) -> dict[str, Any]:
+    """train_sae from JSON-able keyword arguments: `settings` overrides the schema's `sae` defaults."""
+    from featureflow.sae import train_sae
+    from featureflow.settings import Resources, SAESettings
+
+    return train_sae(**{**kw, "settings": settings(SAESettings, **kw["settings"]),
+                        "resources": Resources(**kw.get("resources", {"device": "cpu", "threads": 2}))})

@@ -4,10 +4,10 @@ import copy
 
 import pytest
 import yaml
-from helpers import REPO, SCHEMA, lineage_config, write_corpora
 
 from featureflow.config import ConfigError, validate_config
 from featureflow.plan import load_plan
+from helpers import REPO, SCHEMA, lineage_config, write_corpora
 
 
 def plan_error(tmp_path, cfg) -> str:
@@ -52,6 +52,9 @@ def test_shipped_configs_validate(config_file):
         (lambda c: c["models"]["luastories"].update(t=1.2), "'models.luastories.t': 1.2 is not valid"),
         (lambda c: c["models"]["luastories"].update(merge=["lua"]), "'models.luastories.merge'"),
         (lambda c: c["corpora"]["lua"].update(validation_fraction=0), "'corpora.lua.validation_fraction'"),
+        (lambda c: c.update(seed=-1), "config key 'seed': -1 is less than the minimum of 0"),
+        (lambda c: c.update(resources={"gpu": {"threads": 1}}), "unknown config key 'resources.gpu'"),
+        (lambda c: c.update(resources={"sae": {"threads": 0}}), "'resources.sae.threads': 0 is less than the minimum of 1"),
     ],
 )
 def test_schema_errors_name_the_key_and_value(tmp_path, mutate, expected):
@@ -71,6 +74,9 @@ def test_schema_errors_name_the_key_and_value(tmp_path, mutate, expected):
         (lambda m: m["lua"].update(t=0.5), "'models.lua.t' only applies to merged models"),
         (lambda m: m["luastories"].update(merge=["lua", "lua"]), "lists 'lua' twice"),
         (lambda m: m["babypython"].update(parent="tinystories"), "cycle in the lineage: babypython -> tinystories -> babypython"),
+        (lambda m: m.update(lua__x={"parent": "lua", "train_on": ["lua"]}), "'models.lua__x': name 'lua__x' is not allowed"),
+        (lambda m: m.update(lua_={"parent": "lua", "train_on": ["lua"]}), "'models.lua_': name 'lua_' is not allowed"),
+        (lambda m: m.update({"lua/x": {"parent": "lua", "train_on": ["lua"]}}), "'models.lua/x': name 'lua/x' is not allowed"),
     ],
 )
 def test_lineage_errors_name_the_model(tmp_path, mutate, expected):

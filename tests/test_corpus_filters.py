@@ -1,4 +1,5 @@
-"""Tests for featureflow.corpus_filters, synthetic_stories and the demo corpora."""
+"""The code filters (featureflow.data.code_filters), the demo-corpus builder's helpers
+(scripts/demo_corpora) and the committed demo corpora."""
 
 from __future__ import annotations
 
@@ -8,16 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from featureflow.corpus_filters import (
-    DOC_SEPARATOR,
-    REASONS,
-    clean_text,
-    filter_code_documents,
-    is_auto_generated,
-    join_documents,
-    split_documents,
-)
-from featureflow.synthetic_stories import generate_stories
+from demo_corpora.synthetic_stories import generate_stories
+from demo_corpora.text_filters import DOC_SEPARATOR, join_documents, split_documents
+from featureflow.data.code_filters import REASONS, clean_text, filter_code_documents, is_auto_generated
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "data" / "demo"

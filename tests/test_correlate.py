@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from featureflow.correlate import correlate_edge, load_matches, token_type_means, top_k_matches
-from featureflow.feature_acts import save_acts
+from featureflow.flow.correlate import correlate_edge, load_matches, token_type_means, top_k_matches
+from featureflow.flow.feature_acts import save_acts
+from featureflow.settings import CorrelationSettings
 
 
 def sparse_acts(rng, n, d, density=0.05):
@@ -97,10 +98,10 @@ def test_correlate_edge_reads_acts_files_and_labels_the_method(tmp_path, data):
     save_acts(sp.csr_matrix(x, dtype=np.float32), sample, "a", tmp_path / "a.npz")
     save_acts(sp.csr_matrix(y, dtype=np.float32), sample, "b", tmp_path / "b.npz")
     for method, rows in (("positional", x.shape[0]), ("token_type", 37)):
-        correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{method}.npz", method, 2)
+        correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{method}.npz", CorrelationSettings(method, 2))
         m, meta = load_matches(tmp_path / f"{method}.npz")
         assert meta == {"source": "a", "target": "b", "method": method, "sample": "abc"} and m.n_rows == rows
     other = {"blocks": blocks + 1, "digest": np.array("xyz")}
     save_acts(sp.csr_matrix(y, dtype=np.float32), other, "c", tmp_path / "c.npz")
     with pytest.raises(ValueError, match="different token samples"):
-        correlate_edge(tmp_path / "a.npz", tmp_path / "c.npz", tmp_path / "bad.npz", "positional", 1)
+        correlate_edge(tmp_path / "a.npz", tmp_path / "c.npz", tmp_path / "bad.npz", CorrelationSettings("positional", 1))

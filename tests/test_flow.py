@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from featureflow.correlate import Matches, save_matches
 from featureflow.flow import classify
+from featureflow.flow.correlate import Matches, save_matches
 
 N = np.nan
 SPEC = {"edges": [{"source": "base", "target": "a", "kind": "finetune"}, {"source": "base", "target": "b", "kind": "finetune"},

@@ -1,10 +1,11 @@
 """Lineage derivation: edges, order, ancestry and the data each model has seen."""
 
-from helpers import SCHEMA, lineage_config, write_corpora
+import pytest
 
 from featureflow.config import validate_config
-from featureflow.lineage import build_lineage
+from featureflow.lineage import build_lineage, edge_name, parse_edge_name
 from featureflow.plan import load_plan
+from helpers import SCHEMA, lineage_config, write_corpora
 
 
 def lineage_of(cfg):
@@ -48,7 +49,7 @@ def test_fifth_model_needs_config_lines_only(tmp_path):
     cfg["models"]["lua_stories_ft"] = {"parent": "luastories", "train_on": ["stories", "lua"], "mix": "concat"}
     plan = load_plan(cfg, SCHEMA, workdir=tmp_path)
     assert ("luastories", "lua_stories_ft", "finetune") in [(e.source, e.target, e.kind) for e in plan.lineage.edges]
-    assert "results/mixtures/lua_stories_ft/train.npy" in plan.targets()
+    assert "results/data/mixtures/lua_stories_ft/train.npy" in plan.targets()
 
 
 def test_merge_defaults_apply_only_to_merged_models():
@@ -57,3 +58,13 @@ def test_merge_defaults_apply_only_to_merged_models():
     lin = lineage_of(cfg)
     assert (lin.models["luastories"].method, lin.models["luastories"].t) == ("slerp", "auto")
     assert lin.models["lua"].method is None
+
+
+def test_edge_names_round_trip_and_refuse_ambiguity():
+    lineage = lineage_of(lineage_config())
+    for e in lineage.edges:
+        assert parse_edge_name(e.name) == (e.source, e.target) and e.name == edge_name(e.source, e.target)
+    assert parse_edge_name("lua_v2__luastories") == ("lua_v2", "luastories")
+    for bad in ("lua", "__lua", "lua__", "a__b__c"):
+        with pytest.raises(ValueError, match="is not an edge name"):
+            parse_edge_name(bad)

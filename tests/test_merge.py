@@ -1,5 +1,6 @@
 """Merging: SLERP/linear/TIES semantics, agreement with mergekit, equilibrium picking, errors."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -10,14 +11,16 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from helpers import DOC_SEP
 
 from featureflow.config import ConfigError
+from featureflow.data import build_tokenizer
+from featureflow.lm import build_model, save_model
 from featureflow.merge import check_mergeable, find_equilibrium, load_weights, merge_weights, slerp_tensor
-from featureflow.model import build_model, save_model
-from featureflow.tokenizer import build_tokenizer
+from featureflow.settings import MergeSettings, Resources, TokenizerSettings
+from helpers import DOC_SEP, architecture, settings
 
-DEMO_ARCH = {"d_model": 128, "d_mlp": 512, "n_heads": 4, "n_layers": 1, "block_size": 128}
+DEMO_SHAPE = {"d_model": 128, "d_mlp": 512, "n_heads": 4, "n_layers": 1, "block_size": 128}
+DEMO_ARCH = architecture(**DEMO_SHAPE)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +28,7 @@ def models(tmp_path_factory):
     """A demo-size 'base' and two 'fine-tunes' of it (base plus different perturbations)."""
     root = tmp_path_factory.mktemp("merge")
     (root / "text.txt").write_text(DOC_SEP.join(f"local x{i} = {i} -- the cat sat" for i in range(200)))
-    build_tokenizer({"kind": "bpe", "vocab_size": 300}, [root / "text.txt"], root / "tok")
+    build_tokenizer(settings(TokenizerSettings, vocab_size=300), [root / "text.txt"], root / "tok")
     base = build_model(DEMO_ARCH, 300, 0, seed=0)
     save_model(base, root / "tok", root / "base")
     for seed, name in ((1, "lua"), (2, "stories")):
@@ -112,7 +115,7 @@ def test_t_outside_unit_interval_is_refused(models):
 
 
 def test_models_of_other_shape_or_tokenizer_cannot_merge(models, tmp_path):
-    save_model(build_model({**DEMO_ARCH, "d_mlp": 256}, 300, 0, seed=0), models / "tok", tmp_path / "narrow")
+    save_model(build_model(architecture(**{**DEMO_SHAPE, "d_mlp": 256}), 300, 0, seed=0), models / "tok", tmp_path / "narrow")
     with pytest.raises(ConfigError, match=r"cannot merge 'lua' and 'narrow': architectures differ \(d_mlp 512 vs 256\)"):
         check_mergeable({"lua": models / "lua", "narrow": tmp_path / "narrow"})
     shutil.copytree(models / "stories", tmp_path / "retok")
@@ -124,21 +127,22 @@ def test_models_of_other_shape_or_tokenizer_cannot_merge(models, tmp_path):
 
 
 def test_fixed_t_is_used_and_choice_compares_with_inputs_and_base(models, tmp_path):
-    from featureflow.merge import build_merged
+    from featureflow.merge import MergeSpec, build_merged
 
     ids = np.random.default_rng(0).integers(0, 300, 4 * 128).astype(np.uint16)
     np.save(tmp_path / "val.npy", ids)
     (tmp_path / "sweep.json").write_text(json.dumps({"equilibrium_t": 0.61, "crossed": True,
                                                      "base": {"model": "base", "lua": {"accuracy": 0.5}, "stories": {"accuracy": 0.25}}}))
-    dirs = {n: models / n for n in ("lua", "stories", "base")}
-    own = {"lua": [tmp_path / "val.npy"], "stories": [tmp_path / "val.npy"]}
-    choice = build_merged("m", "lua", "stories", dirs, "slerp", 0.25, tmp_path / "sweep.json", own, "base",
-                          tmp_path / "m", tmp_path / "choice.json", None)
+    dirs = {n: str(models / n) for n in ("lua", "stories", "base")}
+    own = {"lua": [str(tmp_path / "val.npy")], "stories": [str(tmp_path / "val.npy")]}
+    spec = MergeSpec("lua", "stories", "base", "slerp", 0.25, dirs, own)
+    run = (settings(MergeSettings), 64, Resources("cpu", 2))
+    choice = build_merged("m", spec, tmp_path / "sweep.json", tmp_path / "m", tmp_path / "choice.json", *run)
     assert (choice["t"], choice["t_from"]) == (0.25, "config")
     expected = merge_weights("slerp", load_weights(models / "lua"), load_weights(models / "stories"), 0.25)
     written = load_weights(tmp_path / "m")
     assert all(torch.equal(written[k], expected[k]) for k in expected)
     assert choice["merged_vs_base"]["lua"] == pytest.approx(choice["merged_accuracy"]["lua"] / 0.5 - 1)
-    auto = build_merged("m", "lua", "stories", dirs, "slerp", "auto", tmp_path / "sweep.json", own, "base",
-                        tmp_path / "m2", tmp_path / "choice2.json", None)
+    auto = build_merged("m", dataclasses.replace(spec, t="auto"), tmp_path / "sweep.json", tmp_path / "m2",
+                        tmp_path / "choice2.json", *run)
     assert (auto["t"], auto["t_from"]) == (0.61, "sweep equilibrium")

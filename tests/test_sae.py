@@ -9,14 +9,14 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import DOC_SEP, REPO, WORDS
 
-from featureflow.activations import BlockSource, mlp_hook_post
-from featureflow.model import build_model, save_model
-from featureflow.sae import SAE_CFG, SparseAutoencoder, encode_raw, decode_raw, load_sae_weights, loss_terms, save_sae, saelens_cfg
-from featureflow.sae_train import SAESettings, schedule, train_sae
-from featureflow.tokenizer import build_tokenizer
-from featureflow.tokens import tokenize_split
+from featureflow.data import build_tokenizer, tokenize_split
+from featureflow.lm import build_model, save_model
+from featureflow.sae.activations import BlockSource, mlp_hook_post
+from featureflow.sae.model import SAE_CFG, SparseAutoencoder, decode_raw, encode_raw, load_sae_weights, loss_terms, saelens_cfg, save_sae
+from featureflow.sae.train import schedule
+from featureflow.settings import SAESettings, TokenizerSettings
+from helpers import DOC_SEP, REPO, WORDS, architecture, call_sae, settings
 
 
 def random_sae(d_in=4, d_sae=6, seed=0):
@@ -68,7 +68,7 @@ def test_recovers_a_known_sparse_dictionary():
     data = codes @ true_dirs
     sae = SparseAutoencoder(d_in, 2 * n_true, seed=0)
     opt = torch.optim.Adam(sae.parameters(), lr=3e-3, betas=(0.9, 0.999))
-    for epoch in range(6):
+    for _epoch in range(6):
         for batch in data[torch.randperm(n)].split(256):
             terms = loss_terms(sae, batch, l1=3e-3)
             opt.zero_grad()
@@ -98,11 +98,11 @@ def test_saved_weights_reproduce_features_on_raw_activations(tmp_path):
 
 
 def test_schedule_warms_up_l1_and_decays_lr():
-    s = SAESettings(l1_coefficient=1.0, l1_warmup_fraction=0.1, lr_decay_fraction=0.2)
+    s = settings(SAESettings, l1_coefficient=1.0, l1_warmup_fraction=0.1, lr_decay_fraction=0.2)
     assert schedule(0, 100, s) == (1.0, pytest.approx(0.1))
     assert schedule(50, 100, s) == (1.0, 1.0)
     assert schedule(90, 100, s)[0] == pytest.approx(0.5)
-    assert schedule(0, 100, SAESettings()) == (1.0, 3e-4), "the paper: constant lr, constant lambda"
+    assert schedule(0, 100, settings(SAESettings)) == (1.0, 3e-4), "the paper: constant lr, constant lambda"
 
 
 @pytest.fixture(scope="module")
@@ -110,15 +110,15 @@ def tiny_lm(tmp_path_factory):
     root = tmp_path_factory.mktemp("sae_lm")
     docs = [" ".join(WORDS[list(WORDS)[i % 4]] * 3) for i in range(200)]
     (root / "train.txt").write_text(DOC_SEP.join(docs))
-    build_tokenizer({"kind": "bpe", "vocab_size": 300}, [root / "train.txt"], root / "tok")
+    build_tokenizer(settings(TokenizerSettings, vocab_size=300), [root / "train.txt"], root / "tok")
     tokenize_split(root / "train.txt", root / "tok", root / "train.npy", root / "train.json")
-    save_model(build_model({"d_model": 32, "d_mlp": 64, "n_heads": 2, "n_layers": 1, "block_size": 32}, 300, 0, seed=0),
+    save_model(build_model(architecture(d_model=32, d_mlp=64, n_heads=2, n_layers=1, block_size=32), 300, 0, seed=0),
                root / "tok", root / "lm")
     return root
 
 
 def test_hook_stops_early_and_equals_down_proj_input(tiny_lm):
-    from featureflow.model import load_model
+    from featureflow.lm import load_model
 
     lm = load_model(tiny_lm / "lm")
     ids = torch.from_numpy(BlockSource([tiny_lm / "train.npy"], 24, 0, "m").blocks(3, 0))
@@ -132,13 +132,12 @@ def test_hook_stops_early_and_equals_down_proj_input(tiny_lm):
 
 
 def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path):
-    settings = {"expansion_factor": 4, "tokens": 24 * 16 * 800, "batch_blocks": 16, "lr": 3e-3, "l1_coefficient": 5e-3,
-                "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 50}
-    kw = dict(name="m", model_dir=str(tiny_lm / "lm"), token_files=[str(tiny_lm / "train.npy")], hook_name="blocks.0.mlp.hook_post",
-              settings=settings, seed=0, out_dir=str(tmp_path / "killed"), ckpt_dir=str(tmp_path / "ckpt"), threads=2,
-              checkpoint_every=100, log_every=50)
-    code = (f"import json, sys; sys.path.insert(0, {str(REPO / 'src')!r}); "
-            "from featureflow.sae_train import train_sae; train_sae(**json.loads(sys.argv[1]))")
+    recipe = {"expansion_factor": 4, "tokens": 24 * 16 * 800, "batch_blocks": 16, "lr": 3e-3, "l1_coefficient": 5e-3,
+              "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 50, "checkpoint_every": 100, "log_every": 50}
+    kw = dict(name="m", model_dir=str(tiny_lm / "lm"), token_files=[str(tiny_lm / "train.npy")], out_dir=str(tmp_path / "killed"),
+              train_log=str(tmp_path / "killed_log.csv"), ckpt_dir=str(tmp_path / "ckpt"), settings=recipe, seed=0)
+    code = (f"import json, sys; sys.path.insert(0, {str(REPO / 'src')!r}); sys.path.insert(0, {str(REPO / 'tests')!r}); "
+            "from helpers import call_sae; call_sae(json.loads(sys.argv[1]))")
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(kw)])
     deadline = time.time() + 300
     while not list((tmp_path / "ckpt").glob("step_*.pt")) and time.time() < deadline and proc.poll() is None:
@@ -150,13 +149,14 @@ def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     extra = json.loads((tmp_path / "killed/featureflow_sae.json").read_text())
     assert extra["resumed_from_step"] > 0
-    train_sae(**{**kw, "out_dir": str(tmp_path / "straight"), "ckpt_dir": str(tmp_path / "ckpt2")})
+    call_sae({**kw, "out_dir": str(tmp_path / "straight"), "train_log": str(tmp_path / "straight_log.csv"),
+              "ckpt_dir": str(tmp_path / "ckpt2")})
     a, b = load_sae_weights(tmp_path / "killed"), load_sae_weights(tmp_path / "straight")
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resampling_points_dead_features_at_badly_reconstructed_inputs():
-    from featureflow.sae_train import resample_dead
+    from featureflow.sae.train import resample_dead
 
     sae = SparseAutoencoder(8, 16, seed=0)
     opt = torch.optim.Adam(sae.parameters(), lr=1e-3)

@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
-from helpers import DOC_SEP
 
-from featureflow.tokenizer import build_tokenizer, load_tokenizer
-from featureflow.tokens import build_mixture, cut_at_document, encode_documents, mix_tokens, tokenize_split
+from featureflow.data.tokenizer import build_tokenizer, load_tokenizer
+from featureflow.data.tokens import build_mixture, cut_at_document, encode_documents, mix_tokens, tokenize_split
+from featureflow.settings import TokenizerSettings
+from helpers import DOC_SEP, settings
 
 TRICKY = [
     "def f(x):\n\treturn x ** 2  # café ünïcode → ✓\n",
@@ -23,7 +24,7 @@ def bpe_dir(tmp_path_factory):
     text = root / "train.txt"
     docs = [f"def f{i}(x):\n    return x + {i}\n" for i in range(300)] + [f"The cat number {i} sat on the mat." for i in range(300)]
     text.write_text(DOC_SEP.join(docs))
-    build_tokenizer({"kind": "bpe", "vocab_size": 400, "min_frequency": 2}, [text], root / "tok")
+    build_tokenizer(settings(TokenizerSettings, vocab_size=400), [text], root / "tok")
     return root
 
 
@@ -36,7 +37,7 @@ def test_bpe_has_requested_vocab_and_round_trips_any_text(bpe_dir):
 
 
 def test_bpe_training_is_deterministic(bpe_dir, tmp_path):
-    build_tokenizer({"kind": "bpe", "vocab_size": 400, "min_frequency": 2}, [bpe_dir / "train.txt"], tmp_path / "again")
+    build_tokenizer(settings(TokenizerSettings, vocab_size=400), [bpe_dir / "train.txt"], tmp_path / "again")
     assert (tmp_path / "again/tokenizer.json").read_bytes() == (bpe_dir / "tok/tokenizer.json").read_bytes()
 
 
@@ -50,7 +51,7 @@ def test_transformers_wrapper_encodes_like_the_fast_tokenizer(bpe_dir):
 
 
 def test_mistral_tokenizer_offline_matches_reference_ids(tmp_path):
-    meta = build_tokenizer({"kind": "mistral"}, [], tmp_path / "mistral")
+    meta = build_tokenizer(settings(TokenizerSettings, kind="mistral"), [], tmp_path / "mistral")
     assert (meta["vocab_size"], meta["eot_token"], meta["eot_id"]) == (32000, "</s>", 2)
     tok, _ = load_tokenizer(tmp_path / "mistral")
     ids = tok.encode("def f(x): return x", add_special_tokens=False).ids

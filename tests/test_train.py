@@ -9,16 +9,18 @@ import time
 import numpy as np
 import pytest
 import torch
-from helpers import DOC_SEP, REPO, WORDS
 
 from featureflow.config import ConfigError
-from featureflow.model import build_model, check_parent, load_model, save_model
-from featureflow.tokenizer import build_tokenizer
-from featureflow.tokens import tokenize_split
+from featureflow.data import build_tokenizer, tokenize_split
+from featureflow.lm.model import build_model, check_parent, load_model, save_model
+from featureflow.lm.train import BlockSampler, lr_factor, total_steps
 from featureflow.runtime import CheckpointError
-from featureflow.train import BlockSampler, TrainSettings, lr_factor, total_steps, train_model
+from featureflow.settings import TokenizerSettings, TrainSettings
+from helpers import DOC_SEP, REPO, WORDS, architecture, call_train, settings
 
-ARCH = {"d_model": 32, "d_mlp": 64, "n_heads": 2, "n_layers": 1, "block_size": 32}
+SHAPE = {"d_model": 32, "d_mlp": 64, "n_heads": 2, "n_layers": 1, "block_size": 32}
+ARCH = architecture(**SHAPE)
+BPE_300 = settings(TokenizerSettings, vocab_size=300)
 
 
 @pytest.fixture(scope="module")
@@ -31,15 +33,18 @@ def data(tmp_path_factory):
         words = WORDS[list(WORDS)[i % 4]]
         docs.append(" ".join(words[j] for j in rng.integers(0, len(words), 60)))
     (root / "train.txt").write_text(DOC_SEP.join(docs))
-    build_tokenizer({"kind": "bpe", "vocab_size": 300}, [root / "train.txt"], root / "tok")
+    build_tokenizer(BPE_300, [root / "train.txt"], root / "tok")
     tokenize_split(root / "train.txt", root / "tok", root / "train.npy", root / "train.json")
     return root
 
 
-def run_kwargs(data, out, **extra):
+def run_kwargs(data, out, arch=SHAPE, settings=None, checkpoint_every=40, **extra):
+    """JSON-able arguments of helpers.call_train: a small model trained on the fixture's tokens."""
+    schedule = settings or {"tokens": 60000, "batch_size": 8, "lr": 3e-3, "warmup_steps": 5}
     kw = dict(name="base", mixture_npy=str(data / "train.npy"), tokenizer_dir=str(data / "tok"), out_dir=str(out),
-              ckpt_dir=str(out) + "_ckpt", arch=ARCH, settings={"tokens": 60000, "batch_size": 8, "lr": 3e-3, "warmup_steps": 5},
-              seed=0, threads=2, checkpoint_every=40, log_every=10)
+              train_log=f"{out}/train_log.csv", train_meta=f"{out}/train_meta.json", ckpt_dir=str(out) + "_ckpt",
+              settings={"architecture": arch, "schedule": schedule, "checkpoint_every": checkpoint_every, "log_every": 10},
+              seed=0, resources={"device": "auto", "threads": 2})
     kw.update(extra)
     return kw
 
@@ -51,16 +56,16 @@ def weights(folder):
 
 
 def test_lr_warms_up_then_decays_to_the_floor():
-    s = TrainSettings(lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
+    s = settings(TrainSettings, lr=1.0, warmup_steps=10, min_lr_ratio=0.1)
     factors = [lr_factor(i, 110, s) for i in range(111)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(factors[10:], factors[11:]))
+    assert all(a >= b for a, b in zip(factors[10:], factors[11:], strict=False))
     assert factors[110] == pytest.approx(0.1)
 
 
 def test_total_steps_from_tokens_or_epochs():
-    assert total_steps(1000, 32, TrainSettings(tokens=32 * 8 * 10, batch_size=8)) == 10
-    assert total_steps(1000, 32, TrainSettings(epochs=2, batch_size=8)) == 250
+    assert total_steps(1000, 32, settings(TrainSettings, tokens=32 * 8 * 10, batch_size=8)) == 10
+    assert total_steps(1000, 32, settings(TrainSettings, epochs=2, batch_size=8)) == 250
 
 
 def test_each_epoch_visits_every_block_once_in_a_seeded_order():
@@ -74,18 +79,18 @@ def test_each_epoch_visits_every_block_once_in_a_seeded_order():
 
 
 def test_scratch_then_finetune_learn_and_save_loadable_models(data, tmp_path):
-    base = train_model(**run_kwargs(data, tmp_path / "base"))
+    base = call_train(run_kwargs(data, tmp_path / "base"))
     log = (tmp_path / "base/train_log.csv").read_text().strip().split("\n")
     first, last = float(log[1].split(",")[2]), float(log[-1].split(",")[2])
     assert first - last > 1.0, (first, last)
-    assert base["steps"] == total_steps(0, 32, TrainSettings(tokens=60000, batch_size=8))
+    assert base["steps"] == total_steps(0, 32, settings(TrainSettings, tokens=60000, batch_size=8))
     model = load_model(tmp_path / "base")
     assert model.config.num_hidden_layers == 1 and model.config.intermediate_size == 64
     assert not any((tmp_path / "base_ckpt").glob("*.pt")), "checkpoints are removed after success"
     for name in ("tokenizer.json", "tokenizer_meta.json", "config.json", "train_meta.json"):
         assert (tmp_path / "base" / name).exists()
 
-    ft = train_model(**run_kwargs(data, tmp_path / "ft", name="ft", parent_dir=str(tmp_path / "base"), parent="base",
+    ft = call_train(run_kwargs(data, tmp_path / "ft", name="ft", parent_dir=str(tmp_path / "base"), parent="base",
                                   settings={"tokens": 5000, "batch_size": 8, "lr": 1e-3}))
     assert ft["parent"] == "base"
     before, after = weights(tmp_path / "base"), weights(tmp_path / "ft")
@@ -96,18 +101,18 @@ def test_scratch_then_finetune_learn_and_save_loadable_models(data, tmp_path):
 
 def test_training_is_deterministic(data, tmp_path):
     kw = dict(settings={"tokens": 8000, "batch_size": 8, "lr": 3e-3})
-    train_model(**run_kwargs(data, tmp_path / "a", **kw))
-    train_model(**run_kwargs(data, tmp_path / "b", **kw))
+    call_train(run_kwargs(data, tmp_path / "a", **kw))
+    call_train(run_kwargs(data, tmp_path / "b", **kw))
     wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_killed_run_resumes_past_a_corrupt_checkpoint_to_identical_weights(data, tmp_path):
     arch = {"d_model": 64, "d_mlp": 256, "n_heads": 4, "n_layers": 1, "block_size": 64}
-    settings = {"tokens": 64 * 16 * 600, "batch_size": 16, "lr": 2e-3, "warmup_steps": 20}
-    killed = run_kwargs(data, tmp_path / "killed", arch=arch, settings=settings, checkpoint_every=100)
+    schedule = {"tokens": 64 * 16 * 600, "batch_size": 16, "lr": 2e-3, "warmup_steps": 20}
+    killed = run_kwargs(data, tmp_path / "killed", arch=arch, settings=schedule, checkpoint_every=100)
     code = (f"import json, logging, sys; logging.basicConfig(level=logging.INFO); sys.path.insert(0, {str(REPO / 'src')!r}); "
-            f"from featureflow.train import train_model; train_model(**json.loads(sys.argv[1]))")
+            f"sys.path.insert(0, {str(REPO / 'tests')!r}); from helpers import call_train; call_train(json.loads(sys.argv[1]))")
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(killed)], stderr=subprocess.PIPE, text=True)
     ckpt = tmp_path / "killed_ckpt"
     deadline = time.time() + 300
@@ -125,7 +130,7 @@ def test_killed_run_resumes_past_a_corrupt_checkpoint_to_identical_weights(data,
     meta = json.loads((tmp_path / "killed/train_meta.json").read_text())
     assert 0 < meta["resumed_from_step"] < meta["steps"]
 
-    train_model(**run_kwargs(data, tmp_path / "straight", arch=arch, settings=settings, checkpoint_every=100))
+    call_train(run_kwargs(data, tmp_path / "straight", arch=arch, settings=schedule, checkpoint_every=100))
     wk, ws = weights(tmp_path / "killed"), weights(tmp_path / "straight")
     assert all(torch.equal(wk[k], ws[k]) for k in ws)
     log_k = (tmp_path / "killed/train_log.csv").read_text().splitlines()
@@ -138,17 +143,17 @@ def test_all_checkpoints_corrupt_is_an_error_not_a_silent_restart(data, tmp_path
     ckpt.mkdir()
     (ckpt / "step_00000040.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointError, match="all checkpoints in .* are corrupt \\(step_00000040.pt\\)"):
-        train_model(**run_kwargs(data, tmp_path / "m"))
+        call_train(run_kwargs(data, tmp_path / "m"))
 
 
 def test_parent_with_other_shape_or_tokenizer_is_refused(data, tmp_path):
     parent = build_model(ARCH, 300, 0, seed=0)
     save_model(parent, data / "tok", tmp_path / "parent")
-    wider = {**ARCH, "d_mlp": 128}
+    wider = architecture(**{**SHAPE, "d_mlp": 128})
     with pytest.raises(ConfigError, match=r"cannot fine-tune 'child' from 'parent' .*d_mlp 64 vs 128"):
         check_parent(tmp_path / "parent", "parent", "child", wider, 300, data / "tok")
     other_tok = tmp_path / "tok2"
-    build_tokenizer({"kind": "bpe", "vocab_size": 300}, [REPO / "tests" / "helpers.py"], other_tok)
+    build_tokenizer(BPE_300, [REPO / "tests" / "helpers.py"], other_tok)
     with pytest.raises(ConfigError, match=r"cannot fine-tune 'child' from 'parent': tokenizer of .*parent differs from .*tok2"):
         check_parent(tmp_path / "parent", "parent", "child", ARCH, 300, other_tok)
 

@@ -12,13 +12,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from helpers import REPO, dump_yaml
 
-from featureflow.activations import mlp_hook_post
-from featureflow.correlate import load_matches
-from featureflow.model import load_model
-from featureflow.sae import encode_raw, load_sae_weights
-from featureflow.feature_acts import load_acts
+from featureflow.flow import load_acts, load_matches
+from featureflow.lm import load_model
+from featureflow.sae import encode_raw, load_sae_weights, mlp_hook_post
+from helpers import REPO, dump_yaml
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 MICRO = REPO / "config" / "micro.yaml"
@@ -47,38 +45,38 @@ def micro_run(tmp_path_factory):
 def test_micro_workflow_builds_tokenizer_tokens_and_mixtures(micro_run):
     wd, _ = micro_run
     res = wd / "results"
-    meta = json.loads((res / "tokenizer/tokenizer_meta.json").read_text())
+    meta = json.loads((res / "data/tokenizer/tokenizer_meta.json").read_text())
     assert meta["vocab_size"] == 512
-    rows = (res / "tokens/summary.tsv").read_text().strip().split("\n")
+    rows = (res / "data/tokens/summary.tsv").read_text().strip().split("\n")
     assert len(rows) == 1 + 4 * 2
     for corpus in ("english", "python", "lua", "stories"):
         for split in ("train", "validation"):
-            counts = json.loads((res / f"tokens/{corpus}/{split}.json").read_text())
+            counts = json.loads((res / f"data/tokens/{corpus}/{split}.json").read_text())
             assert counts["tokens"] > counts["documents"] > 0
-    mix = json.loads((res / "mixtures/babypython/train.json").read_text())
+    mix = json.loads((res / "data/mixtures/babypython/train.json").read_text())
     taken = mix["tokens_per_corpus"]
     assert set(taken) == {"english", "python"}
     assert abs(taken["english"] - taken["python"]) / max(taken.values()) < 0.05, taken
-    lua_mix = json.loads((res / "mixtures/lua/train.json").read_text())
-    assert lua_mix["tokens_per_corpus"] == {"lua": json.loads((res / "tokens/lua/train.json").read_text())["tokens"]}
-    for log in ("corpus/lua.log", "tokenizer/tokenizer.log", "tokens/lua_train.log", "train/lua.log"):
+    lua_mix = json.loads((res / "data/mixtures/lua/train.json").read_text())
+    assert lua_mix["tokens_per_corpus"] == {"lua": json.loads((res / "data/tokens/lua/train.json").read_text())["tokens"]}
+    for log in ("data/corpus/lua.log", "data/tokenizer.log", "data/tokens/lua_train.log", "lm/train/lua.log"):
         assert (res / "logs" / log).exists()
 
 
 def test_micro_models_learn_and_fine_tunes_win_on_their_domain(micro_run):
     wd, _ = micro_run
-    rows = [line.split("\t") for line in (wd / "results/models/eval.tsv").read_text().strip().split("\n")[1:]]
+    rows = [line.split("\t") for line in (wd / "results/lm/eval.tsv").read_text().strip().split("\n")[1:]]
     loss = {(model, corpus): float(value) for model, corpus, value, _, _ in rows}
     for corpus in ("english", "python", "lua", "stories"):
         assert loss[("babypython", corpus)] < loss[("unigram[babypython data]", corpus)] - 0.2, corpus
     assert loss[("lua", "lua")] < loss[("babypython", "lua")] - 0.1
     assert loss[("tinystories", "stories")] < loss[("babypython", "stories")] - 0.1
     for model in ("babypython", "lua", "tinystories"):
-        meta = json.loads((wd / f"results/models/{model}/train_meta.json").read_text())
+        meta = json.loads((wd / f"results/lm/{model}/train_meta.json").read_text())
         assert meta["resumed_from_step"] == 0 and meta["steps"] > 0
     from transformers import AutoModelForCausalLM
 
-    lua = AutoModelForCausalLM.from_pretrained(str(wd / "results/models/lua"))
+    lua = AutoModelForCausalLM.from_pretrained(str(wd / "results/lm/lua"))
     assert lua.config.intermediate_size == 64 and lua.config.num_hidden_layers == 1
 
 
@@ -101,14 +99,14 @@ def test_micro_merge_sweep_choice_and_merged_model(micro_run):
         assert gap < 0.02, choice
     for name in ("fig5_merge_sweep.png", "fig5_merge_sweep.html"):
         assert (res / "merge/luastories" / name).stat().st_size > 10_000
-    assert (res / "models/luastories/tokenizer.json").exists()
-    evals = json.loads((res / "models/luastories/eval.json").read_text())
+    assert (res / "lm/luastories/tokenizer.json").exists()
+    evals = json.loads((res / "lm/luastories/eval.json").read_text())
     assert set(evals) == {"english", "python", "lua", "stories"}
 
 
 def test_micro_saes_are_saelens_folders_with_metrics(micro_run):
     wd, _ = micro_run
-    res = wd / "results/saes"
+    res = wd / "results/sae"
     rows = (res / "metrics.tsv").read_text().strip().split("\n")
     assert [r.split("\t")[0] for r in rows[1:]] == ["babypython", "lua", "tinystories", "luastories", "paper target"]
     for model in ("babypython", "luastories"):
@@ -120,7 +118,7 @@ def test_micro_saes_are_saelens_folders_with_metrics(micro_run):
         assert metrics["explained_variance"] > 0.3, metrics
         assert (res / model / "feature_density.png").stat().st_size > 10_000
     data = json.loads((res / "luastories/featureflow_sae.json").read_text())["model_dir"]
-    assert data.endswith("models/luastories")
+    assert data.endswith("lm/luastories")
 
 
 def test_second_run_with_nothing_changed_runs_nothing(micro_run):
@@ -151,26 +149,26 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
 def test_micro_feature_acts_correlations_and_flow(micro_run):
     wd, _ = micro_run
     res = wd / "results"
-    sample = np.load(res / "acts/sample.npz")
+    sample = np.load(res / "flow/sample.npz")
     blocks, corpora = sample["blocks"], list(sample["corpora"])
     assert blocks.shape == (6000 // 24, 24) and set(corpora) == {"english", "python", "lua", "stories"}
     for i in (0, 77, len(blocks) - 1):  # every block is where the sample says it comes from
-        train = np.load(res / f"tokens/{corpora[sample['corpus'][i]]}/train.npy")
+        train = np.load(res / f"data/tokens/{corpora[sample['corpus'][i]]}/train.npy")
         np.testing.assert_array_equal(blocks[i], train[sample["start"][i]:sample["start"][i] + 24])
-    acts, tokens, meta = load_acts(res / "acts/lua.npz")
+    acts, tokens, meta = load_acts(res / "flow/acts/lua.npz")
     assert acts.shape == (6000, 128) and meta == {"model": "lua", "sample": str(sample["digest"])}
     np.testing.assert_array_equal(tokens, blocks.reshape(-1))
     assert (acts.data > 0).all() and 5 < acts.nnz / acts.shape[0] < 128
     with torch.no_grad():  # rows are the SAE features of the sample's positions, block-major
-        lm = load_model(res / "models/lua")
+        lm = load_model(res / "lm/lua")
         hook = mlp_hook_post(lm, torch.from_numpy(blocks[:3].astype(np.int64)), "blocks.0.mlp.hook_post").flatten(0, 1)
-        direct = encode_raw(load_sae_weights(res / "saes/lua"), hook).numpy()
+        direct = encode_raw(load_sae_weights(res / "sae/lua"), hook).numpy()
     np.testing.assert_allclose(acts[:72].toarray(), direct, atol=1e-5)
     edges = pd.read_csv(res / "flow/edges.csv")
     assert list(edges["edge"].unique()) == ["babypython__lua", "babypython__tinystories", "lua__luastories", "tinystories__luastories"]
     assert len(edges) == 4 * 2 * 128
     for name, rows in edges.groupby("edge"):
-        m, meta = load_matches(res / f"corr/{name}.npz")
+        m, meta = load_matches(res / f"flow/corr/{name}.npz")
         assert meta["method"] == "positional" and m.fwd_idx.shape == (128, 2)
         src = rows[rows["side"] == "source"].sort_values("feature")
         assert ((src["class"] == "persisting") == (np.nan_to_num(m.fwd_corr[:, 0]) > 0.8)).all()
@@ -183,12 +181,12 @@ def test_micro_feature_acts_correlations_and_flow(micro_run):
 def test_changing_the_threshold_reruns_classify_and_below_only(micro_run):
     wd, _ = micro_run
     before = pd.read_csv(wd / "results/flow/edges.csv")
-    corr_mtime = (wd / "results/corr/babypython__lua.npz").stat().st_mtime
+    corr_mtime = (wd / "results/flow/corr/babypython__lua.npz").stat().st_mtime
     run = snakemake(wd, "--configfile", str(MICRO), "--config", "threshold=0.5")
     assert run.returncode == 0, run.stderr[-3000:]
     ran = sorted(set(re.findall(r"\(Rule: (\w+)\)", run.stderr + run.stdout)))
     assert ran == ["all", "classify", "sankey"], ran
-    assert (wd / "results/corr/babypython__lua.npz").stat().st_mtime == corr_mtime
+    assert (wd / "results/flow/corr/babypython__lua.npz").stat().st_mtime == corr_mtime
     after = pd.read_csv(wd / "results/flow/edges.csv")
     assert (after["class"] == "persisting").sum() > (before["class"] == "persisting").sum()
     assert set(pd.read_csv(wd / "results/flow/counts.csv")["threshold"]) == {0.5}
@@ -203,8 +201,8 @@ def test_fifth_model_is_config_lines_only(workdir):
     cfg["models"]["lua_v2"] = {"parent": "lua", "train_on": ["lua", "stories"]}
     dry = snakemake(workdir, "--configfile", str(dump_yaml(cfg, workdir / "five.yaml")), "-n")
     assert dry.returncode == 0, dry.stderr
-    assert "results/mixtures/lua_v2/train.npy" in dry.stdout
-    assert "results/corr/lua__lua_v2.npz" in dry.stdout and "results/acts/lua_v2.npz" in dry.stdout
+    assert "results/data/mixtures/lua_v2/train.npy" in dry.stdout
+    assert "results/flow/corr/lua__lua_v2.npz" in dry.stdout and "results/flow/acts/lua_v2.npz" in dry.stdout
 
 
 @pytest.mark.parametrize(
@@ -237,9 +235,9 @@ def test_non_utf8_corpus_fails_in_its_rule_and_keeps_other_outputs(workdir):
     bad.write_bytes(b"print('ok')\n\x1e\nprint('caf\xe9')\n")
     cfg = yaml.safe_load(MICRO.read_text())
     cfg["corpora"]["lua"]["files"] = ["bad.txt"]
-    targets = ["results/corpora/lua/train.txt", "results/tokens/english/train.npy"]
+    targets = ["results/data/corpora/lua/train.txt", "results/data/tokens/english/train.npy"]
     run = snakemake(workdir, "--configfile", str(dump_yaml(cfg, workdir / "c.yaml")), "--keep-going", *targets)
     assert run.returncode != 0
     assert "error: bad.txt: not valid UTF-8 (byte 0xe9 at offset 24)" in run.stderr.splitlines()
-    assert not (workdir / "results/corpora/lua/train.txt").exists()
-    assert (workdir / "results/tokens/english/train.npy").exists(), "independent jobs still finish"
+    assert not (workdir / "results/data/corpora/lua/train.txt").exists()
+    assert (workdir / "results/data/tokens/english/train.npy").exists(), "independent jobs still finish"

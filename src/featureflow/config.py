@@ -8,15 +8,23 @@ Example::
 from __future__ import annotations
 
 import copy
+import glob
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+# The schema of this checkout (the package is used from the repository: `pip install -e .`).
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
 
 class ConfigError(ValueError):
     """A config problem, worded as one line that names the key, file or value at fault."""
+
+
+class CorpusError(ValueError):
+    """Bad corpus content (encoding, emptiness), worded as one line naming the file."""
 
 
 def _with_defaults(validator_class: type) -> type:
@@ -74,3 +82,20 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
     if errors:
         raise ConfigError(_one_line(jsonschema.exceptions.best_match(errors) if len(errors) > 1 else errors[0]))
     return resolved
+
+
+def resolve_local_files(name: str, patterns: list[str] | tuple[str, ...], workdir: str | Path = ".") -> list[Path]:
+    """Expand the `files` patterns of local corpus `name`; every pattern must match non-empty files."""
+    paths: list[Path] = []
+    for pattern in patterns:
+        matches = sorted(glob.glob(str(Path(workdir) / pattern), recursive=True))
+        if not matches:
+            raise ConfigError(f"corpus '{name}': file '{pattern}' does not exist (config key 'corpora.{name}.files')")
+        for m in matches:
+            p = Path(m)
+            if p.is_dir():
+                raise ConfigError(f"corpus '{name}': '{m}' is a directory, not a text file")
+            if p.stat().st_size == 0:
+                raise ConfigError(f"corpus '{name}': file '{m}' is empty")
+            paths.append(p)
+    return paths

@@ -11,6 +11,7 @@ input -> merged model for both inputs of every merge.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,6 +19,30 @@ from featureflow.config import ConfigError
 
 ModelKind = Literal["scratch", "finetune", "merge"]
 MERGE_DEFAULTS = {"method": "slerp", "t": "auto"}
+EDGE_SEP = "__"
+# Model and corpus names become folder names and Snakemake wildcard values; an edge name joins two
+# model names with "__", so a name may not hold "__" or end in "_" (either would make it ambiguous).
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def check_name(key: str, name: str) -> None:
+    """Refuse a model or corpus name that cannot be a folder, a wildcard value and half an edge name."""
+    if not NAME_PATTERN.match(name) or EDGE_SEP in name or name.endswith("_"):
+        raise ConfigError(f"config key '{key}': name {name!r} is not allowed; use letters, digits, '-' and single '_' "
+                          f"(not at the end): '{EDGE_SEP}' joins the two models of an edge name")
+
+
+def edge_name(source: str, target: str) -> str:
+    """The name of the edge source -> target in file names: `source__target`."""
+    return f"{source}{EDGE_SEP}{target}"
+
+
+def parse_edge_name(name: str) -> tuple[str, str]:
+    """(source, target) of an edge name made by `edge_name`."""
+    source, sep, target = name.partition(EDGE_SEP)
+    if not sep or not source or not target or EDGE_SEP in target:
+        raise ValueError(f"{name!r} is not an edge name (source{EDGE_SEP}target)")
+    return source, target
 
 
 @dataclass(frozen=True)
@@ -40,7 +65,7 @@ class Edge:
 
     @property
     def name(self) -> str:
-        return f"{self.source}__{self.target}"
+        return edge_name(self.source, self.target)
 
 
 @dataclass
@@ -146,6 +171,10 @@ def _topological_order(models: dict[str, Model], lineage: Lineage) -> list[str]:
 def build_lineage(config: dict[str, Any]) -> Lineage:
     """Check the `models` block of a validated config and return the lineage graph."""
     corpora = set(config["corpora"])
+    for corpus in config["corpora"]:
+        check_name(f"corpora.{corpus}", corpus)
+    for name in config["models"]:
+        check_name(f"models.{name}", name)
     models = {name: _model_from_spec(name, spec, corpora) for name, spec in config["models"].items()}
     for m in models.values():
         for key, ref in [("parent", m.parent)] + [("merge", r) for r in m.merge]:

@@ -6,9 +6,10 @@ import contextlib
 import logging
 import sys
 from collections.abc import Iterator
+from typing import Any
 
-from featureflow.config import ConfigError
-from featureflow.corpus import CorpusError
+from featureflow.config import ConfigError, CorpusError
+from featureflow.settings import Resources
 
 # Errors about user input: reported as one line, without a traceback.
 USER_ERRORS = (ConfigError, CorpusError, FileNotFoundError)
@@ -34,3 +35,8 @@ def stage_main(log_path: str) -> Iterator[None]:
             sys.stderr = terminal
             # exit-time loggers (torch) must not write to the closed log file
             logging.basicConfig(stream=terminal, level=logging.WARNING, force=True)
+
+
+def job_resources(smk: Any) -> Resources:
+    """The device (rule param `device`, from the job's class) and threads a Snakemake job runs with."""
+    return Resources(device=smk.params.device, threads=smk.threads)

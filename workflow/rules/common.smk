@@ -1,4 +1,4 @@
-# Config validation, the lineage graph, and the one place where targets are derived.
+# Config validation, the lineage, result paths, job classes: what every rule file uses.
 import os
 import sys
 from pathlib import Path
@@ -8,24 +8,64 @@ sys.path.insert(0, _SRC)
 # Scripts run as subprocesses (locally or in SLURM jobs): let them import the package too.
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
 
+
+envvars:
+    "PYTHONPATH",  # passed on to cluster jobs
+
 from featureflow.config import ConfigError
 from featureflow.plan import load_plan
+from featureflow.settings import as_params
 
 try:
     PLAN = load_plan(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 except ConfigError as err:
     raise WorkflowError(f"config error: {err}") from None
 
-CFG = PLAN.config
 LINEAGE = PLAN.lineage
-R = CFG["results_dir"]
+P = PLAN.paths  # P("tokens") -> "results/data/tokens/{corpus}/{split}.npy" (featureflow/paths.py)
+ENV = "../../envs/featureflow.yaml"  # every rule's software (snakemake --sdm conda)
 
 
 wildcard_constraints:
-    corpus="|".join(CFG["corpora"]),
+    corpus="|".join(PLAN.config["corpora"]),
     model="|".join(LINEAGE.order),
     split="train|validation",
     edge="|".join(PLAN.edge_names()) or "NO_EDGES",
+
+
+def job(name):
+    """Job class `name` of the config's `resources:` block: a rule's threads, resources and device."""
+    return PLAN.job_class(name)
+
+
+def in_dir(name):
+    """Param: the folder holding the rule's input `name` (a model, SAE or tokenizer folder)."""
+    return lambda w, input: str(Path(input[name]).parent)
+
+
+def out_dir(name):
+    """Param: the folder holding the rule's output `name`."""
+    return lambda w, output: str(Path(output[name]).parent)
+
+
+def parent_dir(w, input):
+    """Param: the parent's model folder, from the declared parent input (None for a model from scratch)."""
+    return str(Path(input.parent[0]).parent) if input.parent else None
+
+
+def only(models):
+    """Wildcard constraint: one of `models` (never matches when there are none)."""
+    return "|".join(models) or "^$"
+
+
+def parent_files(w):
+    """The parent's model folder files a fine-tune starts from (none for a model from scratch)."""
+    parent = LINEAGE.models[w.model].parent
+    return [P("model_weights", model=parent), P("model_config", model=parent)] if parent else []
+
+
+def merge_input_files(w):
+    return [P("model_weights", model=m) for m in PLAN.merge_participants(w.model)]
 
 
 def final_targets():

@@ -1,95 +1,106 @@
-# Text -> split corpora -> tokenizer -> token arrays -> per-model training mixtures.
+# Data stage (featureflow.data, results/data/): text -> split corpora -> tokenizer -> token arrays
+# -> per-model training mixtures.
 
 
 rule corpus:
     input:
         lambda w: PLAN.local_files(w.corpus),
     output:
-        train=f"{R}/corpora/{{corpus}}/train.txt",
-        validation=f"{R}/corpora/{{corpus}}/validation.txt",
-        summary=f"{R}/corpora/{{corpus}}/split.json",
+        train=P("corpus_text", split="train"),
+        validation=P("corpus_text", split="validation"),
+        summary=P("corpus_summary"),
     params:
-        spec=lambda w: CFG["corpora"][w.corpus],
-        seed=CFG["seed"],
+        spec=lambda w: as_params(PLAN.corpus(w.corpus)),
+        seed=PLAN.config["seed"],
     log:
-        f"{R}/logs/corpus/{{corpus}}.log",
+        P.log("data", "corpus/{corpus}"),
     benchmark:
-        f"{R}/benchmarks/corpus/{{corpus}}.tsv"
-    threads: 1
+        P.benchmark("data", "corpus/{corpus}")
+    threads: job("light").threads
     resources:
-        mem_mb=4000,
-        runtime=60,
+        **job("light").resources,
+    conda:
+        ENV
     script:
         "../scripts/corpus.py"
 
 
 rule tokenizer:
     input:
-        lambda w: [f"{R}/corpora/{c}/train.txt" for c in PLAN.tokenizer_corpora()],
+        lambda w: [P("corpus_text", corpus=c, split="train") for c in PLAN.tokenizer_corpora()],
     output:
-        tokenizer=f"{R}/tokenizer/tokenizer.json",
-        meta=f"{R}/tokenizer/tokenizer_meta.json",
+        tokenizer=P("tokenizer_json"),
+        meta=P("tokenizer_meta"),
     params:
-        cfg=CFG["tokenizer"],
+        settings=as_params(PLAN.tokenizer),
+        out_dir=out_dir("meta"),
     log:
-        f"{R}/logs/tokenizer/tokenizer.log",
+        P.log("data", "tokenizer"),
     benchmark:
-        f"{R}/benchmarks/tokenizer/tokenizer.tsv"
-    threads: 2
+        P.benchmark("data", "tokenizer")
+    threads: job("tokenize").threads
     resources:
-        mem_mb=8000,
-        runtime=60,
+        **job("tokenize").resources,
+    conda:
+        ENV
     script:
         "../scripts/tokenizer.py"
 
 
 rule tokens:
     input:
-        text=f"{R}/corpora/{{corpus}}/{{split}}.txt",
-        meta=f"{R}/tokenizer/tokenizer_meta.json",
+        text=P("corpus_text"),
+        meta=P("tokenizer_meta"),
     output:
-        ids=f"{R}/tokens/{{corpus}}/{{split}}.npy",
-        counts=f"{R}/tokens/{{corpus}}/{{split}}.json",
+        ids=P("tokens"),
+        counts=P("token_counts"),
+    params:
+        tokenizer_dir=in_dir("meta"),
     log:
-        f"{R}/logs/tokens/{{corpus}}_{{split}}.log",
+        P.log("data", "tokens/{corpus}_{split}"),
     benchmark:
-        f"{R}/benchmarks/tokens/{{corpus}}_{{split}}.tsv"
-    threads: 2
+        P.benchmark("data", "tokens/{corpus}_{split}")
+    threads: job("tokenize").threads
     resources:
-        mem_mb=8000,
-        runtime=120,
+        **job("tokenize").resources,
+    conda:
+        ENV
     script:
         "../scripts/tokens.py"
 
 
 rule mixture:
     input:
-        unpack(lambda w: {c: f"{R}/tokens/{c}/{w.split}.npy" for c in LINEAGE.models[w.model].train_on}),
+        unpack(lambda w: {c: P("tokens", corpus=c, split=w.split) for c in LINEAGE.models[w.model].train_on}),
     output:
-        ids=f"{R}/mixtures/{{model}}/{{split}}.npy",
-        summary=f"{R}/mixtures/{{model}}/{{split}}.json",
+        ids=P("mixture"),
+        summary=P("mixture_summary"),
     params:
         mode=lambda w: LINEAGE.models[w.model].mix,
     log:
-        f"{R}/logs/mixture/{{model}}_{{split}}.log",
-    threads: 1
+        P.log("data", "mixture/{model}_{split}"),
+    threads: job("light").threads
     resources:
-        mem_mb=8000,
-        runtime=30,
+        **job("light").resources,
+    conda:
+        ENV
     script:
         "../scripts/mixture.py"
 
 
 rule token_summary:
     input:
-        lambda w: PLAN.token_count_files(),
+        lambda w: [path for _, _, path in PLAN.token_counts()],
     output:
-        f"{R}/tokens/summary.tsv",
+        P("token_summary"),
+    params:
+        counts=PLAN.token_counts(),
     log:
-        f"{R}/logs/tokens/summary.log",
-    threads: 1
+        P.log("data", "token_summary"),
+    threads: job("light").threads
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job("light").resources,
+    conda:
+        ENV
     script:
         "../scripts/token_summary.py"

@@ -1,69 +1,72 @@
-# Feature flow: activations on a common sample, exact correlation per lineage edge, classes at
-# the threshold, and the Sankey diagram. `threshold` is read by classify only (the Sankey takes it
-# from counts.csv), so a new threshold reruns classify and sankey and nothing above them.
+# Flow stage (featureflow.flow, results/flow/): activations on a common sample, exact correlation
+# per lineage edge, classes at the threshold, and the Sankey diagram. `threshold` is read by
+# classify only (the Sankey takes it from counts.csv), so a new threshold reruns classify and
+# sankey and nothing above them.
 
 
 rule common_sample:
     input:
         lambda w: list(PLAN.common_sample_files().values()),
     output:
-        f"{R}/acts/sample.npz",
+        P("sample"),
     params:
         files=PLAN.common_sample_files(),
-        tokens=CFG["acts"]["tokens"],
-        context_size=CFG["acts"]["context_size"],
-        seed=CFG["seed"],
+        tokens=PLAN.acts.tokens,
+        context_size=PLAN.acts.context_size,
+        seed=PLAN.config["seed"],
     log:
-        f"{R}/logs/acts/sample.log",
-    threads: 1
+        P.log("flow", "common_sample"),
+    threads: job("light").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job("light").resources,
+    conda:
+        ENV
     script:
         "../scripts/common_sample.py"
 
 
 rule feature_acts:
     input:
-        sample=f"{R}/acts/sample.npz",
-        weights=f"{R}/models/{{model}}/model.safetensors",
-        sae=f"{R}/saes/{{model}}/sae_weights.safetensors",
+        sample=P("sample"),
+        weights=P("model_weights"),
+        sae=P("sae_weights"),
     output:
-        f"{R}/acts/{{model}}.npz",
+        P("acts"),
     params:
-        hook=CFG["sae"]["hook"],
-        batch_tokens=CFG["acts"]["batch_tokens"],
-        device=CFG["lm"]["device"],
+        hook=PLAN.sae.hook,
+        batch_tokens=PLAN.acts.batch_tokens,
+        model_dir=in_dir("weights"),
+        sae_dir=in_dir("sae"),
+        device=job("gpu_eval").device,
     log:
-        f"{R}/logs/acts/{{model}}.log",
+        P.log("flow", "feature_acts/{model}"),
     benchmark:
-        f"{R}/benchmarks/acts/{{model}}.tsv"
-    threads: CFG["lm"]["eval_threads"]
+        P.benchmark("flow", "feature_acts/{model}")
+    threads: job("gpu_eval").threads
     resources:
-        mem_mb=CFG["lm"]["mem_mb"],
-        runtime=120,
-        gpu=CFG["lm"]["gpus"],
+        **job("gpu_eval").resources,
+    conda:
+        ENV
     script:
         "../scripts/feature_acts.py"
 
 
 rule correlate:
     input:
-        source=lambda w: f"{R}/acts/{w.edge.split('__')[0]}.npz",
-        target=lambda w: f"{R}/acts/{w.edge.split('__')[1]}.npz",
+        unpack(lambda w: PLAN.edge_acts(w.edge)),
     output:
-        f"{R}/corr/{{edge}}.npz",
+        P("corr"),
     params:
-        method=CFG["correlation"]["method"],
-        top_k=CFG["correlation"]["top_k"],
+        settings=as_params(PLAN.correlation),
     log:
-        f"{R}/logs/corr/{{edge}}.log",
+        P.log("flow", "correlate/{edge}"),
     benchmark:
-        f"{R}/benchmarks/corr/{{edge}}.tsv"
-    threads: CFG["lm"]["eval_threads"]
+        P.benchmark("flow", "correlate/{edge}")
+    threads: job("cpu_eval").threads
     resources:
-        mem_mb=CFG["lm"]["mem_mb"],
-        runtime=60,
+        **job("cpu_eval").resources,
+    conda:
+        ENV
     script:
         "../scripts/correlate.py"
 
@@ -72,36 +75,38 @@ rule classify:
     input:
         lambda w: list(PLAN.correlation_files().values()),
     output:
-        edges=f"{R}/flow/edges.csv",
-        counts=f"{R}/flow/counts.csv",
+        edges=P("edges"),
+        counts=P("counts"),
     params:
-        threshold=CFG["threshold"],
+        threshold=PLAN.config["threshold"],
         files=PLAN.correlation_files(),
         spec=PLAN.flow_spec(),
     log:
-        f"{R}/logs/flow/classify.log",
-    threads: 1
+        P.log("flow", "classify"),
+    threads: job("light").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job("light").resources,
+    conda:
+        ENV
     script:
         "../scripts/classify.py"
 
 
 rule sankey:
     input:
-        edges=f"{R}/flow/edges.csv",
-        counts=f"{R}/flow/counts.csv",
+        edges=P("edges"),
+        counts=P("counts"),
     output:
-        html=f"{R}/flow/fig2_sankey.html",
-        png=f"{R}/flow/fig2_sankey.png",
+        html=P("sankey_html"),
+        png=P("sankey_png"),
     params:
         spec=PLAN.flow_spec(),
     log:
-        f"{R}/logs/flow/sankey.log",
-    threads: 1
+        P.log("flow", "sankey"),
+    threads: job("light").threads
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **job("light").resources,
+    conda:
+        ENV
     script:
         "../scripts/sankey.py"

@@ -1,84 +1,85 @@
-# Language models: train (from scratch or fine-tune), evaluate on every validation set, gather.
-
-
-def parent_files(w):
-    parent = LINEAGE.models[w.model].parent
-    return [f"{R}/models/{parent}/model.safetensors", f"{R}/models/{parent}/config.json"] if parent else []
+# Language-model stage (featureflow.lm, results/lm/): train (from scratch or fine-tune), evaluate
+# every model (merged ones included) on every validation set, gather the table.
 
 
 rule train:
     input:
-        mixture=f"{R}/mixtures/{{model}}/train.npy",
-        tokenizer=f"{R}/tokenizer/tokenizer_meta.json",
+        mixture=P("mixture", split="train"),
+        tokenizer=P("tokenizer_meta"),
         parent=parent_files,
     output:
-        weights=f"{R}/models/{{model}}/model.safetensors",
-        config=f"{R}/models/{{model}}/config.json",
-        train_log=f"{R}/models/{{model}}/train_log.csv",
-        meta=f"{R}/models/{{model}}/train_meta.json",
+        weights=P("model_weights"),
+        config=P("model_config"),
+        train_log=P("train_log"),
+        meta=P("train_meta"),
     wildcard_constraints:
-        model="|".join(LINEAGE.trained),
+        model=only(LINEAGE.trained),
     params:
-        arch=CFG["lm"]["architecture"],
-        settings=lambda w: PLAN.train_settings(w.model),
+        settings=lambda w: as_params(PLAN.train_job(w.model)),
         parent=lambda w: LINEAGE.models[w.model].parent,
-        seed=CFG["seed"],
-        run=PLAN.lm_run_options(),
+        parent_dir=parent_dir,
+        tokenizer_dir=in_dir("tokenizer"),
+        model_dir=out_dir("weights"),
+        checkpoints=lambda w: P("lm_checkpoints", model=w.model),
+        seed=PLAN.config["seed"],
+        device=job("train").device,
     log:
-        f"{R}/logs/train/{{model}}.log",
+        P.log("lm", "train/{model}"),
     benchmark:
-        f"{R}/benchmarks/train/{{model}}.tsv"
-    threads: CFG["lm"]["threads"]
+        P.benchmark("lm", "train/{model}")
+    threads: job("train").threads
     resources:
-        mem_mb=CFG["lm"]["mem_mb"],
-        runtime=CFG["lm"]["runtime"],
-        gpu=CFG["lm"]["gpus"],
+        **job("train").resources,
+    conda:
+        ENV
     script:
         "../scripts/train.py"
 
 
 rule evaluate:
     input:
-        weights=f"{R}/models/{{model}}/model.safetensors",
-        validation=lambda w: PLAN.validation_token_files(),
+        weights=P("model_weights"),
+        validation=lambda w: list(PLAN.validation_token_files().values()),
     output:
-        f"{R}/models/{{model}}/eval.json",
+        P("model_eval"),
     params:
-        corpora=PLAN.used_corpora(),
-        max_tokens=CFG["lm"]["eval_tokens"],
-        batch_size=CFG["lm"]["eval_batch_size"],
-        device=CFG["lm"]["device"],
+        model_dir=in_dir("weights"),
+        validation=PLAN.validation_token_files(),
+        max_tokens=PLAN.lm.eval_tokens,
+        batch_size=PLAN.lm.eval_batch_size,
+        device=job("gpu_eval").device,
     log:
-        f"{R}/logs/evaluate/{{model}}.log",
+        P.log("lm", "evaluate/{model}"),
     benchmark:
-        f"{R}/benchmarks/evaluate/{{model}}.tsv"
-    threads: CFG["lm"]["eval_threads"]
+        P.benchmark("lm", "evaluate/{model}")
+    threads: job("gpu_eval").threads
     resources:
-        mem_mb=CFG["lm"]["mem_mb"],
-        runtime=60,
-        gpu=CFG["lm"]["gpus"],
+        **job("gpu_eval").resources,
+    conda:
+        ENV
     script:
         "../scripts/evaluate.py"
 
 
 rule eval_table:
     input:
-        evals=lambda w: [f"{R}/models/{m}/eval.json" for m in PLAN.evaluated_models()],
-        tokens=lambda w: PLAN.validation_token_files() + PLAN.baseline_token_files(),
-        tokenizer=f"{R}/tokenizer/tokenizer_meta.json",
+        evals=lambda w: [P("model_eval", model=m) for m in PLAN.evaluated_models()],
+        tokens=lambda w: list(PLAN.validation_token_files().values()) + PLAN.baseline_token_files(),
+        tokenizer=P("tokenizer_meta"),
     output:
-        f"{R}/models/eval.tsv",
+        P("eval_table"),
     params:
         models=PLAN.evaluated_models(),
-        validation=dict(zip(PLAN.used_corpora(), PLAN.validation_token_files())),
+        validation=PLAN.validation_token_files(),
         baselines=PLAN.unigram_baselines(),
-        block_size=CFG["lm"]["architecture"]["block_size"],
-        max_tokens=CFG["lm"]["eval_tokens"],
+        block_size=PLAN.lm.architecture.block_size,
+        max_tokens=PLAN.lm.eval_tokens,
     log:
-        f"{R}/logs/evaluate/eval_table.log",
-    threads: 1
+        P.log("lm", "eval_table"),
+    threads: job("light").threads
     resources:
-        mem_mb=4000,
-        runtime=30,
+        **job("light").resources,
+    conda:
+        ENV
     script:
         "../scripts/eval_table.py"

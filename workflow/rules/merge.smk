@@ -1,34 +1,32 @@
-# Merged models: sweep t (Figure 5), pick t (auto = accuracy equilibrium), write the merged model.
-
-
-def merge_input_files(w):
-    return [f"{R}/models/{m}/model.safetensors" for m in PLAN.merge_participants(w.model)]
+# Merge stage (featureflow.merge, results/merge/): sweep t (Figure 5), pick t (auto = accuracy
+# equilibrium), and write the merged model into results/lm/ beside the trained ones.
 
 
 rule merge_sweep:
     input:
         weights=merge_input_files,
-        validation=lambda w: PLAN.validation_token_files(),
+        validation=lambda w: list(PLAN.validation_token_files().values()),
     output:
-        sweep=f"{R}/merge/{{model}}/sweep.csv",
-        summary=f"{R}/merge/{{model}}/sweep.json",
-        html=f"{R}/merge/{{model}}/fig5_merge_sweep.html",
-        png=f"{R}/merge/{{model}}/fig5_merge_sweep.png",
+        sweep=P("merge_sweep"),
+        summary=P("merge_sweep_summary"),
+        html=P("merge_figure_html"),
+        png=P("merge_figure_png"),
     wildcard_constraints:
-        model="|".join(LINEAGE.merged) or "^$",
+        model=only(LINEAGE.merged),
     params:
         spec=lambda w: PLAN.merge_spec(w.model),
-        sweep=CFG["merge"],
-        run=PLAN.eval_run_options(),
+        settings=as_params(PLAN.merge),
+        batch_size=PLAN.lm.eval_batch_size,
+        device=job("merge").device,
     log:
-        f"{R}/logs/merge_sweep/{{model}}.log",
+        P.log("merge", "merge_sweep/{model}"),
     benchmark:
-        f"{R}/benchmarks/merge_sweep/{{model}}.tsv"
-    threads: CFG["lm"]["threads"]
+        P.benchmark("merge", "merge_sweep/{model}")
+    threads: job("merge").threads
     resources:
-        mem_mb=CFG["lm"]["mem_mb"],
-        runtime=CFG["lm"]["runtime"],
-        gpu=CFG["lm"]["gpus"],
+        **job("merge").resources,
+    conda:
+        ENV
     script:
         "../scripts/merge_sweep.py"
 
@@ -36,25 +34,27 @@ rule merge_sweep:
 rule merge:
     input:
         weights=merge_input_files,
-        summary=f"{R}/merge/{{model}}/sweep.json",
+        summary=P("merge_sweep_summary"),
     output:
-        weights=f"{R}/models/{{model}}/model.safetensors",
-        config=f"{R}/models/{{model}}/config.json",
-        choice=f"{R}/merge/{{model}}/choice.json",
+        weights=P("model_weights"),
+        config=P("model_config"),
+        choice=P("merge_choice"),
     wildcard_constraints:
-        model="|".join(LINEAGE.merged) or "^$",
+        model=only(LINEAGE.merged),
     params:
         spec=lambda w: PLAN.merge_spec(w.model),
-        eval_tokens=CFG["merge"]["eval_tokens"],
-        run=PLAN.eval_run_options(),
+        settings=as_params(PLAN.merge),
+        batch_size=PLAN.lm.eval_batch_size,
+        model_dir=out_dir("weights"),
+        device=job("merge").device,
     log:
-        f"{R}/logs/merge/{{model}}.log",
+        P.log("merge", "merge/{model}"),
     benchmark:
-        f"{R}/benchmarks/merge/{{model}}.tsv"
-    threads: CFG["lm"]["threads"]
+        P.benchmark("merge", "merge/{model}")
+    threads: job("merge").threads
     resources:
-        mem_mb=CFG["lm"]["mem_mb"],
-        runtime=60,
-        gpu=CFG["lm"]["gpus"],
+        **job("merge").resources,
+    conda:
+        ENV
     script:
         "../scripts/merge.py"

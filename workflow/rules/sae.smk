@@ -1,71 +1,78 @@
-# Sparse autoencoders: train one per model, evaluate on held-out tokens, gather the metrics.
+# SAE stage (featureflow.sae, results/sae/): train one SAE per model, evaluate it on held-out
+# tokens, gather the metrics.
 
 
 rule sae:
     input:
-        weights=f"{R}/models/{{model}}/model.safetensors",
+        weights=P("model_weights"),
         tokens=lambda w: PLAN.lineage_token_files(w.model, "train"),
     output:
-        weights=f"{R}/saes/{{model}}/sae_weights.safetensors",
-        cfg=f"{R}/saes/{{model}}/cfg.json",
-        extra=f"{R}/saes/{{model}}/featureflow_sae.json",
-        train_log=f"{R}/saes/{{model}}/train_log.csv",
+        weights=P("sae_weights"),
+        cfg=P("sae_cfg"),
+        extra=P("sae_extra"),
+        train_log=P("sae_train_log"),
     params:
-        settings=PLAN.sae_settings(),
-        hook=CFG["sae"]["hook"],
-        seed=CFG["seed"],
-        run=PLAN.sae_run_options(),
+        settings=as_params(PLAN.sae),
+        model_dir=in_dir("weights"),
+        sae_dir=out_dir("weights"),
+        checkpoints=lambda w: P("sae_checkpoints", model=w.model),
+        seed=PLAN.config["seed"],
+        device=job("sae").device,
     log:
-        f"{R}/logs/sae/{{model}}.log",
+        P.log("sae", "sae/{model}"),
     benchmark:
-        f"{R}/benchmarks/sae/{{model}}.tsv"
-    threads: CFG["lm"]["threads"]
+        P.benchmark("sae", "sae/{model}")
+    threads: job("sae").threads
     resources:
-        mem_mb=CFG["lm"]["mem_mb"],
-        runtime=CFG["lm"]["runtime"],
-        gpu=CFG["lm"]["gpus"],
+        **job("sae").resources,
+    conda:
+        ENV
     script:
         "../scripts/sae.py"
 
 
 rule sae_eval:
     input:
-        sae=f"{R}/saes/{{model}}/sae_weights.safetensors",
-        weights=f"{R}/models/{{model}}/model.safetensors",
+        sae=P("sae_weights"),
+        weights=P("model_weights"),
         tokens=lambda w: PLAN.lineage_token_files(w.model, "validation"),
     output:
-        metrics=f"{R}/saes/{{model}}/metrics.json",
-        density=f"{R}/saes/{{model}}/feature_density.npy",
-        html=f"{R}/saes/{{model}}/feature_density.html",
-        png=f"{R}/saes/{{model}}/feature_density.png",
+        metrics=P("sae_metrics"),
+        density=P("sae_density"),
+        html=P("sae_density_html"),
+        png=P("sae_density_png"),
     params:
-        hook=CFG["sae"]["hook"],
-        eval_tokens=CFG["sae"]["eval_tokens"],
-        block_size=CFG["lm"]["architecture"]["block_size"],
+        hook=PLAN.sae.hook,
+        eval_tokens=PLAN.config["sae"]["eval_tokens"],
+        block_size=PLAN.lm.architecture.block_size,
+        model_dir=in_dir("weights"),
+        sae_dir=in_dir("sae"),
     log:
-        f"{R}/logs/sae_eval/{{model}}.log",
+        P.log("sae", "sae_eval/{model}"),
     benchmark:
-        f"{R}/benchmarks/sae_eval/{{model}}.tsv"
-    threads: CFG["lm"]["eval_threads"]
+        P.benchmark("sae", "sae_eval/{model}")
+    threads: job("cpu_eval").threads
     resources:
-        mem_mb=CFG["lm"]["mem_mb"],
-        runtime=60,
+        **job("cpu_eval").resources,
+    conda:
+        ENV
     script:
         "../scripts/sae_eval.py"
 
 
 rule sae_table:
     input:
-        lambda w: [f"{R}/saes/{m}/metrics.json" for m in LINEAGE.order],
+        lambda w: [P("sae_metrics", model=m) for m in LINEAGE.order],
     output:
-        f"{R}/saes/metrics.tsv",
+        P("sae_table"),
     params:
         models=LINEAGE.order,
     log:
-        f"{R}/logs/sae_eval/metrics_table.log",
-    threads: 1
+        P.log("sae", "sae_table"),
+    threads: job("light").threads
     resources:
-        mem_mb=1000,
-        runtime=10,
+        **job("light").resources,
+    conda:
+        ENV
     script:
         "../scripts/sae_table.py"

@@ -1,4 +1,4 @@
-from featureflow.feature_acts import draw_common_sample, save_sample
+from featureflow.flow import draw_common_sample, save_sample
 from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]):

@@ -1,10 +1,8 @@
-from pathlib import Path
-
-from featureflow.merge import build_merged
-from featureflow.stage import stage_main
+from featureflow.merge import MergeSpec, build_merged
+from featureflow.settings import MergeSettings, from_block
+from featureflow.stage import job_resources, stage_main
 
 with stage_main(snakemake.log[0]):
-    spec, out = snakemake.params.spec, snakemake.output
-    build_merged(snakemake.wildcards.model, spec["first"], spec["second"], spec["dirs"], spec["method"], spec["t"],
-                 snakemake.input.summary, spec["own_validation"], spec["base"], Path(out.weights).parent, out.choice,
-                 snakemake.params.eval_tokens, threads=snakemake.threads, **snakemake.params.run)
+    p, out = snakemake.params, snakemake.output
+    build_merged(snakemake.wildcards.model, MergeSpec(**p.spec), snakemake.input.summary, p.model_dir, out.choice,
+                 from_block(MergeSettings, p.settings), p.batch_size, job_resources(snakemake))

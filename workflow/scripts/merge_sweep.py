@@ -1,10 +1,9 @@
-from featureflow.figures import merge_sweep_figure
-from featureflow.merge import run_sweep, write_sweep
-from featureflow.stage import stage_main
+from featureflow.merge import MergeSpec, merge_sweep_figure, run_sweep, write_sweep
+from featureflow.settings import MergeSettings, from_block
+from featureflow.stage import job_resources, stage_main
 
 with stage_main(snakemake.log[0]):
-    spec, sweep, out = snakemake.params.spec, snakemake.params.sweep, snakemake.output
-    rows, summary = run_sweep(spec["first"], spec["second"], spec["dirs"], spec["own_validation"], spec["method"], spec["base"],
-                              sweep["grid_step"], sweep["refine_step"], sweep["eval_tokens"], threads=snakemake.threads, **snakemake.params.run)
+    p, out = snakemake.params, snakemake.output
+    rows, summary = run_sweep(MergeSpec(**p.spec), from_block(MergeSettings, p.settings), p.batch_size, job_resources(snakemake))
     write_sweep(rows, summary, out.sweep, out.summary)
     merge_sweep_figure(out.sweep, out.summary, out.html, out.png)

@@ -1,9 +1,8 @@
-from pathlib import Path
-
-from featureflow.sae_train import train_sae
-from featureflow.stage import stage_main
+from featureflow.sae import train_sae
+from featureflow.settings import SAESettings, from_block
+from featureflow.stage import job_resources, stage_main
 
 with stage_main(snakemake.log[0]):
-    p, out = snakemake.params, Path(snakemake.output.weights).parent
-    train_sae(snakemake.wildcards.model, Path(snakemake.input.weights).parent, list(snakemake.input.tokens), p.hook, p.settings,
-              p.seed, out, out.parent.parent / "checkpoints" / f"sae_{snakemake.wildcards.model}", threads=snakemake.threads, **p.run)
+    p = snakemake.params
+    train_sae(snakemake.wildcards.model, p.model_dir, list(snakemake.input.tokens), p.sae_dir, snakemake.output.train_log,
+              p.checkpoints, from_block(SAESettings, p.settings), p.seed, job_resources(snakemake))

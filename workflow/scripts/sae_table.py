@@ -1,5 +1,5 @@
-from featureflow.sae_eval import metrics_table
+from featureflow.sae import metrics_table
 from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]):
-    metrics_table(dict(zip(snakemake.params.models, snakemake.input)), snakemake.output[0])
+    metrics_table(dict(zip(snakemake.params.models, snakemake.input, strict=True)), snakemake.output[0])

@@ -1,4 +1,4 @@
-from featureflow.figures import sankey_figure
+from featureflow.flow import sankey_figure
 from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]):

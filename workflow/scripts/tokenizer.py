@@ -1,7 +1,7 @@
-from pathlib import Path
-
+from featureflow.data import build_tokenizer
+from featureflow.settings import TokenizerSettings, from_block
 from featureflow.stage import stage_main
-from featureflow.tokenizer import build_tokenizer
 
 with stage_main(snakemake.log[0]):
-    build_tokenizer(dict(snakemake.params.cfg), list(snakemake.input), Path(snakemake.output.meta).parent)
+    p = snakemake.params
+    build_tokenizer(from_block(TokenizerSettings, p.settings), list(snakemake.input), p.out_dir)

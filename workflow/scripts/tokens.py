@@ -1,7 +1,5 @@
-from pathlib import Path
-
+from featureflow.data import tokenize_split
 from featureflow.stage import stage_main
-from featureflow.tokens import tokenize_split
 
 with stage_main(snakemake.log[0]):
-    tokenize_split(snakemake.input.text, Path(snakemake.input.meta).parent, snakemake.output.ids, snakemake.output.counts)
+    tokenize_split(snakemake.input.text, snakemake.params.tokenizer_dir, snakemake.output.ids, snakemake.output.counts)

@@ -1,11 +1,9 @@
-from pathlib import Path
-
-from featureflow.stage import stage_main
-from featureflow.train import train_model
+from featureflow.lm import train_model
+from featureflow.settings import TrainJob, from_block
+from featureflow.stage import job_resources, stage_main
 
 with stage_main(snakemake.log[0]):
-    p, out = snakemake.params, Path(snakemake.output.weights).parent
-    parent_dir = out.parent / p.parent if p.parent else None
-    train_model(snakemake.wildcards.model, snakemake.input.mixture, Path(snakemake.input.tokenizer).parent, out,
-                out.parent.parent / "checkpoints" / snakemake.wildcards.model, p.arch, p.settings, p.seed,
-                parent_dir=parent_dir, parent=p.parent, threads=snakemake.threads, **p.run)
+    p, out = snakemake.params, snakemake.output
+    train_model(snakemake.wildcards.model, snakemake.input.mixture, p.tokenizer_dir, p.model_dir, out.train_log, out.meta,
+                p.checkpoints, from_block(TrainJob, p.settings), p.seed, job_resources(snakemake),
+                parent_dir=p.parent_dir, parent=p.parent)

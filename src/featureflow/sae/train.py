@@ -14,43 +14,20 @@ import json
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm import tqdm
 
-from featureflow.activations import BlockSource, activation_chunks
-from featureflow.sae import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
 from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint
+from featureflow.sae.activations import BlockSource, activation_chunks
+from featureflow.sae.model import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
+from featureflow.settings import Resources, SAESettings
 
 log = logging.getLogger(__name__)
 STATS_CHUNK = 10**6  # chunk index reserved for estimating the activation mean and scale
 LOG_FIELDS = ("step", "tokens", "mse", "l1", "l0", "dead_fraction", "lr", "l1_coefficient")
-
-
-@dataclass(frozen=True)
-class SAESettings:
-    expansion_factor: int = 16
-    tokens: int = 15_000_000
-    context_size: int = 24
-    batch_blocks: int = 128
-    lr: float = 1e-4
-    betas: tuple[float, float] = (0.9, 0.9999)
-    l1_coefficient: float = 3e-4
-    l1_warmup_fraction: float = 0.0
-    lr_decay_fraction: float = 0.0
-    normalize: str = "none"  # "none" | "unit_rms"
-    subtract_mean: bool = True
-    buffer_tokens: int = 1_000_000
-    dead_window_tokens: int = 1_000_000
-    resample_dead_every: int = 0  # steps between resamplings of dead features; 0 = off (the paper)
-    bf16: bool = False
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SAESettings":
-        return cls(**{**d, "betas": tuple(d.get("betas", (0.9, 0.9999)))})
 
 
 def schedule(step: int, steps: int, s: SAESettings) -> tuple[float, float]:
@@ -102,15 +79,17 @@ def resample_dead(sae: SparseAutoencoder, opt: torch.optim.Adam, dead: torch.Ten
     return int(idx.numel())
 
 
-def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], hook_name: str, settings: dict[str, Any],
-              seed: int, out_dir: str | Path, ckpt_dir: str | Path, device: str = "auto", threads: int = 2,
-              checkpoint_every: int = 500, log_every: int = 50, keep_checkpoints: bool = False) -> dict[str, Any]:
-    """Train the SAE of model `name` and save it in SAELens layout to `out_dir`."""
-    from featureflow.model import load_model
+def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], out_dir: str | Path, train_log: str | Path,
+              ckpt_dir: str | Path, settings: SAESettings, seed: int, resources: Resources) -> dict[str, Any]:
+    """Train the SAE of model `name` on activations of the model in `model_dir` over `token_files`.
 
-    torch.set_num_threads(threads)
-    s = SAESettings.from_dict(settings)
-    dev = pick_device(device)
+    Saves it in SAELens layout to `out_dir`, the per-step log to `train_log`; resumes from `ckpt_dir`.
+    """
+    from featureflow.lm import load_model
+
+    torch.set_num_threads(resources.threads)
+    s, hook_name = settings, settings.hook
+    dev = pick_device(resources.device)
     lm = load_model(model_dir).to(dev).eval()
     source = BlockSource(token_files, s.context_size, seed, name)
     batch_tokens = s.batch_blocks * s.context_size
@@ -126,7 +105,7 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], h
     sae.mean.copy_(mean)
     opt = torch.optim.Adam(sae.parameters(), lr=s.lr, betas=s.betas)
     since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
-    fingerprint = json.dumps({"settings": asdict(s), "seed": seed, "model": str(model_dir), "hook": hook_name,
+    fingerprint = json.dumps({"settings": s.recipe(), "seed": seed, "model": str(model_dir), "hook": hook_name,
                               "data": [str(f) for f in token_files]}, sort_keys=True)
     rows: list[dict[str, Any]] = []
     start, elapsed_before = 0, 0.0
@@ -170,7 +149,7 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], h
             sums[k] += terms[k].item()
         sums["n"] += 1
         done = step + 1
-        if done % log_every == 0 or done == steps:
+        if done % s.log_every == 0 or done == steps:
             n = sums.pop("n")
             row = {"step": done, "tokens": done * batch_tokens, **{k: round(v / n, 6) for k, v in sums.items()},
                    "dead_fraction": round((since_fired > s.dead_window_tokens).float().mean().item(), 5),
@@ -178,23 +157,23 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], h
             rows.append(row)
             bar.set_postfix(mse=f"{row['mse']:.4f}", l0=f"{row['l0']:.1f}", dead=row["dead_fraction"])
             sums = {"mse": 0.0, "l1": 0.0, "l0": 0.0, "n": 0}
-        if done % checkpoint_every == 0 and done < steps:
+        if done % s.checkpoint_every == 0 and done < steps:
             save_checkpoint(Path(ckpt_dir), {"step": done, "sae": sae.state_dict(), "optimizer": opt.state_dict(),
                                              "since_fired": since_fired, "log_rows": rows, "fingerprint": fingerprint,
                                              "elapsed_s": elapsed_before + time.time() - t0})
 
     sae.to("cpu")
     cfg = saelens_cfg(sae, name, hook_name, s.context_size, ",".join(str(f) for f in token_files))
-    extra = {"model": name, "model_dir": str(model_dir), "settings": asdict(s), "seed": seed, "steps": steps,
+    extra = {"model": name, "model_dir": str(model_dir), "settings": s.recipe(), "seed": seed, "steps": steps,
              "activation_scale": float(sae.scale), "activation_mean_folded_into": "b_enc",
              "scale_folded_into": "W_enc (x c), W_dec and b_dec (/ c)",
              "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start}
     save_sae(sae, out_dir, cfg, extra)
-    with open(Path(out_dir) / "train_log.csv", "w", newline="") as fh:
+    with open(train_log, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
-    if not keep_checkpoints:
+    if not s.keep_checkpoints:
         for path in list_checkpoints(Path(ckpt_dir)):
             path.unlink()
     return extra

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from featureflow.correlate import Matches, load_matches
+from featureflow.flow.correlate import Matches, load_matches
+from featureflow.lineage import edge_name
 
 log = logging.getLogger(__name__)
 # The paper's counts (section 4.1) on 16384-feature SAEs, by the role they play in the lineage.
@@ -69,7 +70,7 @@ def classify_edge(m: Matches, source: str, target: str, kind: str, threshold: fl
     out.insert(0, "target", target)
     out.insert(0, "source", source)
     out.insert(0, "kind", kind)
-    out.insert(0, "edge", f"{source}__{target}")
+    out.insert(0, "edge", edge_name(source, target))
     return out
 
 
@@ -80,7 +81,7 @@ def classify_lineage(corr_files: dict[str, str | Path], spec: FlowSpec, threshol
     inherited: dict[str, np.ndarray] = {}  # model -> bool per feature: persists from one of its inputs
     frames = []
     for e in spec.edges:  # lineage order: a source's own incoming edges come before its outgoing ones
-        name = f"{e['source']}__{e['target']}"
+        name = edge_name(e["source"], e["target"])
         m = matches[name]
         df = classify_edge(m, e["source"], e["target"], e["kind"], threshold)
         src_inherited = inherited.get(e["source"], np.zeros(m.fwd_idx.shape[0], dtype=bool))

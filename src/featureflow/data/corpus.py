@@ -1,20 +1,16 @@
-"""Corpus stage: read a corpus (local files or a `datasets` spec), split it by document, write text.
+"""Corpus rule: read a corpus (local files or a `datasets` spec), split it by document, write text.
 
-Output tree (one per corpus)::
+Outputs (one set per corpus)::
 
-    results/corpora/{corpus}/
+    results/data/corpora/{corpus}/
         train.txt          documents joined by DOC_SEP (a line holding only U+001E)
         validation.txt
         split.json         document/byte counts and the settings that produced them
-
-Example::
-
-    python -c "from featureflow import corpus; corpus.prepare_corpus('lua', spec, 0, 'results/corpora/lua')"
 """
 
 from __future__ import annotations
 
-import glob
+import dataclasses
 import json
 import logging
 import zlib
@@ -24,34 +20,14 @@ from typing import Any
 
 import numpy as np
 
-from featureflow.config import ConfigError
+from featureflow.config import CorpusError, resolve_local_files
+from featureflow.paths import SPLITS
+from featureflow.settings import CorpusSettings
 
 log = logging.getLogger(__name__)
 
 RECORD_SEP = "\x1e"
 DOC_SEP = f"\n{RECORD_SEP}\n"  # how documents are joined in every text file this package writes
-SPLITS = ("train", "validation")
-
-
-class CorpusError(ValueError):
-    """Bad corpus content (encoding, emptiness), worded as one line naming the file."""
-
-
-def resolve_local_files(name: str, spec: dict[str, Any], workdir: str | Path = ".") -> list[Path]:
-    """Expand the `files` patterns of a local corpus; every pattern must match non-empty files."""
-    paths: list[Path] = []
-    for pattern in spec["files"]:
-        matches = sorted(glob.glob(str(Path(workdir) / pattern), recursive=True))
-        if not matches:
-            raise ConfigError(f"corpus '{name}': file '{pattern}' does not exist (config key 'corpora.{name}.files')")
-        for m in matches:
-            p = Path(m)
-            if p.is_dir():
-                raise ConfigError(f"corpus '{name}': '{m}' is a directory, not a text file")
-            if p.stat().st_size == 0:
-                raise ConfigError(f"corpus '{name}': file '{m}' is empty")
-            paths.append(p)
-    return paths
 
 
 def split_documents(text: str, separator: str) -> list[str]:
@@ -87,8 +63,8 @@ def read_dataset_documents(dspec: dict[str, Any]) -> Iterator[str]:
     import datasets  # heavy import, only for this path
 
     kwargs = {k: dspec[k] for k in ("name", "data_dir", "data_files", "revision") if dspec.get(k) is not None}
-    ds = datasets.load_dataset(dspec["path"], split=dspec.get("split", "train"), **kwargs)
-    field = dspec.get("text_field", "text")
+    ds = datasets.load_dataset(dspec["path"], split=dspec["split"], **kwargs)
+    field = dspec["text_field"]
     if field not in ds.column_names:
         raise CorpusError(f"dataset '{dspec['path']}': no column '{field}' (columns: {', '.join(ds.column_names)})")
     for row in ds:
@@ -107,38 +83,39 @@ def corpus_rng(seed: int, name: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(name.encode())])
 
 
-def select_and_split(docs: list[str], spec: dict[str, Any], rng: np.random.Generator) -> dict[str, list[str]]:
+def select_and_split(docs: list[str], spec: CorpusSettings, rng: np.random.Generator) -> dict[str, list[str]]:
     """Shuffle documents, apply fraction/max_documents/max_bytes, and split off validation."""
     order = rng.permutation(len(docs))
-    if spec.get("fraction", 1.0) < 1.0:
-        order = order[: max(2, round(len(order) * spec["fraction"]))]
-    if spec.get("max_documents"):
-        order = order[: spec["max_documents"]]
+    if spec.fraction < 1.0:
+        order = order[: max(2, round(len(order) * spec.fraction))]
+    if spec.max_documents:
+        order = order[: spec.max_documents]
     chosen = [docs[i] for i in order]
-    if spec.get("max_bytes"):
-        total, keep = 0, 0
-        for keep, doc in enumerate(chosen, start=1):
+    if spec.max_bytes:
+        total, keep = 0, len(chosen)
+        for i, doc in enumerate(chosen):
             total += len(doc.encode("utf-8"))
-            if total >= spec["max_bytes"]:
+            if total >= spec.max_bytes:
+                keep = i + 1
                 break
         chosen = chosen[:keep]
     if len(chosen) < 2:
         raise CorpusError(f"only {len(chosen)} document(s) left after selection; need at least 2 to hold one out")
-    n_val = min(len(chosen) - 1, max(1, round(len(chosen) * spec.get("validation_fraction", 0.05))))
+    n_val = min(len(chosen) - 1, max(1, round(len(chosen) * spec.validation_fraction)))
     return {"validation": chosen[:n_val], "train": chosen[n_val:]}
 
 
-def load_documents(name: str, spec: dict[str, Any], workdir: str | Path = ".") -> list[str]:
+def load_documents(name: str, spec: CorpusSettings, workdir: str | Path = ".") -> list[str]:
     """All non-empty, cleaned documents of one corpus spec, filtered if the spec asks for it."""
-    if "files" in spec:
-        raw = read_local_documents(resolve_local_files(name, spec, workdir), spec.get("doc_separator", RECORD_SEP))
+    if spec.files is not None:
+        raw = read_local_documents(resolve_local_files(name, spec.files, workdir), spec.doc_separator)
     else:
-        raw = read_dataset_documents(spec["dataset"])
+        raw = read_dataset_documents(spec.dataset)
     docs = [d for d in (clean_document(t) for t in raw) if d.strip()]
     if not docs:
         raise CorpusError(f"corpus '{name}': no non-empty documents")
-    if spec.get("filter", "none") == "code":
-        from featureflow.corpus_filters import filter_code_documents
+    if spec.filter == "code":
+        from featureflow.data.code_filters import filter_code_documents
 
         kept, removed = filter_code_documents([(f"{i:09d}", d) for i, d in enumerate(docs)])  # padded: keeps input order
         log.info("corpus %s: code filters removed %s", name, removed)
@@ -156,19 +133,19 @@ def read_documents(path: str | Path) -> list[str]:
     return text.split(DOC_SEP) if text else []
 
 
-def prepare_corpus(name: str, spec: dict[str, Any], seed: int, out_dir: str | Path, workdir: str | Path = ".") -> dict[str, Any]:
-    """Load, select and split one corpus; write train/validation text and split.json."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def prepare_corpus(name: str, texts: dict[str, str | Path], summary_json: str | Path, spec: CorpusSettings, seed: int,
+                   workdir: str | Path = ".") -> dict[str, Any]:
+    """Load, select and split one corpus; write each split's text to `texts[split]` and the counts to `summary_json`."""
     docs = load_documents(name, spec, workdir)
     try:
         splits = select_and_split(docs, spec, corpus_rng(seed, name))
     except CorpusError as err:
         raise CorpusError(f"corpus '{name}': {err}") from None
-    summary: dict[str, Any] = {"corpus": name, "seed": seed, "spec": spec, "documents_read": len(docs)}
+    summary: dict[str, Any] = {"corpus": name, "seed": seed, "spec": dataclasses.asdict(spec), "documents_read": len(docs)}
     for split in SPLITS:
-        write_documents(splits[split], out / f"{split}.txt")
+        Path(texts[split]).parent.mkdir(parents=True, exist_ok=True)
+        write_documents(splits[split], texts[split])
         summary[split] = {"documents": len(splits[split]), "bytes": sum(len(d.encode("utf-8")) for d in splits[split])}
         log.info("corpus %s/%s: %d documents, %d bytes", name, split, summary[split]["documents"], summary[split]["bytes"])
-    (out / "split.json").write_text(json.dumps(summary, indent=2) + "\n")
+    Path(summary_json).write_text(json.dumps(summary, indent=2) + "\n")
     return summary

@@ -1,10 +1,10 @@
 """Train one language model of the lineage: from scratch or fine-tuned from its parent.
 
-Inputs: the model's token mixture (``results/mixtures/{model}/train.npy``), the tokenizer folder,
-and for a fine-tune the parent's model folder. Outputs::
+Inputs: the model's token mixture (``results/data/mixtures/{model}/train.npy``), the tokenizer
+folder, and for a fine-tune the parent's model folder. Outputs::
 
-    results/models/{model}/      HF model folder (see featureflow.model) + train_log.csv + train_meta.json
-    results/checkpoints/{model}/ step_XXXXXXXX.pt while training (deleted at the end unless kept)
+    results/lm/{model}/              HF model folder (see featureflow.lm.model) + train_log.csv + train_meta.json
+    results/checkpoints/lm/{model}/  step_XXXXXXXX.pt while training (deleted at the end unless kept)
 
 Batches are a pure function of (seed, model, step): each epoch visits every block of
 ``block_size`` tokens once in a seeded order. Together with the saved optimizer, scheduler and RNG
@@ -20,7 +20,7 @@ import logging
 import math
 import time
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +28,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from featureflow.model import build_model, check_parent, load_model, save_model
+from featureflow.lm.model import build_model, check_parent, load_model, save_model
 from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint
+from featureflow.settings import Resources, TrainJob, TrainSettings
 
 log = logging.getLogger(__name__)
 LOG_FIELDS = ("step", "tokens", "loss", "lr", "elapsed_s")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    epochs: float = 1.0
-    tokens: int | None = None  # overrides epochs
-    batch_size: int = 64
-    lr: float = 6e-4
-    min_lr_ratio: float = 0.0
-    warmup_steps: int = 0
-    weight_decay: float = 0.1
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_clip: float | None = 1.0
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainSettings":
-        return cls(**{**d, "betas": tuple(d.get("betas", (0.9, 0.999)))})
 
 
 def total_steps(n_blocks: int, block_size: int, s: TrainSettings) -> int:
@@ -84,37 +68,27 @@ class BlockSampler:
         return np.array([self._perm(int(p // self.n_blocks))[p % self.n_blocks] for p in positions])
 
 
-def train_model(
-    name: str,
-    mixture_npy: str | Path,
-    tokenizer_dir: str | Path,
-    out_dir: str | Path,
-    ckpt_dir: str | Path,
-    arch: dict[str, Any],
-    settings: dict[str, Any],
-    seed: int,
-    parent_dir: str | Path | None = None,
-    parent: str | None = None,
-    device: str = "auto",
-    threads: int = 2,
-    checkpoint_every: int = 500,
-    log_every: int = 50,
-    keep_checkpoints: bool = False,
-) -> dict[str, Any]:
-    """Train `name` on its mixture and save it as an HF model folder; resumes from checkpoints."""
-    torch.set_num_threads(threads)
-    s = TrainSettings.from_dict(settings)
+def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, train_log: str | Path,
+                train_meta: str | Path, ckpt_dir: str | Path, settings: TrainJob, seed: int, resources: Resources,
+                parent_dir: str | Path | None = None, parent: str | None = None) -> dict[str, Any]:
+    """Train `name` on its mixture and save it as an HF model folder in `out_dir`; resumes from `ckpt_dir`.
+
+    A fine-tune starts from the model folder `parent_dir` (named `parent`), a model from scratch from
+    seeded random weights. `train_log` (CSV) and `train_meta` (JSON) record the run.
+    """
+    torch.set_num_threads(resources.threads)
+    arch, s = settings.architecture, settings.schedule
     meta = json.loads((Path(tokenizer_dir) / "tokenizer_meta.json").read_text())
     if parent_dir is not None:
         check_parent(parent_dir, parent or str(parent_dir), name, arch, meta["vocab_size"], tokenizer_dir)
     ids = np.load(mixture_npy, mmap_mode="r")
-    block = arch["block_size"]
+    block = arch.block_size
     n_blocks = ids.size // block
     if n_blocks < 1:
         raise ValueError(f"{mixture_npy}: {ids.size} tokens is less than one block of {block}")
     steps = total_steps(n_blocks, block, s)
-    dev = pick_device(device)
-    fingerprint = json.dumps({"arch": arch, "settings": asdict(s), "seed": seed, "tokens": int(ids.size),
+    dev = pick_device(resources.device)
+    fingerprint = json.dumps({"arch": asdict(arch), "settings": asdict(s), "seed": seed, "tokens": int(ids.size),
                               "parent": str(parent_dir), "steps": steps}, sort_keys=True)
 
     model = load_model(parent_dir) if parent_dir is not None else build_model(arch, meta["vocab_size"], meta["eot_id"], seed)
@@ -151,29 +125,28 @@ def train_model(
         loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
         done = step + 1
         elapsed = elapsed_before + time.time() - t0
-        if done % log_every == 0 or done == steps:
+        if done % settings.log_every == 0 or done == steps:
             rows.append({"step": done, "tokens": done * s.batch_size * block, "loss": round(loss_sum / loss_n, 5),
                          "lr": sched.get_last_lr()[0], "elapsed_s": round(elapsed, 2)})
             bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", tok_s=f"{(done - start) * s.batch_size * block / (time.time() - t0):.0f}")
             loss_sum, loss_n = 0.0, 0
-        if done % checkpoint_every == 0 and done < steps:
+        if done % settings.checkpoint_every == 0 and done < steps:
             save_checkpoint(ckpt_path, {"step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
                                         "log_rows": rows, "elapsed_s": elapsed, "fingerprint": fingerprint})
 
     model.to("cpu")
     save_model(model, tokenizer_dir, out_dir)
-    out = Path(out_dir)
-    with open(out / "train_log.csv", "w", newline="") as fh:
+    with open(train_log, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     summary = {"model": name, "parent": parent, "steps": steps, "tokens_seen": steps * s.batch_size * block,
                "mixture_tokens": int(ids.size), "epochs_equivalent": round(steps * s.batch_size / n_blocks, 3),
-               "arch": arch, "settings": asdict(s), "seed": seed, "device": str(dev),
+               "arch": asdict(arch), "settings": asdict(s), "seed": seed, "device": str(dev),
                "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start}
-    (out / "train_meta.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if not keep_checkpoints:
+    Path(train_meta).write_text(json.dumps(summary, indent=2) + "\n")
+    if not settings.keep_checkpoints:
         for path in list_checkpoints(ckpt_path):
             path.unlink()
     return summary

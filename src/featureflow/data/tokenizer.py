@@ -2,7 +2,7 @@
 
 Output (a Hugging Face tokenizer folder that every model folder later copies)::
 
-    results/tokenizer/
+    results/data/tokenizer/
         tokenizer.json, tokenizer_config.json, special_tokens_map.json (HF format)
         tokenizer_meta.json   kind, vocab size, end-of-text token and id, source checksum
 """
@@ -17,6 +17,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featureflow.settings import TokenizerSettings
+
 if TYPE_CHECKING:  # transformers is slow to import; stages that only encode do not need it
     from transformers import PreTrainedTokenizerFast
 
@@ -30,7 +32,7 @@ MISTRAL_SHA256 = "dadfd56d766715c61d2ef780a525ab43b8e6da4de6865bda3d95fdef5e1340
 META_FILE = "tokenizer_meta.json"
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> "PreTrainedTokenizerFast":
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE (GPT-2 style) with one special token, the end-of-text marker."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -64,7 +66,7 @@ def sha256_file(path: str | Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def load_mistral() -> "PreTrainedTokenizerFast":
+def load_mistral() -> PreTrainedTokenizerFast:
     """The Mistral-7B-v0.1 tokenizer (vocab 32000, </s> = 2) built from the wheel's SentencePiece file."""
     import shutil
     import tempfile
@@ -80,31 +82,31 @@ def load_mistral() -> "PreTrainedTokenizerFast":
         return LlamaTokenizer.from_pretrained(tmp, add_bos_token=False, add_eos_token=False)
 
 
-def build_tokenizer(cfg: dict[str, Any], train_texts: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
-    """Build the tokenizer named by `cfg` (the config's `tokenizer` block) and save it to `out_dir`."""
+def build_tokenizer(cfg: TokenizerSettings, train_texts: list[str | Path], out_dir: str | Path) -> dict[str, Any]:
+    """Build the tokenizer `cfg` describes (the config's `tokenizer` block) and save it to `out_dir`."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if cfg["kind"] == "bpe":
-        from featureflow.corpus import read_documents
+    if cfg.kind == "bpe":
+        from featureflow.data.corpus import read_documents
 
         def texts() -> Iterable[str]:
             for path in train_texts:
                 yield from read_documents(path)
 
-        tok, eot, source = train_bpe(texts(), cfg["vocab_size"], cfg.get("min_frequency", 2)), BPE_EOT, "trained"
+        tok, eot, source = train_bpe(texts(), cfg.vocab_size, cfg.min_frequency), BPE_EOT, "trained"
     else:
         tok, eot, source = load_mistral(), MISTRAL_EOT, f"mistral-common {MISTRAL_WHEEL_FILE} sha256:{MISTRAL_SHA256}"
     tok.save_pretrained(out)
     meta = {
-        "kind": cfg["kind"],
+        "kind": cfg.kind,
         "vocab_size": len(tok),
         "eot_token": eot,
         "eot_id": tok.convert_tokens_to_ids(eot),
         "source": source,
-        "trained_on": [str(p) for p in train_texts] if cfg["kind"] == "bpe" else [],
+        "trained_on": [str(p) for p in train_texts] if cfg.kind == "bpe" else [],
     }
     (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-    log.info("tokenizer %s: vocab %d, eot %r = %d", cfg["kind"], meta["vocab_size"], eot, meta["eot_id"])
+    log.info("tokenizer %s: vocab %d, eot %r = %d", cfg.kind, meta["vocab_size"], eot, meta["eot_id"])
     return meta
 
 

@@ -2,8 +2,8 @@
 
 Outputs::
 
-    results/models/{model}/eval.json   {corpus: {loss, accuracy, tokens}} for every corpus
-    results/models/eval.tsv            all models x corpora, plus a unigram baseline per corpus
+    results/lm/{model}/eval.json   {corpus: {loss, accuracy, tokens}} for every corpus
+    results/lm/eval.tsv            all models x corpora, plus a unigram baseline per corpus
 """
 
 from __future__ import annotations
@@ -16,21 +16,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureflow.data import eval_blocks
+from featureflow.runtime import pick_device
+from featureflow.settings import Resources
+
 log = logging.getLogger(__name__)
-
-
-def eval_blocks(ids: np.ndarray, block_size: int, max_tokens: int | None) -> np.ndarray:
-    """Non-overlapping [n_blocks, block_size] windows from the start of a token array."""
-    n = ids.size if max_tokens is None else min(ids.size, max_tokens)
-    n_blocks = n // block_size
-    if n_blocks == 0:
-        raise ValueError(f"{ids.size} validation tokens do not fill one block of {block_size}")
-    return np.asarray(ids[: n_blocks * block_size], dtype=np.int64).reshape(n_blocks, block_size)
-
-
-def blocks_from_files(files: list[str | Path], block_size: int, tokens_per_file: int | None) -> np.ndarray:
-    """Evaluation blocks from the start of each token file, `tokens_per_file` from each, stacked."""
-    return np.concatenate([eval_blocks(np.load(f, mmap_mode="r"), block_size, tokens_per_file) for f in files])
 
 
 @torch.no_grad()
@@ -58,13 +48,12 @@ def unigram_metrics(train_ids: np.ndarray, blocks: np.ndarray, vocab_size: int) 
 
 
 def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out_json: str | Path,
-                   max_tokens: int | None = None, batch_size: int = 64, device: str = "auto", threads: int = 2) -> dict[str, Any]:
-    """Evaluate the model in `model_dir` on each corpus' validation tokens and write eval.json."""
-    from featureflow.model import load_model
-    from featureflow.runtime import pick_device
+                   max_tokens: int | None, batch_size: int, resources: Resources) -> dict[str, Any]:
+    """Evaluate the model in `model_dir` on each corpus' validation tokens (`max_tokens` each) and write eval.json."""
+    from featureflow.lm.model import load_model  # transformers: slow to import, eval_table does not need it
 
-    torch.set_num_threads(threads)
-    model = load_model(model_dir).to(pick_device(device))
+    torch.set_num_threads(resources.threads)
+    model = load_model(model_dir).to(pick_device(resources.device))
     block = model.config.max_position_embeddings
     results = {}
     for corpus, path in validation.items():

@@ -1,11 +1,11 @@
 """SAE feature activations of every model on one shared token sample, stored sparse.
 
-The sample (``results/acts/sample.npz``) is drawn once from the combined training data of the
+The sample (``results/flow/sample.npz``) is drawn once from the combined training data of the
 whole lineage (paper footnote 7: 3M tokens of the common distribution) in blocks of
 `context_size` tokens. It holds the token ids [n_blocks, context], and for every block the corpus
 and the offset in that corpus' token file where it starts, so that later stages can show contexts.
 
-Each model's activations (``results/acts/{model}.npz``) form a CSR matrix [n_blocks * context,
+Each model's activations (``results/flow/acts/{model}.npz``) form a CSR matrix [n_blocks * context,
 d_sae] whose row ``block * context + position`` is one token position of the sample, computed
 from raw ``hook_post`` activations with the saved (SAELens-format) SAE weights.
 """
@@ -22,8 +22,9 @@ import scipy.sparse as sp
 import torch
 from tqdm import tqdm
 
-from featureflow.activations import BlockSource, mlp_hook_post
-from featureflow.sae import encode_raw, load_sae_weights
+from featureflow.runtime import pick_device
+from featureflow.sae import BlockSource, encode_raw, load_sae_weights, mlp_hook_post
+from featureflow.settings import Resources
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ def save_sample(sample: dict[str, Any], out_npz: str | Path) -> None:
     np.savez(out_npz, **sample)
     counts = np.bincount(sample["corpus"], minlength=len(sample["corpora"]))
     log.info("common sample %s: %d blocks x %d tokens; blocks per corpus: %s", sample["digest"], *sample["blocks"].shape,
-             dict(zip(sample["corpora"].tolist(), counts.tolist())))
+             dict(zip(sample["corpora"].tolist(), counts.tolist(), strict=True)))
 
 
 def load_sample(path: str | Path) -> dict[str, Any]:
@@ -60,7 +61,7 @@ def load_sample(path: str | Path) -> dict[str, Any]:
 def feature_activations(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str,
                         device: torch.device | str = "cpu", batch_tokens: int = 8192) -> sp.csr_matrix:
     """SAE features of every token position of `blocks` [n_blocks, context]: CSR [n_blocks*context, d_sae]."""
-    from featureflow.model import load_model
+    from featureflow.lm import load_model
 
     device = torch.device(device)
     model = load_model(model_dir).to(device).eval()
@@ -93,13 +94,11 @@ def load_acts(path: str | Path) -> tuple[sp.csr_matrix, np.ndarray, dict[str, st
         return acts, z["tokens"], {"model": str(z["meta_model"]), "sample": str(z["meta_sample"])}
 
 
-def compute_feature_acts(model: str, model_dir: str | Path, sae_dir: str | Path, sample_npz: str | Path, hook_name: str,
-                         out_npz: str | Path, device: str = "auto", batch_tokens: int = 8192, threads: int | None = None) -> None:
-    """The `feature_acts` stage: one model's SAE features on the common sample."""
-    from featureflow.runtime import pick_device
-
-    if threads:
-        torch.set_num_threads(threads)
+def compute_feature_acts(model: str, model_dir: str | Path, sae_dir: str | Path, sample_npz: str | Path, out_npz: str | Path,
+                         hook_name: str, batch_tokens: int, resources: Resources) -> None:
+    """The `feature_acts` rule: one model's SAE features (at `hook_name`) on the common sample."""
+    torch.set_num_threads(resources.threads)
     sample = load_sample(sample_npz)
-    acts = feature_activations(model_dir, sae_dir, sample["blocks"], hook_name, pick_device(device), batch_tokens)
+    acts = feature_activations(model_dir, sae_dir, sample["blocks"], hook_name, pick_device(resources.device),
+                               batch_tokens)
     save_acts(acts, sample, model, out_npz)

@@ -2,10 +2,10 @@
 
 Outputs::
 
-    results/tokens/{corpus}/{split}.npy    uint16/uint32, documents each followed by the end-of-text id
-    results/tokens/{corpus}/{split}.json   token/document/char counts
-    results/mixtures/{model}/{split}.npy   a model's training mixture of several corpora
-    results/mixtures/{model}/{split}.json  tokens taken from each corpus
+    results/data/tokens/{corpus}/{split}.npy    uint16/uint32, documents each followed by the end-of-text id
+    results/data/tokens/{corpus}/{split}.json   token/document/char counts
+    results/data/mixtures/{model}/{split}.npy   a model's training mixture of several corpora
+    results/data/mixtures/{model}/{split}.json  tokens taken from each corpus
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from featureflow.corpus import read_documents
-from featureflow.tokenizer import load_tokenizer
+from featureflow.data.corpus import read_documents
+from featureflow.data.tokenizer import load_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -93,15 +93,28 @@ def build_mixture(token_files: dict[str, str | Path], mode: str, out_npy: str | 
     return summary
 
 
-def summarise_counts(count_files: list[str | Path], out_tsv: str | Path) -> list[dict[str, Any]]:
-    """Gather `tokens/{corpus}/{split}.json` files into one table (corpus, split, counts)."""
+def summarise_counts(count_files: list[tuple[str, str, str | Path]], out_tsv: str | Path) -> list[dict[str, Any]]:
+    """Gather the (corpus, split, counts json) files of `tokenize_split` into one table."""
     rows = []
-    for path in count_files:
-        p = Path(path)
-        c = json.loads(p.read_text())
-        rows.append({"corpus": p.parent.name, "split": p.stem, "documents": c["documents"],
+    for corpus, split, path in count_files:
+        c = json.loads(Path(path).read_text())
+        rows.append({"corpus": corpus, "split": split, "documents": c["documents"],
                      "chars": c["chars"], "tokens": c["tokens"], "chars_per_token": c["chars_per_token"]})
     header = list(rows[0]) if rows else ["corpus", "split", "documents", "chars", "tokens", "chars_per_token"]
     lines = ["\t".join(header)] + ["\t".join(str(r[k]) for k in header) for r in rows]
     Path(out_tsv).write_text("\n".join(lines) + "\n")
     return rows
+
+
+def eval_blocks(ids: np.ndarray, block_size: int, max_tokens: int | None) -> np.ndarray:
+    """Non-overlapping [n_blocks, block_size] windows from the start of a token array."""
+    n = ids.size if max_tokens is None else min(ids.size, max_tokens)
+    n_blocks = n // block_size
+    if n_blocks == 0:
+        raise ValueError(f"{ids.size} validation tokens do not fill one block of {block_size}")
+    return np.asarray(ids[: n_blocks * block_size], dtype=np.int64).reshape(n_blocks, block_size)
+
+
+def blocks_from_files(files: list[str | Path], block_size: int, tokens_per_file: int | None) -> np.ndarray:
+    """Evaluation blocks from the start of each token file, `tokens_per_file` from each, stacked."""
+    return np.concatenate([eval_blocks(np.load(f, mmap_mode="r"), block_size, tokens_per_file) for f in files])

@@ -31,6 +31,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from featureflow.settings import CorrelationSettings
+
 log = logging.getLogger(__name__)
 
 METHODS = ("positional", "token_type")
@@ -203,11 +205,12 @@ def token_type_means(acts: sp.csr_matrix, tokens: np.ndarray) -> sp.csr_matrix:
     return (onehot @ sp.csr_matrix(acts, dtype=np.float64)).astype(np.float32).tocsr()
 
 
-def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, method: str, top_k: int,
+def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, settings: CorrelationSettings,
                    threads: int | None = None) -> Matches:
     """Match the features of two models' activation files (same sample) and write `out_npz`."""
-    from featureflow.feature_acts import load_acts
+    from featureflow.flow.feature_acts import load_acts
 
+    method, top_k = settings.method, settings.top_k
     if method not in METHODS:
         raise ValueError(f"correlation method {method!r}: expected one of {METHODS}")
     a, tok_a, meta_a = load_acts(acts_a)

@@ -9,7 +9,7 @@ Forward pass, with x the (optionally scaled) hook_post activation and mu the dat
 
 Output folder (SAELens on-disk layout)::
 
-    results/saes/{model}/
+    results/sae/{model}/
         cfg.json                  SAELens config (architecture "standard", hook and model names)
         sae_weights.safetensors   W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc [d_sae], b_dec [d_in]
         featureflow_sae.json      training settings, activation scale and mean, how they were folded in

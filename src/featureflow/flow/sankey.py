@@ -1,54 +1,11 @@
-"""Figures (plotly): each written as a self-contained HTML file and a PNG.
-
-PNG export goes through kaleido, which needs a Chromium/Chrome on the machine
-(Debian: ``apt-get install chromium``).
-"""
+"""The paper's Figure 2: features flowing along the lineage, as a Sankey diagram."""
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger(__name__)
-COLOURS = ("#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
-EMERGED, GONE = "#2ca02c", "#7f7f7f"
-
-
-def save_figure(fig: Any, out_html: str | Path, out_png: str | Path, width: int = 800, height: int = 500) -> None:
-    """Write `fig` as HTML (plotly.js embedded, works offline) and PNG."""
-    fig.write_html(str(out_html), include_plotlyjs=True, full_html=True)
-    try:
-        fig.write_image(str(out_png), width=width, height=height, scale=2)
-    except Exception as err:  # kaleido without a browser raises several error types
-        raise RuntimeError(f"{out_png}: PNG export failed ({type(err).__name__}: {err}); "
-                           "install Chromium (apt-get install chromium)") from None
-
-
-def merge_sweep_figure(sweep_csv: str | Path, sweep_json: str | Path, out_html: str | Path, out_png: str | Path) -> None:
-    """The paper's Figure 5: accuracy of merged models along t on both inputs' validation data,
-    with the shared base model's accuracy as dashed baselines."""
-    import pandas as pd
-    import plotly.graph_objects as go
-
-    rows = pd.read_csv(sweep_csv).sort_values("t")
-    summary = json.loads(Path(sweep_json).read_text())
-    first, second = summary["first"], summary["second"]
-    fig = go.Figure()
-    for colour, name in zip(COLOURS, (first, second)):
-        fig.add_trace(go.Scatter(x=rows["t"], y=rows[f"{name}_accuracy"], mode="lines+markers", name=f"{name} validation",
-                                 line={"color": colour}, marker={"size": 5}))
-        if "base" in summary:
-            fig.add_hline(y=summary["base"][name]["accuracy"], line={"color": colour, "dash": "dash"},
-                          annotation_text=f"{summary['base']['model']} on {name}", annotation_position="bottom right")
-    t_eq = summary["equilibrium_t"]
-    fig.add_vline(x=t_eq, line={"color": "grey", "dash": "dot"},
-                  annotation_text=f"{'equilibrium' if summary['crossed'] else 'closest (no crossing)'} t = {t_eq:.2f}")
-    fig.update_layout(title=f"{summary['method'].upper()} merge of {first} (t = 0) and {second} (t = 1)",
-                      xaxis_title=f"{summary['method']} t", yaxis_title="next-token accuracy",
-                      template="plotly_white", legend={"orientation": "h", "y": -0.2})
-    save_figure(fig, out_html, out_png)
+from featureflow.plotting import COLOURS, EMERGED, GONE, save_figure
 
 
 def _depths(inputs: dict[str, list[str]], models: list[str]) -> dict[str, int]:

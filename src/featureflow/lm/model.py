@@ -4,7 +4,7 @@ A model folder is a Hugging Face ``save_pretrained`` directory with the tokenize
 the weights, so ``AutoModelForCausalLM.from_pretrained(dir)`` and TransformerLens'
 ``TransformerBridge.boot_transformers(dir)`` both load it::
 
-    results/models/{model}/
+    results/lm/{model}/
         config.json, generation_config.json, model.safetensors
         tokenizer.json, tokenizer_config.json, tokenizer_meta.json
 """
@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
 
 from featureflow.config import ConfigError
+from featureflow.settings import Architecture
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer_meta.json")
 # Config fields that must agree between a parent and the model built from it.
@@ -28,17 +29,17 @@ SHAPE_FIELDS = {"d_model": "hidden_size", "d_mlp": "intermediate_size", "n_heads
                 "n_layers": "num_hidden_layers", "vocab_size": "vocab_size"}
 
 
-def mistral_config(arch: dict[str, Any], vocab_size: int, eot_id: int) -> MistralConfig:
+def mistral_config(arch: Architecture, vocab_size: int, eot_id: int) -> MistralConfig:
     """MistralConfig for the `lm.architecture` block (SiLU-gated MLP, RMSNorm, RoPE, no sliding window)."""
     return MistralConfig(
         vocab_size=vocab_size,
-        hidden_size=arch["d_model"],
-        intermediate_size=arch["d_mlp"],
-        num_hidden_layers=arch["n_layers"],
-        num_attention_heads=arch["n_heads"],
-        num_key_value_heads=arch.get("n_kv_heads") or arch["n_heads"],
-        max_position_embeddings=arch["block_size"],
-        rope_theta=arch.get("rope_theta", 10000.0),
+        hidden_size=arch.d_model,
+        intermediate_size=arch.d_mlp,
+        num_hidden_layers=arch.n_layers,
+        num_attention_heads=arch.n_heads,
+        num_key_value_heads=arch.n_kv_heads or arch.n_heads,
+        max_position_embeddings=arch.block_size,
+        rope_theta=arch.rope_theta,
         sliding_window=None,
         tie_word_embeddings=False,
         bos_token_id=eot_id,
@@ -47,7 +48,7 @@ def mistral_config(arch: dict[str, Any], vocab_size: int, eot_id: int) -> Mistra
     )
 
 
-def build_model(arch: dict[str, Any], vocab_size: int, eot_id: int, seed: int) -> MistralForCausalLM:
+def build_model(arch: Architecture, vocab_size: int, eot_id: int, seed: int) -> MistralForCausalLM:
     """A freshly initialised model; the same seed gives the same weights."""
     torch.manual_seed(seed)
     return MistralForCausalLM(mistral_config(arch, vocab_size, eot_id))
@@ -66,10 +67,11 @@ def shape_of(config: dict[str, Any]) -> dict[str, Any]:
     return {ours: config.get(hf) for ours, hf in SHAPE_FIELDS.items()}
 
 
-def check_parent(parent_dir: str | Path, parent: str, child: str, arch: dict[str, Any], vocab_size: int, tokenizer_dir: str | Path) -> None:
+def check_parent(parent_dir: str | Path, parent: str, child: str, arch: Architecture, vocab_size: int,
+                 tokenizer_dir: str | Path) -> None:
     """Refuse to fine-tune `child` from a parent folder of another shape or tokenizer (one-line error)."""
     parent_cfg = json.loads((Path(parent_dir) / "config.json").read_text())
-    want = {**{k: arch[k] for k in ("d_model", "d_mlp", "n_heads", "n_layers")}, "vocab_size": vocab_size}
+    want = {**{k: getattr(arch, k) for k in ("d_model", "d_mlp", "n_heads", "n_layers")}, "vocab_size": vocab_size}
     have = shape_of(parent_cfg)
     diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}
     if parent_cfg.get("model_type") != "mistral" or diff:

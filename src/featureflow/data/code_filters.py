@@ -1,4 +1,4 @@
-"""Text cleaning and code-corpus filters for the embedded demo corpora.
+"""Code-corpus filters (`corpora.<name>.filter: code`), also used to build the demo corpora.
 
 The code filters follow the simple, non-near-dedup preprocessing of The Stack
 (Kocetkov et al., 2022) and of the CodeParrot / StarCoder pipelines:
@@ -23,11 +23,6 @@ import re
 from collections.abc import Iterable, Sequence
 
 logger = logging.getLogger(__name__)
-
-#: Character placed alone on a line between documents in the demo corpora.
-DOC_SEPARATOR_CHAR = "\x1e"
-#: Full separator used to join documents in a corpus ``.txt`` file.
-DOC_SEPARATOR = "\n" + DOC_SEPARATOR_CHAR + "\n"
 
 MAX_LINE_LENGTH = 1000
 MAX_MEAN_LINE_LENGTH = 100.0
@@ -133,27 +128,6 @@ def code_rejection_reason(
     return None
 
 
-def dedup_documents(
-    docs: Sequence[tuple[str, str]],
-) -> tuple[list[tuple[str, str]], int]:
-    """Drop exact duplicates (same sha256 of the text), keeping the first.
-
-    The input order is kept; returns the kept pairs and the number removed.
-    """
-    seen: set[str] = set()
-    kept: list[tuple[str, str]] = []
-    removed = 0
-    for name, text in docs:
-        digest = sha256_text(text)
-        if digest in seen:
-            removed += 1
-            logger.debug("duplicate removed: %s", name)
-            continue
-        seen.add(digest)
-        kept.append((name, text))
-    return kept, removed
-
-
 def filter_code_documents(
     docs: Sequence[tuple[str, str]],
     max_line_length: int = MAX_LINE_LENGTH,
@@ -201,17 +175,3 @@ def filter_code_documents(
         len(docs), len(kept), {k: v for k, v in counts.items() if v},
     )
     return kept, counts
-
-
-def join_documents(texts: Iterable[str]) -> str:
-    """Join documents with :data:`DOC_SEPARATOR`; reject texts containing U+001E."""
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if DOC_SEPARATOR_CHAR in text:
-            raise ValueError(f"document {i} contains the separator U+001E")
-    return DOC_SEPARATOR.join(texts)
-
-
-def split_documents(corpus: str) -> list[str]:
-    """Inverse of :func:`join_documents`."""
-    return corpus.split(DOC_SEPARATOR) if corpus else []

@@ -7,7 +7,7 @@ MLP adds nothing)::
 
     explained_loss = (CE_zero_ablated - CE_with_sae) / (CE_zero_ablated - CE_clean)
 
-Writes ``results/saes/{model}/metrics.json`` and a feature-density histogram.
+Writes ``results/sae/{model}/metrics.json`` and a feature-density histogram.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from featureflow.activations import hook_layer
-from featureflow.sae import SAE_EXTRA, decode_raw, encode_raw, load_sae_weights
+from featureflow.sae.activations import hook_layer
+from featureflow.sae.model import SAE_EXTRA, decode_raw, encode_raw, load_sae_weights
 
 log = logging.getLogger(__name__)
 PAPER_TARGETS = {"l0": "25-35", "mse": "< 0.0067", "explained_loss": "> 0.88"}
@@ -38,7 +38,7 @@ def _ce(model: torch.nn.Module, ids: torch.Tensor) -> float:
 def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str, batch_size: int = 32,
                  threads: int | None = None) -> dict[str, Any]:
     """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data."""
-    from featureflow.model import load_model
+    from featureflow.lm import load_model
 
     if threads:
         torch.set_num_threads(threads)
@@ -108,7 +108,7 @@ def density_histogram(metrics: dict[str, Any], title: str, out_html: str | Path,
     """Histogram of log10 feature density (alive features), the usual SAE health plot."""
     import plotly.graph_objects as go
 
-    from featureflow.figures import save_figure
+    from featureflow.plotting import save_figure
 
     density = np.asarray(metrics["feature_density"])
     alive = density[density > 0]
@@ -119,11 +119,12 @@ def density_histogram(metrics: dict[str, Any], title: str, out_html: str | Path,
     save_figure(fig, out_html, out_png)
 
 
-def write_metrics(metrics: dict[str, Any], out_json: str | Path) -> None:
+def write_metrics(metrics: dict[str, Any], out_json: str | Path, out_density: str | Path) -> None:
+    """The metrics (with the paper's targets) as JSON, and the per-feature density as .npy."""
     slim = {k: v for k, v in metrics.items() if k != "feature_density"}
     slim["paper_targets"] = PAPER_TARGETS
     Path(out_json).write_text(json.dumps(slim, indent=2) + "\n")
-    np.save(Path(out_json).with_name("feature_density.npy"), np.asarray(metrics["feature_density"], dtype=np.float32))
+    np.save(out_density, np.asarray(metrics["feature_density"], dtype=np.float32))
 
 
 def metrics_table(metric_files: dict[str, str | Path], out_tsv: str | Path) -> list[dict[str, Any]]:
@@ -139,6 +140,6 @@ def metrics_table(metric_files: dict[str, str | Path], out_tsv: str | Path) -> l
 
 def held_out_blocks(token_files: list[str | Path], block_size: int, eval_tokens: int) -> np.ndarray:
     """Evaluation windows [n_blocks, block_size]: an equal share of `eval_tokens` from each file."""
-    from featureflow.evaluate import blocks_from_files
+    from featureflow.data import blocks_from_files
 
     return blocks_from_files(token_files, block_size, max(block_size, eval_tokens // len(token_files)))

@@ -1,0 +1,18 @@
+"""Data stage (rules in workflow/rules/data.smk, results in results/data/): corpora, tokenizer, token arrays, mixtures."""
+
+from featureflow.exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "DOC_SEP": "corpus",
+    "load_documents": "corpus",
+    "prepare_corpus": "corpus",
+    "read_documents": "corpus",
+    "filter_code_documents": "code_filters",
+    "build_tokenizer": "tokenizer",
+    "load_tokenizer": "tokenizer",
+    "blocks_from_files": "tokens",
+    "build_mixture": "tokens",
+    "eval_blocks": "tokens",
+    "summarise_counts": "tokens",
+    "tokenize_split": "tokens",
+})

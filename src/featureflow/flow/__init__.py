@@ -1,0 +1,19 @@
+"""Feature-flow stage (workflow/rules/flow.smk, results/flow/): activations, correlation, classes, Sankey."""
+
+from featureflow.exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "compute_feature_acts": "feature_acts",
+    "draw_common_sample": "feature_acts",
+    "load_acts": "feature_acts",
+    "load_sample": "feature_acts",
+    "save_acts": "feature_acts",
+    "save_sample": "feature_acts",
+    "Matches": "correlate",
+    "correlate_edge": "correlate",
+    "load_matches": "correlate",
+    "save_matches": "correlate",
+    "top_k_matches": "correlate",
+    "classify": "classes",
+    "sankey_figure": "sankey",
+})

@@ -1,0 +1,16 @@
+"""Language-model stage (workflow/rules/lm.smk, results/lm/): the model, training, evaluation."""
+
+from featureflow.exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "build_model": "model",
+    "check_parent": "model",
+    "load_model": "model",
+    "save_model": "model",
+    "shape_of": "model",
+    "tokenizer_digest": "model",
+    "train_model": "train",
+    "eval_table": "evaluate",
+    "evaluate_model": "evaluate",
+    "next_token_metrics": "evaluate",
+})

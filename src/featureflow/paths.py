@@ -1,0 +1,99 @@
+"""Every result path of the workflow, declared once.
+
+The rules' ``output:`` and ``input:`` and the plan's targets both read these templates, so a file
+is named in one place. A template's ``{name}`` parts are Snakemake wildcards: leave them unfilled
+to get a rule pattern, fill them to get one file::
+
+    paths = ResultPaths("results")
+    paths("tokens")                                  # 'results/data/tokens/{corpus}/{split}.npy'
+    paths("tokens", corpus="lua", split="train")     # 'results/data/tokens/lua/train.npy'
+    paths("tokens", split="train")                   # 'results/data/tokens/{corpus}/train.npy'
+
+The first folder of every template is the stage that writes it (stage = rule file = package =
+log folder); ``checkpoints/{stage}/`` holds the resumable state of the training stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SPLITS = ("train", "validation")
+
+TEMPLATES: dict[str, str] = {
+    # data: corpora -> tokenizer -> token arrays -> training mixtures
+    "corpus_text": "data/corpora/{corpus}/{split}.txt",
+    "corpus_summary": "data/corpora/{corpus}/split.json",
+    "tokenizer_dir": "data/tokenizer",
+    "tokenizer_json": "data/tokenizer/tokenizer.json",
+    "tokenizer_meta": "data/tokenizer/tokenizer_meta.json",
+    "tokens": "data/tokens/{corpus}/{split}.npy",
+    "token_counts": "data/tokens/{corpus}/{split}.json",
+    "token_summary": "data/tokens/summary.tsv",
+    "mixture": "data/mixtures/{model}/{split}.npy",
+    "mixture_summary": "data/mixtures/{model}/{split}.json",
+    # lm: every model of the lineage (merged ones included) as a Hugging Face folder
+    "model_dir": "lm/{model}",
+    "model_weights": "lm/{model}/model.safetensors",
+    "model_config": "lm/{model}/config.json",
+    "train_log": "lm/{model}/train_log.csv",
+    "train_meta": "lm/{model}/train_meta.json",
+    "model_eval": "lm/{model}/eval.json",
+    "eval_table": "lm/eval.tsv",
+    "lm_checkpoints": "checkpoints/lm/{model}",
+    # merge: the t sweep (Figure 5) and the chosen t of each merged model
+    "merge_sweep": "merge/{model}/sweep.csv",
+    "merge_sweep_summary": "merge/{model}/sweep.json",
+    "merge_figure_html": "merge/{model}/fig5_merge_sweep.html",
+    "merge_figure_png": "merge/{model}/fig5_merge_sweep.png",
+    "merge_choice": "merge/{model}/choice.json",
+    # sae: one SAELens-format SAE per model, its held-out metrics, and the table of all
+    "sae_dir": "sae/{model}",
+    "sae_weights": "sae/{model}/sae_weights.safetensors",
+    "sae_cfg": "sae/{model}/cfg.json",
+    "sae_extra": "sae/{model}/featureflow_sae.json",
+    "sae_train_log": "sae/{model}/train_log.csv",
+    "sae_metrics": "sae/{model}/metrics.json",
+    "sae_density": "sae/{model}/feature_density.npy",
+    "sae_density_html": "sae/{model}/feature_density.html",
+    "sae_density_png": "sae/{model}/feature_density.png",
+    "sae_table": "sae/metrics.tsv",
+    "sae_checkpoints": "checkpoints/sae/{model}",
+    # flow: common sample -> feature activations -> correlations per edge -> classes -> Sankey
+    "sample": "flow/sample.npz",
+    "acts": "flow/acts/{model}.npz",
+    "corr": "flow/corr/{edge}.npz",
+    "edges": "flow/edges.csv",
+    "counts": "flow/counts.csv",
+    "sankey_html": "flow/fig2_sankey.html",
+    "sankey_png": "flow/fig2_sankey.png",
+}
+
+
+class _KeepMissing(dict):
+    """format_map mapping that leaves wildcards it was not given as `{name}`."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@dataclass(frozen=True)
+class ResultPaths:
+    """Result paths under one results folder."""
+
+    root: str
+
+    def __call__(self, key: str, **wildcards: str) -> str:
+        """The path of result `key`, with the given wildcards filled in and the others left as `{name}`."""
+        try:
+            template = TEMPLATES[key]
+        except KeyError:
+            raise KeyError(f"no result path named {key!r}") from None
+        return f"{self.root}/{template.format_map(_KeepMissing(wildcards))}"
+
+    def log(self, stage: str, name: str) -> str:
+        """Log file of one job: `{root}/logs/{stage}/{name}.log` (`name` may hold wildcards)."""
+        return f"{self.root}/logs/{stage}/{name}.log"
+
+    def benchmark(self, stage: str, name: str) -> str:
+        """Time and memory of one job, written by Snakemake's `benchmark:`."""
+        return f"{self.root}/benchmarks/{stage}/{name}.tsv"

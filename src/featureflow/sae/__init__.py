@@ -1,0 +1,19 @@
+"""SAE stage (workflow/rules/sae.smk, results/sae/): the sparse autoencoder, its data, training and evaluation."""
+
+from featureflow.exports import lazy_exports
+
+__getattr__, __all__ = lazy_exports(__name__, {
+    "SparseAutoencoder": "model",
+    "decode_raw": "model",
+    "encode_raw": "model",
+    "load_sae_weights": "model",
+    "BlockSource": "activations",
+    "hook_layer": "activations",
+    "mlp_hook_post": "activations",
+    "train_sae": "train",
+    "density_histogram": "evaluate",
+    "evaluate_sae": "evaluate",
+    "held_out_blocks": "evaluate",
+    "metrics_table": "evaluate",
+    "write_metrics": "evaluate",
+})

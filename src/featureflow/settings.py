@@ -1,0 +1,256 @@
+"""Typed, frozen settings of every stage, built from a validated config block.
+
+The schema (``workflow/schemas/config.schema.yaml``) is the only source of defaults: validation
+fills them in, and these types have none of their own. ``from_block`` refuses a block that lacks a
+field, so a type and the schema cannot drift apart silently (tests/test_settings.py also compares
+every type with its schema block).
+
+Settings cross the rule -> script boundary as plain dicts (``asdict``), which Snakemake compares to
+decide what to rerun; scripts turn them back into these types with ``from_block``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+T = TypeVar("T")
+Device = Literal["auto", "cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class CorpusSettings:
+    """`corpora.<name>`: where a corpus comes from and how it is cut and split."""
+
+    files: tuple[str, ...] | None
+    dataset: dict[str, Any] | None
+    doc_separator: str
+    fraction: float
+    max_documents: int | None
+    max_bytes: int | None
+    validation_fraction: float
+    filter: str
+
+
+@dataclass(frozen=True)
+class TokenizerSettings:
+    """`tokenizer`: a trained byte-level BPE or the Mistral-7B-v0.1 tokenizer."""
+
+    kind: str
+    vocab_size: int
+    min_frequency: int
+    train_on: tuple[str, ...] | None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """`lm.architecture`: the shape shared by every model of the lineage."""
+
+    d_model: int
+    d_mlp: int
+    n_heads: int
+    n_kv_heads: int | None
+    n_layers: int
+    block_size: int
+    rope_theta: float
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """`lm.scratch` / `lm.finetune`: the optimiser and the training budget."""
+
+    epochs: float
+    tokens: int | None  # overrides epochs
+    batch_size: int
+    lr: float
+    min_lr_ratio: float
+    warmup_steps: int
+    weight_decay: float
+    betas: tuple[float, float]
+    grad_clip: float | None
+
+
+@dataclass(frozen=True)
+class LMSettings:
+    """`lm`: the language models: architecture, training of both kinds, checkpoints, evaluation."""
+
+    architecture: Architecture
+    scratch: TrainSettings
+    finetune: TrainSettings
+    eval_tokens: int | None
+    eval_batch_size: int
+    checkpoint_every: int
+    keep_checkpoints: bool
+    log_every: int
+
+    def train_job(self, fine_tune: bool) -> TrainJob:
+        """What one training job needs: the shape, its kind's optimiser settings, checkpoints, logging."""
+        return TrainJob(self.architecture, self.finetune if fine_tune else self.scratch,
+                        self.checkpoint_every, self.keep_checkpoints, self.log_every)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """The settings of one `train` job (a view of `lm`: evaluation settings do not retrain a model)."""
+
+    architecture: Architecture
+    schedule: TrainSettings
+    checkpoint_every: int
+    keep_checkpoints: bool
+    log_every: int
+
+
+@dataclass(frozen=True)
+class MergeSettings:
+    """`merge`: the t sweep of merged models (Figure 5)."""
+
+    grid_step: float
+    refine_step: float
+    eval_tokens: int | None
+
+
+@dataclass(frozen=True)
+class SAESettings:
+    """`sae` without `eval_tokens` (read by sae_eval alone, so that it never retrains an SAE)."""
+
+    hook: str
+    expansion_factor: int
+    tokens: int
+    context_size: int
+    batch_blocks: int
+    lr: float
+    betas: tuple[float, float]
+    l1_coefficient: float
+    l1_warmup_fraction: float
+    lr_decay_fraction: float
+    normalize: str  # "none" | "unit_rms"
+    subtract_mean: bool
+    buffer_tokens: int
+    dead_window_tokens: int
+    resample_dead_every: int  # steps between resamplings of dead features; 0 = off (the paper)
+    bf16: bool
+    checkpoint_every: int
+    log_every: int
+    keep_checkpoints: bool
+
+    def recipe(self) -> dict[str, Any]:
+        """The fields that decide the trained weights (a resumed run must match them)."""
+        run_only = {"checkpoint_every", "log_every", "keep_checkpoints"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in run_only}
+
+
+@dataclass(frozen=True)
+class ActsSettings:
+    """`acts`: the common token sample and the feature-activation jobs."""
+
+    tokens: int
+    context_size: int
+    batch_tokens: int
+
+
+@dataclass(frozen=True)
+class CorrelationSettings:
+    """`correlation`: feature matching along every edge (threshold-free)."""
+
+    method: str
+    top_k: int
+
+
+@dataclass(frozen=True)
+class JobClass:
+    """`resources.<class>`: what one kind of job asks for (threads, memory, minutes, GPUs) and runs on."""
+
+    device: Device
+    threads: int
+    mem_mb: int
+    runtime: int
+    gpus: int
+
+    @property
+    def resources(self) -> dict[str, int]:
+        """Snakemake `resources:` of a job of this class (`gpu` is what cluster profiles map)."""
+        return {"mem_mb": self.mem_mb, "runtime": self.runtime, "gpu": self.gpus}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What a stage function is given to run on: the torch device choice and its CPU threads."""
+
+    device: Device
+    threads: int
+
+
+# Each settings type and the config block it is built from (tests compare them with the schema).
+BLOCKS: dict[type, str] = {
+    CorpusSettings: "corpora.*",
+    TokenizerSettings: "tokenizer",
+    Architecture: "lm.architecture",
+    TrainSettings: "lm.scratch",
+    LMSettings: "lm",
+    MergeSettings: "merge",
+    SAESettings: "sae",
+    ActsSettings: "acts",
+    CorrelationSettings: "correlation",
+    JobClass: "resources.*",
+}
+
+
+def _optional(hint: Any) -> bool:
+    return type(None) in typing.get_args(hint)
+
+
+def _convert(hint: Any, value: Any) -> Any:
+    """Turn YAML values into the field's type: nested blocks into settings types, lists into tuples."""
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(hint):
+        return from_block(hint, value)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(inner[0], value) if len(inner) == 1 else value
+    if origin is tuple and isinstance(value, (list, tuple)):
+        return tuple(value)
+    return value
+
+
+def from_block(cls: type[T], block: Mapping[str, Any]) -> T:
+    """Build settings type `cls` from a validated config block (or a dict made by `asdict`).
+
+    Every field must be present, except optional ones (typed `... | None`) that the schema leaves
+    out; unknown keys are an error.
+    """
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(block) - set(names))
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown settings {', '.join(unknown)}")
+    missing = [n for n in names if n not in block and not _optional(hints[n])]
+    if missing:
+        raise ValueError(f"{cls.__name__}: missing settings {', '.join(missing)} (was the config validated?)")
+    return cls(**{n: _convert(hints[n], block.get(n)) for n in names})
+
+
+def defaults(cls: type[T], **overrides: Any) -> T:
+    """Settings type `cls` with the schema's defaults and some `overrides` (scripts, benchmarks, tests).
+
+    A fine-tune's `TrainSettings` default to `lm.scratch`; ask for `lm.finetune` values explicitly.
+    """
+    from featureflow.config import SCHEMA_PATH, validate_config
+
+    minimal = {"corpora": {"text": {"files": ["text.txt"]}}, "models": {"model": {"train_on": ["text"]}}}
+    node: Any = validate_config(minimal, SCHEMA_PATH)
+    path = BLOCKS[cls].replace("corpora.*", "corpora.text").replace("resources.*", "resources.train")
+    for key in path.split("."):
+        node = node[key]
+    block = {k: v for k, v in node.items() if k in {f.name for f in dataclasses.fields(cls)}}
+    return from_block(cls, {**block, **overrides})
+
+
+def as_params(settings: Any) -> dict[str, Any]:
+    """Plain-data form of a settings object, for a rule's `params:` (what Snakemake compares)."""
+    return dataclasses.asdict(settings)
