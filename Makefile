@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: run test lint dry-run clean-results
+.PHONY: install run test lint dry-run clean-results
 
 # torch goes first and pinned: anything that pulls an unpinned torch gets a multi-GB CUDA build.
 # mistral-common is installed without its dependencies: only its tokenizer file is used.
@@ -19,6 +19,13 @@ $(STAMP): pyproject.toml
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "warning: no Chromium found; install it (apt-get install chromium) for PNG figures"
 	touch $@
+
+# The venv, and `snakemake --profile a100` by name: Snakemake looks profile names up in the
+# current folder and ~/.config/snakemake/, not in profiles/.
+install: $(STAMP)
+	mkdir -p $(HOME)/.config/snakemake
+	ln -sfn $(CURDIR)/profiles/a100 $(HOME)/.config/snakemake/a100
+	@echo "installed: $(VENV)/, and the a100 profile as $(HOME)/.config/snakemake/a100"
 
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES)

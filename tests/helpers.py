@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import os
 import random
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +106,10 @@ def call_sae(kw: dict[str, Any]) -> dict[str, Any]:
 
     return train_sae(**{**kw, "settings": settings(SAESettings, **kw["settings"]),
                         "resources": Resources(**kw.get("resources", {"device": "cpu", "threads": 2}))})
+
+
+def snakemake_local(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """This repository's workflow, run locally on 2 cores in `workdir`."""
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "-d", str(workdir), *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

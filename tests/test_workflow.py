@@ -1,11 +1,7 @@
 """The workflow through Snakemake itself, on the micro config: outputs, reruns, bad input."""
 
 import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,29 +13,15 @@ from featureflow.flow import load_acts, load_matches
 from featureflow.lm import load_model
 from featureflow.sae import encode_raw, load_sae_weights, mlp_hook_post
 from helpers import REPO, dump_yaml
+from helpers import snakemake_local as snakemake
 
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2"]
 MICRO = REPO / "config" / "micro.yaml"
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    return subprocess.run([*SNAKEMAKE, "-d", str(workdir), *args], capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.fixture
 def workdir(tmp_path):
     (tmp_path / "data").symlink_to(REPO / "data")
     return tmp_path
-
-
-@pytest.fixture(scope="module")
-def micro_run(tmp_path_factory):
-    wd = tmp_path_factory.mktemp("micro")
-    (wd / "data").symlink_to(REPO / "data")
-    first = snakemake(wd, "--configfile", str(MICRO))
-    assert first.returncode == 0, first.stderr[-3000:]
-    return wd, first
 
 
 def test_micro_workflow_builds_tokenizer_tokens_and_mixtures(micro_run):

@@ -169,11 +169,27 @@ class JobClass:
     mem_mb: int
     runtime: int
     gpus: int
+    gpu_model: str | None
+    partition: str | None
 
     @property
-    def resources(self) -> dict[str, int]:
-        """Snakemake `resources:` of a job of this class (`gpu` is what cluster profiles map)."""
-        return {"mem_mb": self.mem_mb, "runtime": self.runtime, "gpu": self.gpus}
+    def resources(self) -> dict[str, int | str]:
+        """Snakemake `resources:` of a job of this class, named as the SLURM executor reads them.
+
+        A GPU job asks for its CPUs per GPU (`--cpus-per-gpu`), a CPU job for its threads
+        (`--cpus-per-task`); both ask for memory and runtime, and the partition when one is set.
+        Local runs ignore all but `mem_mb` and `runtime` (and `gpu` when `--resources gpu=N` is given).
+        """
+        res: dict[str, int | str] = {"mem_mb": self.mem_mb, "runtime": self.runtime, "gpu": self.gpus}
+        if self.gpus:
+            res["cpus_per_gpu"] = max(1, self.threads // self.gpus)
+            if self.gpu_model:
+                res["gpu_model"] = self.gpu_model
+        else:
+            res["cpus_per_task"] = self.threads
+        if self.partition:
+            res["slurm_partition"] = self.partition
+        return res
 
 
 @dataclass(frozen=True)

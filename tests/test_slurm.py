@@ -1,0 +1,166 @@
+"""The workflow on a real SLURM cluster (one node on loopback): every job through sbatch, GPU requests
+that reach the scheduler, results equal to a local run, cheap reruns, and resuming after the head
+job is killed hard and its training job is cancelled.
+
+CI installs SLURM (.ci/run) and sets FEATUREFLOW_REQUIRE_SLURM=1, so there these tests cannot skip.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+from slurm_cluster import LocalSlurm, available
+
+from featureflow.lm import load_model
+from helpers import REPO, dump_yaml
+
+MICRO = REPO / "config" / "micro.yaml"
+FAKE_GPUS = REPO / "tests" / "slurm" / "fake_gpus.yaml"
+PROFILE = REPO / "tests" / "slurm" / "profile"
+TABLES = ("lm/eval.tsv", "sae/metrics.tsv", "flow/edges.csv", "flow/counts.csv")
+GPU_RULES = {"train", "merge_sweep", "merge", "sae", "evaluate", "feature_acts"}
+
+why_not = available()
+if why_not and os.environ.get("FEATUREFLOW_REQUIRE_SLURM") == "1":
+    raise RuntimeError(f"FEATUREFLOW_REQUIRE_SLURM=1 but {why_not}")
+pytestmark = pytest.mark.skipif(why_not is not None, reason=why_not or "")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    slurm = LocalSlurm(tmp_path_factory.mktemp("slurm"))
+    slurm.start()
+    yield slurm
+    slurm.stop()
+
+
+def snakemake_slurm(cluster, workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--profile", str(PROFILE),
+           "--verbose", *args]
+    env = {**cluster.env, "PYTHONPATH": str(REPO / "src")}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
+
+
+def submitted(run: subprocess.CompletedProcess) -> dict[str, list[str]]:
+    """Rule -> the sbatch command lines Snakemake submitted for it (from its verbose log)."""
+    calls: dict[str, list[str]] = {}
+    for line in (run.stdout + run.stderr).splitlines():
+        if "sbatch call:" in line:
+            rule = re.search(r"--comment '?rule_(\w+?)(?:_wildcards_\S*)?'?\s", line).group(1)
+            calls.setdefault(rule, []).append(line)
+    return calls
+
+
+def slurm_job_ids(run: subprocess.CompletedProcess) -> set[int]:
+    return {int(i) for i in re.findall(r"SLURM jobid (\d+)", run.stdout + run.stderr)}
+
+
+@pytest.fixture(scope="module")
+def slurm_run(cluster, tmp_path_factory):
+    wd = tmp_path_factory.mktemp("slurm_micro")
+    (wd / "data").symlink_to(REPO / "data")
+    before = set(cluster.finished_jobs())
+    run = snakemake_slurm(cluster, wd, "--configfile", str(MICRO), str(FAKE_GPUS))
+    assert run.returncode == 0, run.stderr[-4000:]
+    return wd, run, before
+
+
+def test_every_job_went_through_sbatch(cluster, slurm_run):
+    wd, run, before = slurm_run
+    ids = slurm_job_ids(run)
+    finished = {i: f for i, f in cluster.finished_jobs().items() if i not in before}
+    assert ids and ids == set(finished), "every submitted job finished in SLURM, and nothing else ran"
+    assert all(f["JobState"] == "COMPLETED" for f in finished.values())
+    calls = submitted(run)
+    jobs = sum(len(v) for v in calls.values())
+    assert jobs == len(ids), "one sbatch call per SLURM job"
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(wd), "--cores", "1",
+                          "--configfile", str(MICRO), "-n", "--forceall", "--quiet", "rules"],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, flags=re.M))
+    counts.pop("total"), counts.pop("all")  # `all` only collects targets: it runs in the head process
+    assert {rule: len(v) for rule, v in calls.items()} == {rule: int(n) for rule, n in counts.items()}
+
+
+def test_gpu_rules_asked_slurm_for_the_gpu_and_cheap_rules_did_not(cluster, slurm_run):
+    _, run, _ = slurm_run
+    for rule, lines in submitted(run).items():
+        for line in lines:
+            if rule in GPU_RULES:
+                assert "--gpus=a100:1" in line and "--cpus-per-gpu=2" in line and "--mem 2000" in line, line
+            else:
+                assert "--gpus" not in line and "--cpus-per-task=" in line and "--cpus-per-gpu" not in line, line
+
+
+def test_results_equal_a_local_run(micro_run, slurm_run):
+    local, _ = micro_run
+    remote, _, _ = slurm_run
+    for table in TABLES:
+        assert (remote / "results" / table).read_bytes() == (local / "results" / table).read_bytes(), table
+
+
+def test_threshold_change_submits_classify_and_sankey_only(cluster, slurm_run):
+    wd, _, _ = slurm_run
+    before = set(cluster.finished_jobs())
+    run = snakemake_slurm(cluster, wd, "--configfile", str(MICRO), str(FAKE_GPUS), "--config", "threshold=0.5")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert sorted(submitted(run)) == ["classify", "sankey"]
+    assert len(set(cluster.finished_jobs()) - before) == 2
+    assert set(pd.read_csv(wd / "results/flow/counts.csv")["threshold"]) == {0.5}
+
+
+def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, tmp_path):
+    """Kill the head job's Snakemake hard while the base model trains in its own SLURM job. The batch
+    script run again must cancel that orphaned job, clear the stale lock, and resume training from
+    the checkpoint, ending with the weights of an uninterrupted run."""
+    cfg = yaml.safe_load(MICRO.read_text())
+    cfg["lm"]["scratch"]["tokens"] = 600_000  # long enough to be killed halfway (2300 steps)
+    cfg["lm"]["checkpoint_every"] = 100
+    config = dump_yaml(cfg, tmp_path / "long.yaml")
+    target = "results/lm/babypython/model.safetensors"
+    wd = tmp_path / "run"
+    wd.mkdir()
+    (wd / "data").symlink_to(REPO / "data")
+    env = {**cluster.env, "PYTHONPATH": str(REPO / "src"), "FEATUREFLOW_PROFILE": str(PROFILE),
+           "SNAKEMAKE": str(Path(sys.executable).with_name("snakemake"))}
+    args = ["bash", str(REPO / "workflow/submit.sbatch"), "-s", str(REPO / "Snakefile"), target, "--configfile", str(config),
+            str(FAKE_GPUS)]
+    head_log = tmp_path / "head.log"
+    with open(head_log, "w") as log:
+        head = subprocess.Popen(args, cwd=wd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    ckpt = wd / "results/checkpoints/lm/babypython"
+    deadline = time.time() + 600
+    while not list(ckpt.glob("step_*.pt")) and time.time() < deadline and head.poll() is None:
+        time.sleep(0.5)
+    assert head.poll() is None, "the head ended before the base model wrote a checkpoint:\n" + head_log.read_text()[-3000:]
+    os.killpg(head.pid, signal.SIGKILL)  # the head job and its Snakemake, as a hard node failure would
+    head.wait()
+    orphans = [line for line in cluster.queued_or_running() if line.split()[1].startswith("featureflow_")]
+    assert orphans, "the training job outlives its head"
+    assert list((wd / ".snakemake/locks").glob("*")), "a head killed hard leaves its lock behind"
+
+    again = subprocess.run(args, cwd=wd, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert "cancelling jobs an earlier head left behind" in again.stdout
+    meta = json.loads((wd / "results/lm/babypython/train_meta.json").read_text())
+    assert 0 < meta["resumed_from_step"] < meta["steps"], meta
+
+    local = tmp_path / "local"
+    local.mkdir()
+    (local / "data").symlink_to(REPO / "data")
+    straight = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(local), "--cores", "2",
+                               "--configfile", str(config), str(FAKE_GPUS), "--replace-workflow-config", target],
+                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=900)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    resumed, uninterrupted = load_model(wd / "results/lm/babypython"), load_model(local / "results/lm/babypython")
+    for (name, a), (_, b) in zip(resumed.state_dict().items(), uninterrupted.state_dict().items(), strict=True):
+        assert torch.equal(a, b), name
