@@ -104,7 +104,7 @@ def lineage(root: Path, tok: Path, tokens: dict[str, Path], device: str) -> dict
         timed(f"sae_{m}", train_sae, m, d, [str(p) for p in tokens.values()], sae_dir, sae_dir / "train_log.csv",
               root / device / f"sae_ckpt_{m}", sae, 0, res)
         blocks = held_out_blocks([str(p) for p in tokens.values()], 64, 6000)
-        sae_metrics[m] = {k: v for k, v in evaluate_sae(d, sae_dir, blocks, sae.hook, threads=4).items()
+        sae_metrics[m] = {k: v for k, v in evaluate_sae(d, sae_dir, blocks, sae.hook, res).items()
                           if k in ("l0", "explained_variance", "explained_loss", "dead_fraction")}
         timed(f"feature_acts_{m}", compute_feature_acts, m, d, sae_dir, sample, root / device / f"acts_{m}.npz", sae.hook,
               8192, res)

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 
 from featureflow.flow.correlate import correlate_edge, load_matches, token_type_means, top_k_matches
 from featureflow.flow.feature_acts import save_acts
-from featureflow.settings import CorrelationSettings
+from featureflow.settings import CorrelationSettings, Resources
 
 
 def sparse_acts(rng, n, d, density=0.05):
@@ -98,10 +98,43 @@ def test_correlate_edge_reads_acts_files_and_labels_the_method(tmp_path, data):
     save_acts(sp.csr_matrix(x, dtype=np.float32), sample, "a", tmp_path / "a.npz")
     save_acts(sp.csr_matrix(y, dtype=np.float32), sample, "b", tmp_path / "b.npz")
     for method, rows in (("positional", x.shape[0]), ("token_type", 37)):
-        correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{method}.npz", CorrelationSettings(method, 2))
+        correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{method}.npz", CorrelationSettings(method, 2),
+                       Resources("cpu", 2))
         m, meta = load_matches(tmp_path / f"{method}.npz")
-        assert meta == {"source": "a", "target": "b", "method": method, "sample": "abc"} and m.n_rows == rows
+        assert meta == {"source": "a", "target": "b", "method": method, "sample": "abc", "backend": "numba-cpu"}
+        assert m.n_rows == rows
     other = {"blocks": blocks + 1, "digest": np.array("xyz")}
     save_acts(sp.csr_matrix(y, dtype=np.float32), other, "c", tmp_path / "c.npz")
     with pytest.raises(ValueError, match="different token samples"):
-        correlate_edge(tmp_path / "a.npz", tmp_path / "c.npz", tmp_path / "bad.npz", CorrelationSettings("positional", 1))
+        correlate_edge(tmp_path / "a.npz", tmp_path / "c.npz", tmp_path / "bad.npz", CorrelationSettings("positional", 1),
+                       Resources("cpu", 2))
+
+
+@pytest.mark.parametrize("block", [7, 4096])
+def test_torch_path_gives_the_numba_kernels_partners_and_correlations(data, block):
+    """The GPU path (torch sparse products, here on the CPU) against the CPU kernel: same partners,
+    correlations within 1e-5, in blocks that split A's features or not."""
+    from featureflow.flow.correlate_torch import top_k_matches_torch
+
+    x, y = (sp.csr_matrix(a) for a in data)
+    for k in (1, 3):
+        ours, ref = top_k_matches_torch(x, y, k=k, device="cpu", block=block), top_k_matches(x, y, k=k)
+        for field in ("fwd_idx", "bwd_idx", "active_a", "active_b"):
+            np.testing.assert_array_equal(getattr(ours, field), getattr(ref, field), err_msg=field)
+        for field in ("fwd_corr", "bwd_corr"):
+            np.testing.assert_allclose(getattr(ours, field), getattr(ref, field), atol=1e-5, equal_nan=True, err_msg=field)
+
+
+def test_torch_path_breaks_ties_and_pads_like_the_kernel():
+    from featureflow.flow.correlate_torch import top_k_matches_torch
+
+    x = np.zeros((60, 5))
+    x[::2, 0] = 1.0
+    x[:, 1] = x[:, 0]   # 0 and 1 tie for every partner of either
+    x[:, 2] = 3 * x[:, 0]
+    x[1::3, 3] = 2.0
+    xs = sp.csr_matrix(x)
+    ours, ref = top_k_matches_torch(xs, xs, k=6, device="cpu", block=2), top_k_matches(xs, xs, k=6)
+    np.testing.assert_array_equal(ours.fwd_idx, ref.fwd_idx)
+    np.testing.assert_array_equal(ours.bwd_idx, ref.bwd_idx)
+    assert list(ours.fwd_idx[0, :3]) == [0, 1, 2] and (ours.fwd_idx[4] == -1).all()

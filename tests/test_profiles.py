@@ -46,7 +46,7 @@ def paper_plan():
 CLASS_OF = {"corpus": "light", "mixture": "light", "token_summary": "light", "eval_table": "light", "sae_table": "light",
             "common_sample": "light", "classify": "light", "sankey": "light", "tokenizer": "tokenize", "tokens": "tokenize",
             "train": "train", "merge_sweep": "merge", "merge": "merge", "sae": "sae", "evaluate": "gpu_eval",
-            "feature_acts": "gpu_eval", "sae_eval": "cpu_eval", "correlate": "cpu_eval"}
+            "feature_acts": "gpu_eval", "sae_eval": "gpu_eval", "correlate": "cpu_eval"}
 
 
 def check_paper_dag(output: str) -> None:
@@ -64,7 +64,7 @@ def check_paper_dag(output: str) -> None:
         else:
             assert res["gpu"] == "0" and "gpu_model" not in res and res["cpus_per_task"] == str(cls.threads), job
     assert {j["rule"] for j in found if j["resources"]["gpu"] == "1"} == {"train", "merge_sweep", "merge", "sae",
-                                                                           "evaluate", "feature_acts"}
+                                                                           "evaluate", "sae_eval", "feature_acts"}
 
 
 def test_profile_by_path_shows_the_paper_dag_on_gpus():

@@ -27,7 +27,7 @@ MICRO = REPO / "config" / "micro.yaml"
 FAKE_GPUS = REPO / "tests" / "slurm" / "fake_gpus.yaml"
 PROFILE = REPO / "tests" / "slurm" / "profile"
 TABLES = ("lm/eval.tsv", "sae/metrics.tsv", "flow/edges.csv", "flow/counts.csv")
-GPU_RULES = {"train", "merge_sweep", "merge", "sae", "evaluate", "feature_acts"}
+GPU_RULES = {"train", "merge_sweep", "merge", "sae", "evaluate", "sae_eval", "feature_acts"}
 
 why_not = available()
 if why_not and os.environ.get("FEATUREFLOW_REQUIRE_SLURM") == "1":

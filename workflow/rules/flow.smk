@@ -58,6 +58,7 @@ rule correlate:
         P("corr"),
     params:
         settings=as_params(PLAN.correlation),
+        device=job("cpu_eval").device,
     log:
         P.log("flow", "correlate/{edge}"),
     benchmark:

@@ -47,13 +47,14 @@ rule sae_eval:
         block_size=PLAN.lm.architecture.block_size,
         model_dir=in_dir("weights"),
         sae_dir=in_dir("sae"),
+        device=job("gpu_eval").device,
     log:
         P.log("sae", "sae_eval/{model}"),
     benchmark:
         P.benchmark("sae", "sae_eval/{model}")
-    threads: job("cpu_eval").threads
+    threads: job("gpu_eval").threads
     resources:
-        **job("cpu_eval").resources,
+        **job("gpu_eval").resources,
     conda:
         ENV
     script:

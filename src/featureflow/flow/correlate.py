@@ -31,7 +31,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from featureflow.settings import CorrelationSettings
+from featureflow.settings import CorrelationSettings, Resources
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +206,18 @@ def token_type_means(acts: sp.csr_matrix, tokens: np.ndarray) -> sp.csr_matrix:
 
 
 def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, settings: CorrelationSettings,
-                   threads: int | None = None) -> Matches:
-    """Match the features of two models' activation files (same sample) and write `out_npz`."""
+                   resources: Resources) -> Matches:
+    """Match the features of two models' activation files (same sample) and write `out_npz`.
+
+    On a GPU (the job's device resolves to CUDA) the products run in cuSPARSE
+    (`correlate_torch`); elsewhere the numba kernel runs on the job's threads. Both give the same
+    partners; the file records which one ran.
+    """
     from featureflow.flow.feature_acts import load_acts
+    from featureflow.runtime import pick_device
 
     method, top_k = settings.method, settings.top_k
+    device = pick_device(resources.device)
     if method not in METHODS:
         raise ValueError(f"correlation method {method!r}: expected one of {METHODS}")
     a, tok_a, meta_a = load_acts(acts_a)
@@ -221,9 +228,14 @@ def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, 
         a, b = token_type_means(a, tok_a), token_type_means(b, tok_b)
     log.info("correlating %s (%d features) with %s (%d features) over %d %s rows, top-%d",
              meta_a["model"], a.shape[1], meta_b["model"], b.shape[1], a.shape[0], method, top_k)
-    matches = top_k_matches(a, b, top_k, threads)
+    if device.type == "cuda":
+        from featureflow.flow.correlate_torch import top_k_matches_torch
+
+        matches, backend = top_k_matches_torch(a, b, top_k, device), "torch-cuda"
+    else:
+        matches, backend = top_k_matches(a, b, top_k, resources.threads), "numba-cpu"
     save_matches(out_npz, matches, {"source": meta_a["model"], "target": meta_b["model"], "method": method,
-                                    "sample": meta_a["sample"]})
+                                    "sample": meta_a["sample"], "backend": backend})
     log.info("%s -> %s: best-partner correlation median %.3f (A->B), %.3f (B->A)", meta_a["model"], meta_b["model"],
              np.nanmedian(matches.fwd_corr[:, 0]) if matches.active_a.any() else float("nan"),
              np.nanmedian(matches.bwd_corr[:, 0]) if matches.active_b.any() else float("nan"))

@@ -84,13 +84,17 @@ class BlockSource:
 
 def activation_chunks(model: torch.nn.Module, source: BlockSource, hook_name: str, blocks_per_chunk: int,
                       first_chunk: int = 0, forward_batch: int = 256) -> Iterator[torch.Tensor]:
-    """Endless shuffled chunks of activations [blocks_per_chunk * context, d_mlp], chunk by chunk."""
+    """Endless shuffled chunks of activations [blocks_per_chunk * context, d_mlp], chunk by chunk.
+
+    A chunk stays on the model's device and is shuffled there: on a GPU the activations never
+    travel to the host. The blocks and the shuffle are a pure function of (seed, model, chunk).
+    """
     chunk = first_chunk
     device = next(model.parameters()).device
     while True:
-        ids = torch.from_numpy(source.blocks(blocks_per_chunk, chunk))
-        acts = torch.cat([mlp_hook_post(model, ids[i:i + forward_batch].to(device), hook_name).flatten(0, 1).cpu()
+        ids = torch.from_numpy(source.blocks(blocks_per_chunk, chunk)).to(device)
+        acts = torch.cat([mlp_hook_post(model, ids[i:i + forward_batch], hook_name).flatten(0, 1)
                           for i in range(0, len(ids), forward_batch)])
-        order = torch.from_numpy(np.random.default_rng([*source.key, chunk, 1]).permutation(len(acts)))
+        order = torch.from_numpy(np.random.default_rng([*source.key, chunk, 1]).permutation(len(acts))).to(device)
         yield acts[order]
         chunk += 1

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureflow.runtime import pick_device
 from featureflow.sae.activations import hook_layer
 from featureflow.sae.model import SAE_EXTRA, decode_raw, encode_raw, load_sae_weights
+from featureflow.settings import Resources
 
 log = logging.getLogger(__name__)
 PAPER_TARGETS = {"l0": "25-35", "mse": "< 0.0067", "explained_loss": "> 0.88"}
@@ -35,15 +37,15 @@ def _ce(model: torch.nn.Module, ids: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str, batch_size: int = 32,
-                 threads: int | None = None) -> dict[str, Any]:
-    """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data."""
+def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str, resources: Resources,
+                 batch_size: int = 32) -> dict[str, Any]:
+    """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data (fp32 on any device)."""
     from featureflow.lm import load_model
 
-    if threads:
-        torch.set_num_threads(threads)
-    model = load_model(model_dir).eval()
-    weights = load_sae_weights(sae_dir)
+    torch.set_num_threads(resources.threads)
+    device = pick_device(resources.device)
+    model = load_model(model_dir).to(device).eval()
+    weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
     scale = json.loads((Path(sae_dir) / SAE_EXTRA).read_text())["activation_scale"]
     down_proj = model.model.layers[hook_layer(hook_name)].mlp.down_proj
     mode: dict[str, str] = {"now": "clean"}
@@ -63,11 +65,11 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
     handle = down_proj.register_forward_pre_hook(splice)
     ce = {"clean": 0.0, "zero": 0.0, "sae": 0.0}
     n_pred, n_tok, sq_err, l0_sum = 0, 0, 0.0, 0.0
-    fired = torch.zeros(weights["W_enc"].shape[1], dtype=torch.long)
+    fired = torch.zeros(weights["W_enc"].shape[1], dtype=torch.long, device=device)
     xs_sum, xs_sq = None, None
     try:
         for start in range(0, len(blocks), batch_size):
-            ids = torch.from_numpy(np.asarray(blocks[start:start + batch_size], dtype=np.int64))
+            ids = torch.from_numpy(np.asarray(blocks[start:start + batch_size], dtype=np.int64)).to(device)
             for m in ("clean", "zero", "sae"):
                 mode["now"] = m
                 ce[m] += _ce(model, ids)
@@ -85,7 +87,7 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
     d_in = weights["W_enc"].shape[0]
     total_var = (xs_sq - xs_sum.pow(2) / n_tok).sum().item()  # sum over tokens of ||x - mean||^2
     ce = {k: v / n_pred for k, v in ce.items()}
-    density = (fired.float() / n_tok).numpy()
+    density = (fired.float() / n_tok).cpu().numpy()
     mse = sq_err / (n_tok * d_in)
     return {
         "tokens": n_tok,

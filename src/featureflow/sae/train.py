@@ -45,7 +45,7 @@ def activation_stats(chunk: torch.Tensor, s: SAESettings) -> tuple[torch.Tensor,
     scale = torch.tensor(1.0)
     if s.normalize == "unit_rms":
         scale = 1.0 / chunk.pow(2).mean().sqrt()
-    mean = (chunk * scale).mean(dim=0) if s.subtract_mean else torch.zeros(chunk.shape[1])
+    mean = (chunk * scale).mean(dim=0) if s.subtract_mean else torch.zeros(chunk.shape[1], device=chunk.device)
     return scale, mean
 
 
@@ -79,6 +79,10 @@ def resample_dead(sae: SparseAutoencoder, opt: torch.optim.Adam, dead: torch.Ten
     return int(idx.numel())
 
 
+def _zero_sums(dev: torch.device) -> dict:
+    return {**{k: torch.zeros((), dtype=torch.float64, device=dev) for k in ("mse", "l1", "l0")}, "n": 0}
+
+
 def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], out_dir: str | Path, train_log: str | Path,
               ckpt_dir: str | Path, settings: SAESettings, seed: int, resources: Resources) -> dict[str, Any]:
     """Train the SAE of model `name` on activations of the model in `model_dir` over `token_files`.
@@ -104,7 +108,7 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
     sae.scale.copy_(scale)
     sae.mean.copy_(mean)
     opt = torch.optim.Adam(sae.parameters(), lr=s.lr, betas=s.betas)
-    since_fired = torch.zeros(sae.d_sae, dtype=torch.long)
+    since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=dev)  # tokens since each feature last fired
     fingerprint = json.dumps({"settings": s.recipe(), "seed": seed, "model": str(model_dir), "hook": hook_name,
                               "data": [str(f) for f in token_files]}, sort_keys=True)
     rows: list[dict[str, Any]] = []
@@ -113,20 +117,22 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
     if state is not None:
         sae.load_state_dict(state["sae"])
         opt.load_state_dict(state["optimizer"])
-        since_fired, rows, start, elapsed_before = state["since_fired"], state["log_rows"], state["step"], state["elapsed_s"]
+        since_fired, rows, start, elapsed_before = state["since_fired"].to(dev), state["log_rows"], state["step"], state["elapsed_s"]
 
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if s.bf16 or dev.type == "cuda" else contextlib.nullcontext()
     chunks = activation_chunks(lm, source, hook_name, chunk_blocks, first_chunk=start * batch_tokens // chunk_tokens)
     chunk, chunk_id = None, -1
     t0 = time.time()
-    sums = {"mse": 0.0, "l1": 0.0, "l0": 0.0, "n": 0}
+    # Running sums stay on the device (float64, as Python floats were) and are read at log steps
+    # only: a .item() per step would wait for the GPU every step.
+    sums = _zero_sums(dev)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"sae {name}", mininterval=10)
     for step in bar:
         position = step * batch_tokens
         if position // chunk_tokens != chunk_id:
             chunk, chunk_id = next(chunks), position // chunk_tokens
         offset = position % chunk_tokens
-        x = chunk[offset:offset + batch_tokens].to(dev) * sae.scale
+        x = chunk[offset:offset + batch_tokens] * sae.scale
         lr_factor, l1 = schedule(step, steps, s)
         for group in opt.param_groups:
             group["lr"] = s.lr * lr_factor
@@ -137,29 +143,29 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
         sae.remove_parallel_grad()
         opt.step()
         sae.normalise_decoder()
-        fired = (terms["f"] > 0).any(dim=0).cpu()
+        fired = (terms["f"] > 0).any(dim=0)
         since_fired += batch_tokens
-        since_fired[fired] = 0
+        since_fired.masked_fill_(fired, 0)  # not since_fired[fired] = 0: boolean indexing waits for the GPU
         if s.resample_dead_every and (step + 1) % s.resample_dead_every == 0:
             dead = since_fired > s.dead_window_tokens
             n = resample_dead(sae, opt, dead.to(dev), x, seed + step)
             since_fired[dead] = 0
             log.info("step %d: resampled %d dead features", step + 1, n)
         for k in ("mse", "l1", "l0"):
-            sums[k] += terms[k].item()
+            sums[k] += terms[k].detach().double()
         sums["n"] += 1
         done = step + 1
         if done % s.log_every == 0 or done == steps:
             n = sums.pop("n")
-            row = {"step": done, "tokens": done * batch_tokens, **{k: round(v / n, 6) for k, v in sums.items()},
+            row = {"step": done, "tokens": done * batch_tokens, **{k: round(v.item() / n, 6) for k, v in sums.items()},
                    "dead_fraction": round((since_fired > s.dead_window_tokens).float().mean().item(), 5),
                    "lr": s.lr * lr_factor, "l1_coefficient": l1}
             rows.append(row)
             bar.set_postfix(mse=f"{row['mse']:.4f}", l0=f"{row['l0']:.1f}", dead=row["dead_fraction"])
-            sums = {"mse": 0.0, "l1": 0.0, "l0": 0.0, "n": 0}
+            sums = _zero_sums(dev)
         if done % s.checkpoint_every == 0 and done < steps:
             save_checkpoint(Path(ckpt_dir), {"step": done, "sae": sae.state_dict(), "optimizer": opt.state_dict(),
-                                             "since_fired": since_fired, "log_rows": rows, "fingerprint": fingerprint,
+                                             "since_fired": since_fired.cpu(), "log_rows": rows, "fingerprint": fingerprint,
                                              "elapsed_s": elapsed_before + time.time() - t0})
 
     sae.to("cpu")
