@@ -20,8 +20,10 @@ import torch
 import yaml
 from slurm_cluster import LocalSlurm, available
 
-from featureflow.lm import load_model
-from helpers import REPO, dump_yaml
+from featureflow.lm import load_model, train_model
+from featureflow.plan import load_plan
+from featureflow.settings import Resources
+from helpers import REPO, SCHEMA, dump_yaml
 
 MICRO = REPO / "config" / "micro.yaml"
 FAKE_GPUS = REPO / "tests" / "slurm" / "fake_gpus.yaml"
@@ -154,13 +156,12 @@ def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, tmp_path):
     meta = json.loads((wd / "results/lm/babypython/train_meta.json").read_text())
     assert 0 < meta["resumed_from_step"] < meta["steps"], meta
 
-    local = tmp_path / "local"
-    local.mkdir()
-    (local / "data").symlink_to(REPO / "data")
-    straight = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(local), "--cores", "2",
-                               "--configfile", str(config), str(FAKE_GPUS), "--replace-workflow-config", target],
-                              capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")}, timeout=900)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    resumed, uninterrupted = load_model(wd / "results/lm/babypython"), load_model(local / "results/lm/babypython")
+    # the same training, uninterrupted, on the data the cluster run prepared
+    plan = load_plan({**cfg, "resources": yaml.safe_load(FAKE_GPUS.read_text())["resources"]}, SCHEMA, workdir=REPO)
+    res, out = wd / "results", tmp_path / "straight"
+    train_model("babypython", res / "data/mixtures/babypython/train.npy", res / "data/tokenizer", out, out / "train_log.csv",
+                out / "train_meta.json", tmp_path / "straight_ckpt", plan.train_job("babypython"), cfg["seed"],
+                Resources(plan.job_class("train").device, plan.job_class("train").threads))
+    resumed, uninterrupted = load_model(res / "lm/babypython"), load_model(out)
     for (name, a), (_, b) in zip(resumed.state_dict().items(), uninterrupted.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
