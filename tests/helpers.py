@@ -59,16 +59,6 @@ def dump_yaml(data: Any, path: Path) -> Path:
     return path
 
 
-def schema_defaults(block: str) -> dict[str, Any]:
-    """The schema's defaults for a config block such as 'sae', 'lm.scratch' or 'resources.*'."""
-    from featureflow.config import validate_config
-
-    node: Any = validate_config(lineage_config(), SCHEMA)
-    for key in block.replace("corpora.*", "corpora.lua").replace("resources.*", "resources.train").split("."):
-        node = node[key]
-    return node
-
-
 def settings(cls: type, **overrides: Any) -> Any:
     """Settings type `cls` with the schema's defaults, some of them overridden."""
     from featureflow.settings import defaults

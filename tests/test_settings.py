@@ -10,7 +10,7 @@ import yaml
 from featureflow.paths import TEMPLATES, ResultPaths
 from featureflow.plan import load_plan
 from featureflow.settings import BLOCKS, JobClass, LMSettings, SAESettings, TrainJob, TrainSettings, as_params, from_block
-from helpers import REPO, SCHEMA, schema_defaults, settings
+from helpers import REPO, SCHEMA, settings
 
 # Keys of a config block that a settings type leaves out on purpose, and why.
 NOT_IN_TYPE = {SAESettings: {"eval_tokens"}}  # read by sae_eval alone: changing it must not retrain an SAE
@@ -68,7 +68,7 @@ def test_schema_defaults_build_every_type_and_round_trip_through_params():
 
 
 def test_from_block_refuses_missing_and_unknown_keys():
-    block = schema_defaults("lm.scratch")
+    block = as_params(settings(TrainSettings))
     with pytest.raises(ValueError, match="TrainSettings: missing settings lr"):
         from_block(TrainSettings, {k: v for k, v in block.items() if k != "lr"})
     with pytest.raises(ValueError, match="TrainSettings: unknown settings momentum"):

@@ -149,20 +149,34 @@ def _inverse_sd(sd: np.ndarray, mean: np.ndarray) -> np.ndarray:
         return np.where(constant, np.nan, 1.0 / np.where(constant, 1.0, sd))
 
 
-def top_k_matches(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | None = None) -> Matches:
-    """Top-k Pearson partners between the columns of `x` [n, a] and of `y` [n, b], both ways."""
+def prepare_inputs(x: sp.spmatrix, y: sp.spmatrix, k: int) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray, np.ndarray,
+                                                                    np.ndarray, np.ndarray]:
+    """Check two activation matrices and return them as float32 CSR without duplicate entries, with
+    each column's mean and inverse standard deviation (NaN: constant): (x, y, mu_x, inv_x, mu_y, inv_y)."""
     if x.shape[0] != y.shape[0]:
         raise ValueError(f"row counts differ: {x.shape[0]} vs {y.shape[0]} (not the same sample)")
     if k < 1:
         raise ValueError(f"top_k must be >= 1, got {k}")
-    n, a, b = x.shape[0], x.shape[1], y.shape[1]
     x = sp.csr_matrix(x, dtype=np.float32)
     y = sp.csr_matrix(y, dtype=np.float32)
     x.sum_duplicates()
     y.sum_duplicates()
     mu_x, sd_x = column_moments(x)
     mu_y, sd_y = column_moments(y)
-    inv_x, inv_y = _inverse_sd(sd_x, mu_x), _inverse_sd(sd_y, mu_y)
+    return x, y, mu_x, _inverse_sd(sd_x, mu_x), mu_y, _inverse_sd(sd_y, mu_y)
+
+
+def matches_from_lists(fwd_val: np.ndarray, fwd_idx: np.ndarray, bwd_val: np.ndarray, bwd_idx: np.ndarray,
+                       inv_x: np.ndarray, inv_y: np.ndarray, n_rows: int) -> Matches:
+    """Matches from float64 top-k lists in which -inf (or NaN) marks a missing partner."""
+    return Matches(*_finish(fwd_val, fwd_idx), *_finish(bwd_val, bwd_idx),
+                   active_a=np.isfinite(inv_x), active_b=np.isfinite(inv_y), n_rows=n_rows)
+
+
+def top_k_matches(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | None = None) -> Matches:
+    """Top-k Pearson partners between the columns of `x` [n, a] and of `y` [n, b], both ways."""
+    x, y, mu_x, inv_x, mu_y, inv_y = prepare_inputs(x, y, k)
+    n, a, b = x.shape[0], x.shape[1], y.shape[1]
     xc = x.tocsc()
     del x
     xc.sort_indices()  # tokens of each A feature in order: B's rows are fetched front to back
@@ -179,8 +193,7 @@ def top_k_matches(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | Non
     finally:
         numba.set_num_threads(previous)
     bwd_val, bwd_idx = _merge_parts(col_val, col_idx, k)
-    return Matches(*_finish(row_val, row_idx), *_finish(bwd_val, bwd_idx),
-                   active_a=np.isfinite(inv_x), active_b=np.isfinite(inv_y), n_rows=n)
+    return matches_from_lists(row_val, row_idx, bwd_val, bwd_idx, inv_x, inv_y, n)
 
 
 def _merge_parts(col_val: np.ndarray, col_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

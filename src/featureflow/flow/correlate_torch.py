@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from featureflow.flow.correlate import Matches, _finish, _inverse_sd, column_moments
+from featureflow.flow.correlate import Matches, matches_from_lists, prepare_inputs
 
 
 def _csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:
@@ -65,18 +65,9 @@ def _top_k(values: torch.Tensor, k: int, dim: int) -> tuple[torch.Tensor, torch.
 def top_k_matches_torch(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, device: str | torch.device = "cuda",
                         block: int = 2048) -> Matches:
     """Top-k Pearson partners between the columns of `x` [n, a] and of `y` [n, b], both ways, on `device`."""
-    if x.shape[0] != y.shape[0]:
-        raise ValueError(f"row counts differ: {x.shape[0]} vs {y.shape[0]} (not the same sample)")
-    if k < 1:
-        raise ValueError(f"top_k must be >= 1, got {k}")
+    x, y, mu_x, inv_x, mu_y, inv_y = prepare_inputs(x, y, k)
     device = torch.device(device)
     n, a, b = x.shape[0], x.shape[1], y.shape[1]
-    x, y = sp.csr_matrix(x, dtype=np.float32), sp.csr_matrix(y, dtype=np.float32)
-    x.sum_duplicates()
-    y.sum_duplicates()
-    mu_x, sd_x = column_moments(x)
-    mu_y, sd_y = column_moments(y)
-    inv_x, inv_y = _inverse_sd(sd_x, mu_x), _inverse_sd(sd_y, mu_y)
     xt = _csr(x, device).to_sparse_csc()  # X in CSC is X^T in CSR: rows are A's features
     xt_parts = (xt.ccol_indices(), xt.row_indices(), xt.values())
     del xt
@@ -106,5 +97,4 @@ def top_k_matches_torch(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, device: str 
         pad = k - col_val.shape[1]
         col_val = torch.cat([col_val, torch.full((b, pad), -torch.inf, dtype=torch.float64)], dim=1)
         col_idx = torch.cat([col_idx, torch.full((b, pad), -1, dtype=torch.int64)], dim=1)
-    return Matches(*_finish(row_val.numpy(), row_idx.numpy()), *_finish(col_val.numpy(), col_idx.numpy()),
-                   active_a=np.isfinite(inv_x), active_b=np.isfinite(inv_y), n_rows=n)
+    return matches_from_lists(row_val.numpy(), row_idx.numpy(), col_val.numpy(), col_idx.numpy(), inv_x, inv_y, n)
