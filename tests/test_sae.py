@@ -59,6 +59,33 @@ def test_decoder_rows_stay_unit_norm_and_grad_is_orthogonal():
         torch.testing.assert_close(sae.W_dec.norm(dim=1), torch.ones(32))
 
 
+@pytest.mark.parametrize("bias, dense_above", [(-2.0, 0.1), (-2.0, 0.0), (0.0, 1.0), (-50.0, 0.1)],
+                         ids=["sparse-L0-low", "dense-branch", "sparse-L0-half", "nothing-fires"])
+def test_cpu_sparse_step_gives_the_dense_gradients(bias, dense_above, monkeypatch):
+    import featureflow.sae.sparse as sparse
+
+    monkeypatch.setattr(sparse, "DENSE_ABOVE", dense_above)
+    sae = random_sae(d_in=64, d_sae=256, seed=3)
+    with torch.no_grad():
+        sae.b_enc.fill_(bias)
+    x = torch.randn(200, 64, generator=torch.Generator().manual_seed(4))
+    params = (sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)
+
+    def grads(loss):
+        sae.zero_grad()
+        loss.backward()
+        return [p.grad.clone() for p in params]
+
+    x_hat, f = sae(x)  # the plain autograd forward: the reference
+    reference = grads((x - x_hat).pow(2).mean() + 0.01 * f.abs().sum(dim=1).mean())
+    terms = loss_terms(sae, x, l1=0.01)
+    torch.testing.assert_close(terms["f"], f.detach())
+    for ours, ref in zip(grads(terms["loss"]), reference, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-7)
+    if bias == -50.0:
+        assert terms["l0"].item() == 0 and sae.W_enc.grad.abs().max() == 0
+
+
 def test_recovers_a_known_sparse_dictionary():
     torch.manual_seed(0)
     d_in, n_true, n = 32, 48, 40_000
