@@ -182,6 +182,21 @@ def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_compile_switch_logs_itself_and_trains_the_same_sae(tiny_lm, tmp_path):
+    recipe = {"expansion_factor": 4, "tokens": 24 * 16 * 40, "batch_blocks": 16, "lr": 3e-3, "l1_coefficient": 5e-3,
+              "l1_warmup_fraction": 0.5, "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 20, "log_every": 10}
+    runs = {}
+    for choice in ("auto", True):  # auto on a CPU: eager (and the sparse step)
+        out = tmp_path / str(choice)
+        runs[choice] = call_sae(dict(name="m", model_dir=str(tiny_lm / "lm"), token_files=[str(tiny_lm / "train.npy")],
+                                     out_dir=str(out), train_log=str(out / "train_log.csv"), ckpt_dir=str(tmp_path / f"ckpt_{choice}"),
+                                     settings=recipe, seed=0, resources={"device": "cpu", "threads": 2, "compile": choice}))
+    assert (runs["auto"]["compiled"], runs[True]["compiled"]) == (False, True)
+    eager, compiled = load_sae_weights(tmp_path / "auto"), load_sae_weights(tmp_path / "True")
+    for k in eager:  # 40 Adam steps (l1 warming up every step, no recompiles) from the same start
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-3, atol=1e-4)
+
+
 def test_resampling_points_dead_features_at_badly_reconstructed_inputs():
     from featureflow.sae.train import resample_dead
 

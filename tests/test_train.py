@@ -107,6 +107,17 @@ def test_training_is_deterministic(data, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+def test_compile_switch_logs_itself_and_keeps_the_weights_and_their_names(data, tmp_path):
+    kw = dict(settings={"tokens": 8000, "batch_size": 8, "lr": 3e-3})
+    eager = call_train(run_kwargs(data, tmp_path / "a", **kw))  # auto on a CPU: eager
+    compiled = call_train(run_kwargs(data, tmp_path / "b", resources={"device": "cpu", "threads": 2, "compile": True}, **kw))
+    assert (eager["compiled"], compiled["compiled"]) == (False, True)
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert wa.keys() == wb.keys()  # no "_orig_mod." prefixes: checkpoints and folders stay interchangeable
+    for k in wa:
+        torch.testing.assert_close(wb[k], wa[k], rtol=1e-3, atol=1e-4)
+
+
 def test_killed_run_resumes_past_a_corrupt_checkpoint_to_identical_weights(data, tmp_path):
     arch = {"d_model": 64, "d_mlp": 256, "n_heads": 4, "n_layers": 1, "block_size": 64}
     schedule = {"tokens": 64 * 16 * 600, "batch_size": 16, "lr": 2e-3, "warmup_steps": 20}

@@ -22,6 +22,11 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cpu")
 
 
+def use_compile(choice: bool | str, dev: torch.device) -> bool:
+    """Whether a training job compiles its step (and takes the fused optimizer): "auto" means on CUDA."""
+    return dev.type == "cuda" if choice == "auto" else bool(choice)
+
+
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:
     return sorted(ckpt_dir.glob("step_*.pt"), reverse=True)
 

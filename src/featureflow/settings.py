@@ -165,6 +165,7 @@ class JobClass:
     """`resources.<class>`: what one kind of job asks for (threads, memory, minutes, GPUs) and runs on."""
 
     device: Device
+    compile: bool | str  # "auto" | True | False
     threads: int
     mem_mb: int
     runtime: int
@@ -194,10 +195,12 @@ class JobClass:
 
 @dataclass(frozen=True)
 class Resources:
-    """What a stage function is given to run on: the torch device choice and its CPU threads."""
+    """What a stage function is given to run on: the torch device choice, its CPU threads, and
+    whether to compile the training step ("auto": on CUDA only; see `runtime.use_compile`)."""
 
     device: Device
     threads: int
+    compile: bool | str = "auto"
 
 
 # Each settings type and the config block it is built from (tests compare them with the schema).

@@ -38,5 +38,5 @@ def stage_main(log_path: str) -> Iterator[None]:
 
 
 def job_resources(smk: Any) -> Resources:
-    """The device (rule param `device`, from the job's class) and threads a Snakemake job runs with."""
-    return Resources(device=smk.params.device, threads=smk.threads)
+    """The device and compile switch (rule params, from the job's class) and threads a Snakemake job runs with."""
+    return Resources(device=smk.params.device, threads=smk.threads, compile=getattr(smk.params, "compile", "auto"))

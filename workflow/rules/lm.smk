@@ -23,6 +23,7 @@ rule train:
         checkpoints=lambda w: P("lm_checkpoints", model=w.model),
         seed=PLAN.config["seed"],
         device=job("train").device,
+        compile=job("train").compile,
     log:
         P.log("lm", "train/{model}"),
     benchmark:

@@ -18,6 +18,7 @@ rule sae:
         checkpoints=lambda w: P("sae_checkpoints", model=w.model),
         seed=PLAN.config["seed"],
         device=job("sae").device,
+        compile=job("sae").compile,
     log:
         P.log("sae", "sae/{model}"),
     benchmark:

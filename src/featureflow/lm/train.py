@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from featureflow.lm.model import build_model, check_parent, load_model, save_model
-from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint
+from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint, use_compile
 from featureflow.settings import Resources, TrainJob, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,10 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
 
     model = load_model(parent_dir) if parent_dir is not None else build_model(arch, meta["vocab_size"], meta["eot_id"], seed)
     model.to(dev).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=s.betas, weight_decay=s.weight_decay)
+    compiled = use_compile(resources.compile, dev)
+    # fused AdamW: one kernel for all parameters on CUDA (same update rule as the default one)
+    opt = torch.optim.AdamW(model.parameters(), lr=s.lr, betas=s.betas, weight_decay=s.weight_decay,
+                            fused=compiled and dev.type == "cuda")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, steps, s))
     sampler = BlockSampler(n_blocks, s.batch_size, seed, name)
     ckpt_path = Path(ckpt_dir)
@@ -108,8 +111,11 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
         start, rows, elapsed_before = state["step"], state["log_rows"], state["elapsed_s"]
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
+    if compiled:
+        model.compile()  # in place: the state dict keeps its names, checkpoints stay interchangeable
     t0, loss_sum, loss_n = time.time(), 0.0, 0
-    log.info("%s: %d steps of %d x %d tokens on %s (start at %d)", name, steps, s.batch_size, block, dev, start)
+    log.info("%s: %d steps of %d x %d tokens on %s (start at %d; torch.compile %s)", name, steps, s.batch_size, block, dev,
+             start, "on, fused AdamW" if compiled else "off")
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train {name}", mininterval=10)
     for step in bar:
         rows_idx = sampler.batch(step)
@@ -143,7 +149,7 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
         writer.writerows(rows)
     summary = {"model": name, "parent": parent, "steps": steps, "tokens_seen": steps * s.batch_size * block,
                "mixture_tokens": int(ids.size), "epochs_equivalent": round(steps * s.batch_size / n_blocks, 3),
-               "arch": asdict(arch), "settings": asdict(s), "seed": seed, "device": str(dev),
+               "arch": asdict(arch), "settings": asdict(s), "seed": seed, "device": str(dev), "compiled": compiled,
                "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start}
     Path(train_meta).write_text(json.dumps(summary, indent=2) + "\n")
     if not settings.keep_checkpoints:

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint
+from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint, use_compile
 from featureflow.sae.activations import BlockSource, activation_chunks
 from featureflow.sae.model import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
 from featureflow.settings import Resources, SAESettings
@@ -107,7 +107,12 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
     sae = SparseAutoencoder(d_in, d_in * s.expansion_factor, seed).to(dev)
     sae.scale.copy_(scale)
     sae.mean.copy_(mean)
-    opt = torch.optim.Adam(sae.parameters(), lr=s.lr, betas=s.betas)
+    compiled = use_compile(resources.compile, dev)
+    opt = torch.optim.Adam(sae.parameters(), lr=s.lr, betas=s.betas, fused=compiled and dev.type == "cuda")
+    # compiled: the l1 coefficient goes in as a tensor, or every new warm-up value would recompile
+    step_terms = torch.compile(loss_terms) if compiled else loss_terms
+    log.info("%s: %d steps of %d tokens on %s (torch.compile %s)", name, steps, batch_tokens, dev,
+             "on, fused Adam" if compiled else "off")
     since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=dev)  # tokens since each feature last fired
     fingerprint = json.dumps({"settings": s.recipe(), "seed": seed, "model": str(model_dir), "hook": hook_name,
                               "data": [str(f) for f in token_files]}, sort_keys=True)
@@ -137,7 +142,7 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
         for group in opt.param_groups:
             group["lr"] = s.lr * lr_factor
         with autocast:
-            terms = loss_terms(sae, x, l1)
+            terms = step_terms(sae, x, torch.tensor(l1, device=dev) if compiled else l1)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         sae.remove_parallel_grad()
@@ -173,7 +178,8 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
     extra = {"model": name, "model_dir": str(model_dir), "settings": s.recipe(), "seed": seed, "steps": steps,
              "activation_scale": float(sae.scale), "activation_mean_folded_into": "b_enc",
              "scale_folded_into": "W_enc (x c), W_dec and b_dec (/ c)",
-             "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start}
+             "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start,
+             "device": str(dev), "compiled": compiled}
     save_sae(sae, out_dir, cfg, extra)
     with open(train_log, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
