@@ -1,7 +1,7 @@
 """Every GPU stage of the pipeline at the paper's sizes, measured on a fraction of its work and extrapolated.
 
 The stage functions are called as the Snakemake rules call them (settings from the schema defaults
-and config/paper.yaml, `Resources(device, threads)` of the rule's job class) on random token ids of
+and config/paper.yaml, `Resources(device, threads, compile)` of the rule's job class) on random token ids of
 the paper's vocabulary (32000; throughput does not depend on the text):
 
     LM pre-training       train_model, paper shape, batch 64 x 256     -> 4 epochs of 335.6M tokens
@@ -15,16 +15,21 @@ the paper's vocabulary (32000; throughput does not depend on the text):
     correlation           correlate_edge (cuSPARSE float64 on CUDA)     -> 16384 x 16384 over 3M positions x 4 edges
     job start-up          python + imports + device init, per job       -> 25 GPU jobs
 
-Rates are steady-state: the LM's from train_log.csv rows (elapsed_s) between two late log steps,
-the others from two runs of different size (the difference, so that loading, compilation and the
-first batches fall out), after a warm-up call. The extrapolated time of a stage adds the fixed
-cost of its first (cold) call once per Snakemake job. Writes
-benchmarks/results/paper_scale_<device>.json with every raw measurement.
+The token files hold random ids with Zipf-like frequencies (a unigram the models learn in a few
+steps, so that accuracies are not zero: build_merged divides by them). Rates are steady-state:
+the LM's from train_log.csv rows (elapsed_s) between two late log steps (compilation and the
+first steps excluded), the others from the difference of two runs of different size after a
+warm-up call. A stage's extrapolated time adds, per Snakemake job, the fixed cost of its first
+(cold) call: loading, statistics, compilation. The SAE used for feature activations is the trained
+one with its encoder bias shifted to the paper's L0 (~32), since the cost grows with the density.
+Writes benchmarks/results/paper_scale_<device>.json (every raw measurement, the device, torch,
+whether torch.compile was on, peak GPU memory per stage) and prints the table. At scale 1 it
+holds a few GB of RAM and of GPU memory.
 
     .venv/bin/python benchmarks/paper_scale.py                 # CUDA when present; ~3-4 min on an H100/H200
     .venv/bin/python benchmarks/paper_scale.py --scale 2       # measure twice as much work per stage
     .venv/bin/python benchmarks/paper_scale.py --smoke --device cpu --out /tmp/paper_scale_smoke.json
-                                                               # tiny shapes, same code paths (~2 min on 2 CPU cores)
+                                                               # tiny shapes, same code paths (< 1 min on 2 CPU cores)
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import logging
 import os
 import platform
 import re
@@ -41,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -65,11 +72,13 @@ from featureflow.flow import compute_feature_acts, correlate_edge, draw_common_s
 from featureflow.lm import evaluate_model, load_model, train_model  # noqa: E402
 from featureflow.merge import MergeSpec, build_merged, run_sweep  # noqa: E402
 from featureflow.merge.sweep import sweep_grid  # noqa: E402
+from featureflow.runtime import pick_device, use_compile  # noqa: E402
 from featureflow.sae import evaluate_sae, held_out_blocks, load_sae_weights, mlp_hook_post, train_sae  # noqa: E402
 from featureflow.sae.model import SAE_WEIGHTS  # noqa: E402
 from featureflow.settings import (  # noqa: E402
     ActsSettings,
     CorrelationSettings,
+    JobClass,
     LMSettings,
     MergeSettings,
     Resources,
@@ -113,6 +122,7 @@ class Sizes:
     eval_tokens: int                  # LM evaluation and merge sweep, per validation corpus
     merge_grids: tuple[float, float]  # grid steps of the small and the large sweep (no refinement)
     sae_buffer_tokens: int | None     # None: the schema default
+    sae_warmup_steps: int             # steps of the SAE warm-up run
     sae_chunks: tuple[int, int]       # activation chunks of the small and the large SAE run
     sae_eval_tokens: int
     acts_positions: tuple[int, int, int]  # warm-up, small, large sample
@@ -130,11 +140,11 @@ def sizes(smoke: bool, scale: float, paper: dict[str, Any]) -> Sizes:
     ctx = paper["acts"]["context_size"]
     full_acts = paper["acts"]["tokens"]
     if smoke:
-        return Sizes(arch={"d_model": 64, "d_mlp": 128, "n_heads": 4, "n_layers": 1, "block_size": 64}, vocab=2048,
+        return Sizes(arch={"d_model": 64, "d_mlp": 128, "n_heads": 4, "n_layers": 1, "block_size": 32}, vocab=1024,
                      expansion_factor=4, base_steps=max(8, round(30 * scale)), base_log_every=3,
                      finetune_steps=max(8, round(16 * scale)), finetune_log_every=2, checkpoint_every=20, eval_tokens=4096,
-                     merge_grids=(0.5, 0.2), sae_buffer_tokens=8 * 128 * ctx, sae_chunks=(1, 3), sae_eval_tokens=4096,
-                     acts_positions=(20 * ctx, blocks_of(5000 * scale, ctx), blocks_of(20000 * scale, ctx)),
+                     merge_grids=(0.5, 0.2), sae_buffer_tokens=6 * 128 * ctx, sae_warmup_steps=3, sae_chunks=(1, 3),
+                     sae_eval_tokens=4096, acts_positions=(20 * ctx, blocks_of(5000 * scale, ctx), blocks_of(20000 * scale, ctx)),
                      corr_features=512, corr_positions=(100 * ctx, blocks_of(12000 * scale, ctx), blocks_of(48000 * scale, ctx)))
     base_steps = max(40, round(1100 * scale))  # >= 1000 at scale 1: one checkpoint (every 1000 steps) in the timed window
     ft_steps = max(40, round(300 * scale))
@@ -145,7 +155,8 @@ def sizes(smoke: bool, scale: float, paper: dict[str, Any]) -> Sizes:
                  base_steps=base_steps, base_log_every=max(1, base_steps // 22), finetune_steps=ft_steps,
                  finetune_log_every=max(1, ft_steps // 12), checkpoint_every=None,
                  eval_tokens=min(paper["lm"]["eval_tokens"], max(4096, round(paper["lm"]["eval_tokens"] * scale))),
-                 merge_grids=(0.5, 0.2), sae_buffer_tokens=None, sae_chunks=(small_chunks, max(small_chunks + 1, round(3 * scale))),
+                 merge_grids=(0.5, 0.2), sae_buffer_tokens=None, sae_warmup_steps=20,
+                 sae_chunks=(small_chunks, max(small_chunks + 1, round(3 * scale))),
                  sae_eval_tokens=paper["sae"].get("eval_tokens", 200_000),
                  acts_positions=(64 * ctx, blocks_of(acts_big / 4, ctx), acts_big),
                  corr_features=paper["sae"]["expansion_factor"] * paper["lm"]["architecture"]["d_mlp"],
@@ -188,30 +199,31 @@ def peak_gb(device: str) -> float | None:
     return round(peak, 2)
 
 
-def two_point(n_small: float, t_small: float, n_big: float, t_big: float) -> tuple[float, float]:
-    """(fixed seconds, seconds per unit) of t = fixed + n * per_unit through two measurements."""
+def two_point(n_small: float, t_small: float, n_big: float, t_big: float) -> tuple[float, float, str]:
+    """(fixed seconds, seconds per unit, how) of t = fixed + n * per_unit through two measurements.
+
+    When the larger run was not slower (too little work measured: raise --scale), the larger run's
+    mean cost per unit stands in, with no fixed part: an upper bound.
+    """
     per_unit = (t_big - t_small) / (n_big - n_small)
     if per_unit <= 0:
-        raise RuntimeError(f"the larger run ({n_big:g} in {t_big:.2f} s) was not slower than the smaller ({n_small:g} in "
-                           f"{t_small:.2f} s): measure more work (--scale)")
-    return t_small - n_small * per_unit, per_unit
+        print(f"warning: the larger run ({n_big:g} in {t_big:.2f} s) was not slower than the smaller ({n_small:g} in {t_small:.2f} s);"
+              " using the larger run's mean cost (measure more work: --scale)", file=sys.stderr)
+        return 0.0, t_big / n_big, "mean of the larger run (the two-point fit failed)"
+    return t_small - n_small * per_unit, per_unit, "two-point fit"
 
 
-def compile_fields(*settings: Any) -> dict[str, Any]:
-    """The `compile` field of each settings object (the package may not have one yet)."""
+def compiled_runs(rows: list[Row]) -> dict[str, Any]:
+    """The `compiled` flag each training run recorded (train_meta.json, featureflow_sae.json)."""
     out: dict[str, Any] = {}
-    for s in settings:
-        out[type(s).__name__] = vars(s).get("compile", "absent (package has no compile setting)")
+    for r in rows:
+        for key, value in r.raw.items():
+            if isinstance(value, dict) and "compiled" in value:
+                out[key] = value["compiled"]
+        for run in r.raw.get("runs", []):
+            if "compiled" in run:
+                out[f"sae_{run['run']}"] = run["compiled"]
     return out
-
-
-def compile_in_effect(value: Any, device: str) -> bool:
-    """Whether a `compile` setting turns torch.compile on for `device` ("auto" = on for CUDA)."""
-    if isinstance(value, bool):
-        return value
-    if value == "auto":
-        return device == "cuda"
-    return value in ("on", "always", "true")
 
 
 def device_slug(device: str) -> str:
@@ -221,9 +233,15 @@ def device_slug(device: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name).strip("-") or "cuda"
 
 
-def threads_of(paper: dict[str, Any], job_class: str) -> int:
-    """Threads of a job class of config/paper.yaml, capped at this machine's cores."""
-    return max(1, min(os.cpu_count() or 1, paper["resources"][job_class].get("threads", 1)))
+def job_class(paper: dict[str, Any], name: str) -> JobClass:
+    """Job class `name` of config/paper.yaml over the schema defaults (compile: "auto" unless it says otherwise)."""
+    return defaults(JobClass, **paper["resources"][name])
+
+
+def resources(paper: dict[str, Any], name: str, device: str) -> Resources:
+    """What a job of class `name` runs with, as `stage.job_resources` builds it; threads capped at this machine's cores."""
+    jc = job_class(paper, name)
+    return Resources(device, max(1, min(os.cpu_count() or 1, jc.threads)), compile=jc.compile)
 
 
 # --- data ---------------------------------------------------------------------------------------------
@@ -294,41 +312,44 @@ def log_rate(train_log: Path) -> dict[str, Any]:
 
 
 def run_train(name: str, mixture: str, data: dict[str, Any], root: Path, lm: LMSettings, fine_tune: bool, log_every: int,
-              device: str, threads: int, parent_dir: Path | None = None) -> dict[str, Any]:
+              device: str, res: Resources, parent_dir: Path | None = None) -> dict[str, Any]:
     """One train job (as rule `train` runs it); its steady rate from the log and its fixed cost."""
     out = root / name
     job = dataclasses.replace(lm, log_every=log_every).train_job(fine_tune)
     meta, wall = timed(device, train_model, name, mixture, data["tok"], out, root / f"{name}_log.csv", root / f"{name}_meta.json",
-                       root / f"ckpt_{name}", job, 0, Resources(device, threads), parent_dir=parent_dir,
+                       root / f"ckpt_{name}", job, 0, res, parent_dir=parent_dir,
                        parent="base" if parent_dir else None)
     rate = log_rate(root / f"{name}_log.csv")
-    return {"dir": str(out), "wall_s": round(wall, 3), "train_seconds": meta["train_seconds"], "steps": meta["steps"],
-            "tokens_seen": meta["tokens_seen"], "window": rate, "tok_s": round(rate["tok_s"], 1),
+    return {"dir": str(out), "compiled": meta.get("compiled"), "wall_s": round(wall, 3), "train_seconds": meta["train_seconds"],
+            "steps": meta["steps"], "tokens_seen": meta["tokens_seen"], "window": rate, "tok_s": round(rate["tok_s"], 1),
             "fixed_s": round(max(0.0, wall - meta["tokens_seen"] / rate["tok_s"]), 3), "peak_gpu_gb": peak_gb(device),
-            "settings": asdict(job.schedule)}
+            "settings": asdict(job.schedule), "resources": asdict(res)}
 
 
 def measure_lm(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], root: Path, device: str) -> tuple[list[Row], dict[str, str]]:
     block, batch = sz.arch["block_size"], paper["lm"]["scratch"]["batch_size"]
     ft_batch = paper["lm"]["finetune"]["batch_size"]
     lm = lm_settings(paper, sz, sz.base_steps * batch * block, sz.finetune_steps * ft_batch * block)
-    threads = threads_of(paper, "train")
-    base = run_train("base", data["mixture"], data, root, lm, False, sz.base_log_every, device, threads)
-    fts = {name: run_train(name, data["train"][corpus], data, root, lm, True, sz.finetune_log_every, device, threads,
+    res = resources(paper, "train", device)
+    base = run_train("base", data["mixture"], data, root, lm, False, sz.base_log_every, device, res)
+    fts = {name: run_train(name, data["train"][corpus], data, root, lm, True, sz.finetune_log_every, device, res,
                           parent_dir=Path(base["dir"]))
            for name, corpus in (("lua", "lua"), ("tinystories", "stories"))}
     base_budget = paper["lm"]["scratch"]["epochs"] * PAPER["base_corpus_tokens"]
     ft_budget = paper["lm"]["finetune"]["epochs"] * FINETUNE_TOKENS_ESTIMATE
     ft_rate = float(np.mean([f["tok_s"] for f in fts.values()]))
+    # each fine-tune is a fresh job: it compiles from cold as the base model did, not with this process' warm caches
+    ft_fixed = sum(max(f["fixed_s"], base["fixed_s"]) for f in fts.values())
     rows = [
         Row("LM pre-training (base)", "tok/s", base["tok_s"], (base["fixed_s"] + base_budget / base["tok_s"]) / 60,
             PAPER["lm_hours_each"], f"{paper['lm']['scratch']['epochs']} epochs x 335.6M tokens (paper fn. 3)",
             {"base": base, "budget_tokens": base_budget,
              "note": "checkpoints every lm.checkpoint_every steps are in the timed window when it spans one (scale >= ~0.9)"}),
         Row("LM fine-tunes (Lua + TinyStories)", "tok/s", ft_rate,
-            (sum(f["fixed_s"] for f in fts.values()) + ft_budget / ft_rate) / 60, 2 * PAPER["lm_hours_each"],
+            (ft_fixed + ft_budget / ft_rate) / 60, 2 * PAPER["lm_hours_each"],
             f"{paper['lm']['finetune']['epochs']} epoch x {ft_budget / 1e6:.1f}M tokens (ESTIMATE)",
-            {**fts, "budget_tokens": ft_budget, "budget_is_estimate": True,
+            {**fts, "budget_tokens": ft_budget, "budget_is_estimate": True, "fixed_s_used": round(ft_fixed, 3),
+             "fixed_note": "per fine-tune job the larger of its own fixed cost and the base model's (a fresh job compiles cold)",
              "budget_note": "the paper does not state the Lua or TinyStories corpus sizes; estimate = 'just under half a billion "
                             "tokens' (Limitations) - 335.6M (fn. 3) for both fine-tunes together, an upper bound",
              "paper_hours_note": "the paper's 10 h 'per language model' applied to each fine-tune"}),
@@ -338,7 +359,7 @@ def measure_lm(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], root: Pat
 
 def measure_evaluate(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models: dict[str, str], root: Path, device: str) -> Row:
     """Rule `evaluate`: one model on every corpus' validation tokens (a warm call first, then the timed one)."""
-    res = Resources(device, threads_of(paper, "gpu_eval"))
+    res = resources(paper, "gpu_eval", device)
     batch = defaults(LMSettings).eval_batch_size
     evaluate_model(models["base"], {c: data["validation"][c] for c in CORPORA[:1]}, root / "eval_warm.json", 4 * sz.arch["block_size"],
                    batch, res)
@@ -356,7 +377,7 @@ def measure_evaluate(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], mod
 def measure_merge(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models: dict[str, str], root: Path,
                   device: str) -> list[Row]:
     """Rules `merge_sweep` and `merge`: per-point cost from two sweeps of different length, then build_merged."""
-    res = Resources(device, threads_of(paper, "merge"))
+    res = resources(paper, "merge", device)
     batch = defaults(LMSettings).eval_batch_size
     spec = MergeSpec("lua", "tinystories", "base", paper["models"]["luastories"]["method"], "auto", dict(models),
                      {"lua": [data["validation"]["lua"]], "tinystories": [data["validation"]["stories"]]})
@@ -366,7 +387,7 @@ def measure_merge(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models
         merge = defaults(MergeSettings, **{**paper["merge"], "grid_step": grid, "refine_step": grid, "eval_tokens": sz.eval_tokens})
         (rows, summary), wall = timed(device, run_sweep, spec, merge, batch, res)
         runs.append({"grid_step": grid, "points": len(rows) + ("base" in summary), "wall_s": round(wall, 3)})
-    fixed, per_point = two_point(runs[0]["points"], runs[0]["wall_s"], runs[1]["points"], runs[1]["wall_s"])
+    fixed, per_point, fit = two_point(runs[0]["points"], runs[0]["wall_s"], runs[1]["points"], runs[1]["wall_s"])
     eval_ratio = paper["merge"]["eval_tokens"] / sz.eval_tokens
     grid_step, refine_step = paper["merge"]["grid_step"], paper["merge"]["refine_step"]
     points = {"grid": len(sweep_grid(grid_step)), "refine": round(grid_step / refine_step) - 1, "base": 1}
@@ -377,19 +398,21 @@ def measure_merge(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models
     merged_dir = root / "luastories"
     merge = defaults(MergeSettings, **{**paper["merge"], "eval_tokens": sz.eval_tokens})
     choice, merged_wall = timed(device, build_merged, "luastories", spec, sweep_json, merged_dir, root / "choice.json", merge, batch, res)
-    # build_merged: setup + one merge + 3 evaluations (merged and both inputs) on both validation sets
-    merged_s = fixed + 3 * per_point * eval_ratio
+    # build_merged: setup + one merge + 3 evaluations (merged and both inputs) on both validation sets; the
+    # evaluations scale with eval_tokens (nothing to scale at the paper's eval_tokens)
+    merged_s = merged_wall + 3 * per_point * (eval_ratio - 1)
     tokens_per_point = 2 * sz.eval_tokens
     rows = [
         Row("merge sweep", "points/s", 1 / per_point, sweep_s / 60, None,
             f"{n_points} points ({points['grid']} grid + {points['refine']} refine + base) x 2 x {paper['merge']['eval_tokens'] / 1e6:g}M "
-            "tokens", {"runs": runs, "fixed_s": round(fixed, 3), "per_point_s": round(per_point, 4), "points": points,
+            "tokens", {"runs": runs, "fit": fit, "fixed_s": round(fixed, 3), "per_point_s": round(per_point, 4), "points": points,
                        "eval_tokens_per_corpus_measured": sz.eval_tokens, "eval_tokens_per_corpus_paper": paper["merge"]["eval_tokens"],
                        "eval_tok_s": round(tokens_per_point / per_point, 1), "peak_gpu_gb": peak_gb(device),
                        "note": "a point = SLERP merge + accuracy on both inputs' validation sets; per-point time scaled by "
                                "paper/measured eval_tokens when they differ (merge cost scaled too: conservative)"}),
         Row("merged model", "s", merged_wall, merged_s / 60, None, "SLERP at t + 3 evaluations on both validation sets",
-            {"wall_s": round(merged_wall, 3), "t": choice["t"], "note": "extrapolated as the sweep's fixed cost + 3 points",
+            {"wall_s": round(merged_wall, 3), "t": choice["t"],
+             "note": "the measured call, its 3 evaluations scaled by paper/measured eval_tokens (the sweep's cost per point)",
              "peak_gpu_gb": peak_gb(device)}),
     ]
     return rows
@@ -410,36 +433,39 @@ def sae_settings(paper: dict[str, Any], sz: Sizes, tokens: int) -> SAESettings:
 def measure_sae(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models: dict[str, str], root: Path,
                 device: str) -> tuple[list[Row], str]:
     """Rule `sae` (warm-up, then two runs of different length) and rule `sae_eval`."""
-    res = Resources(device, threads_of(paper, "sae"))
+    res = resources(paper, "sae", device)
     files = [data["train"]["english"], data["train"]["python"]]  # the base model's lineage corpora (paper fn. 5)
     s = sae_settings(paper, sz, 1)
     batch_tokens = s.batch_blocks * s.context_size
     chunk_tokens = max(1, s.buffer_tokens // batch_tokens) * batch_tokens
     runs = []
-    for label, tokens in (("warm-up", 20 * batch_tokens), ("small", sz.sae_chunks[0] * chunk_tokens), ("large", sz.sae_chunks[1] * chunk_tokens)):
+    plan = (("warm-up", sz.sae_warmup_steps * batch_tokens), ("small", sz.sae_chunks[0] * chunk_tokens),
+            ("large", sz.sae_chunks[1] * chunk_tokens))
+    for label, tokens in plan:
         settings = sae_settings(paper, sz, tokens)
         out = root / f"sae_{label}"
         extra, wall = timed(device, train_sae, "base", models["base"], files, out, root / f"sae_{label}_log.csv", root / f"sae_ckpt_{label}",
                             settings, 0, res)
         with open(root / f"sae_{label}_log.csv") as fh:
             last = list(csv.DictReader(fh))[-1]
-        runs.append({"run": label, "tokens": extra["steps"] * batch_tokens, "steps": extra["steps"], "wall_s": round(wall, 3),
-                     "train_seconds": extra["train_seconds"], "final_l0": float(last["l0"]), "dir": str(out), "peak_gpu_gb": peak_gb(device)})
-    fixed, per_token = two_point(runs[1]["tokens"], runs[1]["wall_s"], runs[2]["tokens"], runs[2]["wall_s"])
+        runs.append({"run": label, "compiled": extra.get("compiled"), "tokens": extra["steps"] * batch_tokens, "steps": extra["steps"],
+                     "wall_s": round(wall, 3), "train_seconds": extra["train_seconds"], "final_l0": float(last["l0"]), "dir": str(out),
+                     "peak_gpu_gb": peak_gb(device)})
+    fixed, per_token, fit = two_point(runs[1]["tokens"], runs[1]["wall_s"], runs[2]["tokens"], runs[2]["wall_s"])
     cold_fixed = max(fixed, runs[0]["wall_s"] - runs[0]["tokens"] * per_token)
     budget = paper["sae"]["tokens"]
     minutes = PAPER["models"] * (cold_fixed + budget * per_token) / 60
     train_row = Row("SAE training", "tok/s", 1 / per_token, minutes, PAPER["models"] * PAPER["sae_hours_each"],
                     f"{PAPER['models']} x {budget / 1e6:g}M tokens", {
-                        "runs": runs, "fixed_s": round(fixed, 3), "cold_fixed_s": round(cold_fixed, 3), "d_in": sz.arch["d_mlp"],
+                        "runs": runs, "fit": fit, "fixed_s": round(fixed, 3), "cold_fixed_s": round(cold_fixed, 3), "d_in": sz.arch["d_mlp"],
                         "d_sae": sz.arch["d_mlp"] * sz.expansion_factor, "batch_tokens": batch_tokens, "chunk_tokens": chunk_tokens,
-                        "settings": asdict(settings), "compile": compile_fields(settings),
+                        "settings": asdict(settings), "resources": asdict(res),
                         "note": "rate from the difference of the small and large runs (whole activation chunks); each job adds the "
                                 "fixed cost of the first (cold) call: LM load, statistics sample, compilation"})
 
     sae_dir = runs[2]["dir"]
     blocks = held_out_blocks([data["validation"]["english"], data["validation"]["python"]], sz.arch["block_size"], sz.sae_eval_tokens)
-    eval_res = Resources(device, threads_of(paper, "gpu_eval"))
+    eval_res = resources(paper, "gpu_eval", device)
     evaluate_sae(models["base"], sae_dir, blocks[:2], s.hook, eval_res)  # warm-up
     peak_gb(device)
     metrics, wall = timed(device, evaluate_sae, models["base"], sae_dir, blocks, s.hook, eval_res)
@@ -476,7 +502,7 @@ def calibrate_sae(model_dir: str, sae_dir: str, out_dir: Path, token_file: str, 
 def measure_acts(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models: dict[str, str], sae_dir: str, root: Path,
                  device: str) -> Row:
     """Rule `feature_acts` on common samples of three sizes (warm-up, small, large) with a realistic-density SAE."""
-    res = Resources(device, threads_of(paper, "gpu_eval"))
+    res = resources(paper, "gpu_eval", device)
     acts = defaults(ActsSettings, **paper["acts"])
     hook = paper["sae"]["hook"]
     calibrated = root / "sae_calibrated"
@@ -490,53 +516,66 @@ def measure_acts(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models:
         matrix, _, _ = load_acts(out)
         runs.append({"run": label, "positions": matrix.shape[0], "wall_s": round(wall, 3), "mean_l0": matrix.nnz / matrix.shape[0],
                      "peak_gpu_gb": peak_gb(device)})
-    fixed, per_pos = two_point(runs[1]["positions"], runs[1]["wall_s"], runs[2]["positions"], runs[2]["wall_s"])
+    fixed, per_pos, fit = two_point(runs[1]["positions"], runs[1]["wall_s"], runs[2]["positions"], runs[2]["wall_s"])
     cold_fixed = max(fixed, runs[0]["wall_s"] - runs[0]["positions"] * per_pos)
     return Row("feature activations", "pos/s", 1 / per_pos, PAPER["models"] * (cold_fixed + acts.tokens * per_pos) / 60, None,
                f"{PAPER['models']} x {acts.tokens / 1e6:g}M positions", {
-                   "runs": runs, "fixed_s": round(fixed, 3), "cold_fixed_s": round(cold_fixed, 3), "batch_tokens": acts.batch_tokens,
+                   "runs": runs, "fit": fit, "fixed_s": round(fixed, 3), "cold_fixed_s": round(cold_fixed, 3), "batch_tokens": acts.batch_tokens,
                    "calibration": calibration, "note": f"SAE encoder bias shifted to mean L0 ~{TARGET_L0} (paper: 25-35); see calibrate_sae"})
 
 
 def measure_correlation(paper: dict[str, Any], sz: Sizes, root: Path, device: str) -> Row:
-    """Rule `correlate` on synthetic paper-like activations (benchmarks/correlation.py), three sizes."""
-    res = Resources(device, threads_of(paper, "cpu_eval"))
+    """Rule `correlate` on synthetic paper-like activations (benchmarks/correlation.py), three sizes.
+
+    On CUDA the numba CPU kernel is timed too (raw numbers only): config/paper.yaml leaves the
+    cpu_eval class at the schema's device "cpu", so the workflow runs that one unless told otherwise.
+    """
     settings = defaults(CorrelationSettings, **paper["correlation"])
     ctx = paper["acts"]["context_size"]
-    big = sz.corr_positions[-1]
     mark = time.perf_counter()
-    x, y = synthetic(big, sz.corr_features, 30.0, seed=0)
+    x, y = synthetic(sz.corr_positions[-1], sz.corr_features, 30.0, seed=0)
     gen = round(time.perf_counter() - mark, 2)
-    runs = []
+    inputs = []
     for label, n in zip(("warm-up", "small", "large"), sz.corr_positions, strict=True):
         sample = {"blocks": np.zeros((n // ctx, ctx), dtype=np.uint32), "digest": np.array(f"synthetic-{n}")}
-        paths = [root / f"corr_{label}_{side}.npz" for side in ("a", "b")]
+        paths = (root / f"corr_{label}_a.npz", root / f"corr_{label}_b.npz")
         save_acts(x[:n], sample, "a", paths[0])
         save_acts(y[:n], sample, "b", paths[1])
-        _, wall = timed(device, correlate_edge, paths[0], paths[1], root / f"matches_{label}.npz", settings, res)
-        runs.append({"run": label, "positions": n, "wall_s": round(wall, 3), "nnz_a": int(x[:n].nnz), "nnz_b": int(y[:n].nnz),
-                     "peak_gpu_gb": peak_gb(device)})
-    fixed, per_pos = two_point(runs[1]["positions"], runs[1]["wall_s"], runs[2]["positions"], runs[2]["wall_s"])
-    cold_fixed = max(fixed, runs[0]["wall_s"] - runs[0]["positions"] * per_pos)
+        inputs.append((label, n, paths))
     n_paper = paper["acts"]["tokens"]
     edges = len(PAPER["edges"])
-    return Row("correlation", "pos/s", 1 / per_pos, edges * (cold_fixed + n_paper * per_pos) / 60, None,
-               f"{edges} edges x {sz.corr_features} x {sz.corr_features} features x {n_paper / 1e6:g}M positions", {
-                   "runs": runs, "fixed_s": round(fixed, 3), "cold_fixed_s": round(cold_fixed, 3), "generate_s": gen,
-                   "backend": "torch-cuda (cuSPARSE, float64)" if device == "cuda" else "numba-cpu", "edges": PAPER["edges"],
-                   "mean_l0": x.nnz / x.shape[0], "settings": asdict(settings),
-                   "note": "synthetic activations (log-normal feature densities, L0 ~30, half of B noisy copies of A); "
-                           "time = fixed + positions x per-position cost, fitted on two sizes. In config/paper.yaml rule "
-                           "correlate is a cpu_eval job (no GPU requested): on SLURM it runs the numba CPU path"})
+
+    def measure(on: str) -> dict[str, Any]:
+        res = resources(paper, "cpu_eval", on)
+        runs = []
+        for label, n, (a, b) in inputs:
+            _, wall = timed(on, correlate_edge, a, b, root / f"matches_{on}_{label}.npz", settings, res)
+            runs.append({"run": label, "positions": n, "wall_s": round(wall, 3), "nnz_a": int(x[:n].nnz), "nnz_b": int(y[:n].nnz),
+                         "peak_gpu_gb": peak_gb(on)})
+        fixed, per_pos, fit = two_point(runs[1]["positions"], runs[1]["wall_s"], runs[2]["positions"], runs[2]["wall_s"])
+        cold_fixed = max(fixed, runs[0]["wall_s"] - runs[0]["positions"] * per_pos)
+        return {"backend": "torch-cuda (cuSPARSE, float64)" if on == "cuda" else f"numba-cpu ({res.threads} threads)", "runs": runs,
+                "fit": fit, "fixed_s": round(fixed, 3), "cold_fixed_s": round(cold_fixed, 3), "per_pos_s": per_pos,
+                "minutes": edges * (cold_fixed + n_paper * per_pos) / 60}
+
+    primary = measure(device)
+    raw = {**primary, "generate_s": gen, "edges": PAPER["edges"], "mean_l0": x.nnz / x.shape[0], "settings": asdict(settings),
+           "note": "synthetic activations (log-normal feature densities, L0 ~30, half of B noisy copies of A); time = fixed + "
+                   "positions x per-position cost, fitted on two sizes"}
+    if device == "cuda":
+        raw["numba_cpu"] = {**measure("cpu"), "note": "config/paper.yaml: resources.cpu_eval.device is the schema default 'cpu', so "
+                                                      "rule correlate runs this path unless the config sets cuda/auto"}
+    return Row("correlation", "pos/s", 1 / primary["per_pos_s"], primary["minutes"], None,
+               f"{edges} edges x {sz.corr_features} x {sz.corr_features} features x {n_paper / 1e6:g}M positions", raw)
 
 
-def measure_startup(device: str) -> Row:
+def measure_startup(device: str, repeats: int) -> Row:
     """Start-up of one stage job: python, the stage imports, the device's first operation."""
     code = ("import torch, featureflow.lm.train, featureflow.sae.train, featureflow.flow.feature_acts, featureflow.merge.sweep; "
             f"torch.zeros(1, device='{device}').sum().item()")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
     walls = []
-    for _ in range(2):
+    for _ in range(repeats):
         t = time.perf_counter()
         subprocess.run([sys.executable, "-c", code], check=True, env=env)
         walls.append(time.perf_counter() - t)
@@ -574,47 +613,57 @@ def main() -> None:
     paper = yaml.safe_load(PAPER_CONFIG.read_text())
     sz = sizes(args.smoke, args.scale, paper)
     device = args.device
+    logging.getLogger("featureflow.merge.sweep").setLevel(logging.ERROR)  # random tokens: the accuracy curves need not cross
     start = time.perf_counter()
     stage_s: dict[str, float] = {}
-    rows: list[Row] = [measure_startup(device)]
-    stage_s["startup"] = round(time.perf_counter() - start, 1)
+    errors: dict[str, str] = {}
+    rows: list[Row] = []
+
+    def stage(label: str, fn: Callable[..., Any], *a: Any) -> Any:
+        """Run one measurement; a failure is recorded (the other stages still run) and gives None."""
+        mark = time.perf_counter()
+        try:
+            out = fn(*a)
+        except Exception:  # one failing stage must not lose the others' measurements
+            errors[label] = traceback.format_exc()[-3000:]
+            print(f"error in {label}:\n{errors[label]}", file=sys.stderr, flush=True)
+            out = None
+        stage_s[label] = round(time.perf_counter() - mark, 1)
+        print(f"[{time.perf_counter() - start:6.0f} s] {label} {'failed' if out is None else 'done'}", file=sys.stderr, flush=True)
+        return out
+
+    def add(found: Row | list[Row] | None) -> None:
+        if found is not None:
+            rows.extend(found if isinstance(found, list) else [found])
+
+    add(stage("start-up", measure_startup, device, 1 if args.smoke else 2))
     with tempfile.TemporaryDirectory(prefix="paper_scale_") as t:
         root = Path(t)
-        batch = paper["lm"]["scratch"]["batch_size"]
-        mark = time.perf_counter()
-        data = make_data(root, sz, batch)
-        stage_s["data"] = round(time.perf_counter() - mark, 1)
-        print(f"[{time.perf_counter() - start:6.0f} s] start-up and data done", file=sys.stderr, flush=True)
-
-        def stage(label: str, fn: Callable[..., Any], *a: Any) -> Any:
-            mark = time.perf_counter()
-            out = fn(*a)
-            stage_s[label] = round(time.perf_counter() - mark, 1)
-            print(f"[{time.perf_counter() - start:6.0f} s] {label} done", file=sys.stderr, flush=True)
-            return out
-
-        lm_rows, models = stage("lm", measure_lm, paper, sz, data, root, device)
-        rows += lm_rows
-        rows.append(stage("evaluate", measure_evaluate, paper, sz, data, models, root, device))
-        rows += stage("merge", measure_merge, paper, sz, data, models, root, device)
-        sae_rows, sae_dir = stage("sae", measure_sae, paper, sz, data, models, root, device)
-        rows += sae_rows
-        rows.append(stage("feature_acts", measure_acts, paper, sz, data, models, sae_dir, root, device))
-        rows.append(stage("correlation", measure_correlation, paper, sz, root, device))
+        data = stage("data", make_data, root, sz, paper["lm"]["scratch"]["batch_size"])
+        lm = stage("lm", measure_lm, paper, sz, data, root, device) if data else None
+        if lm:
+            models = lm[1]
+            add(lm[0])
+            add(stage("evaluate", measure_evaluate, paper, sz, data, models, root, device))
+            add(stage("merge", measure_merge, paper, sz, data, models, root, device))
+            sae = stage("sae", measure_sae, paper, sz, data, models, root, device)
+            if sae:
+                add(sae[0])
+                add(stage("feature_acts", measure_acts, paper, sz, data, models, sae[1], root, device))
+        add(stage("correlation", measure_correlation, paper, sz, root, device))
     order = ["job start-up", "LM pre-training (base)", "LM fine-tunes (Lua + TinyStories)", "LM evaluation", "merge sweep",
              "merged model", "SAE training", "SAE evaluation", "feature activations", "correlation"]
     rows.sort(key=lambda r: order.index(r.stage))
-    lm = lm_settings(paper, sz, 1, 1)
-    sae = sae_settings(paper, sz, 1)
-    compile_setting = compile_fields(lm.train_job(False), lm.scratch, sae)
+    compile_setting = {name: resources(paper, name, device).compile for name in ("train", "sae")}
     total = sum(r.minutes for r in rows)
     result = {
         "device": torch.cuda.get_device_name() if device == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
         "torch": torch.__version__, "python": platform.python_version(), "cpu_count": os.cpu_count(),
         "compile_setting": compile_setting,
-        "compile_in_effect": {k: compile_in_effect(v, device) for k, v in compile_setting.items()},
-        "smoke": args.smoke, "scale": args.scale, "sizes": asdict(sz),
-        "total_extrapolated_minutes": round(total, 2), "target_minutes": 30, "within_target": total <= 30,
+        "compile_in_effect": {k: use_compile(v, pick_device(device)) for k, v in compile_setting.items()},
+        "compiled_runs": compiled_runs(rows),
+        "smoke": args.smoke, "scale": args.scale, "sizes": asdict(sz), "complete": not errors, "errors": errors,
+        "total_extrapolated_minutes": round(total, 2), "target_minutes": 30, "within_target": not errors and total <= 30,
         "paper_reported_a100_hours": sum(r.paper_hours or 0 for r in rows),
         "paper": {**PAPER, "finetune_tokens_estimate": FINETUNE_TOKENS_ESTIMATE,
                   "finetune_tokens_note": "not stated in the paper: 'just under half a billion tokens' - 335.6M, an upper bound"},
@@ -629,7 +678,8 @@ def main() -> None:
     print(table(rows))
     print(f"\n{result['device']}, torch {torch.__version__}, compile {result['compile_in_effect']}; "
           f"script {result['script_seconds']['total']:.0f} s; wrote {out}")
-
+    if errors:
+        raise SystemExit(f"failed stages (partial results written): {', '.join(errors)}")
 
 if __name__ == "__main__":
     main()

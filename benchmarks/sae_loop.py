@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import sys
 import tempfile
@@ -33,18 +34,20 @@ PAPER = {"d_model": 512, "d_mlp": 1024, "n_heads": 16, "n_layers": 1, "block_siz
 DEMO = {"d_model": 128, "d_mlp": 512, "n_heads": 4, "n_layers": 1, "block_size": 128}
 
 
-def step_alone(sae_settings: SAESettings, d_in: int, device: torch.device, steps: int) -> float:
-    """Tokens/s of the SAE step alone on random activations already on the device."""
+def step_alone(sae_settings: SAESettings, d_in: int, device: torch.device, steps: int, compiled: bool = False) -> float:
+    """Tokens/s of the SAE step alone on random activations already on the device (compiled as train_sae does)."""
     batch = sae_settings.batch_blocks * sae_settings.context_size
     sae = SparseAutoencoder(d_in, d_in * sae_settings.expansion_factor).to(device)
-    opt = torch.optim.Adam(sae.parameters(), lr=sae_settings.lr, betas=sae_settings.betas)
+    opt = torch.optim.Adam(sae.parameters(), lr=sae_settings.lr, betas=sae_settings.betas, fused=compiled and device.type == "cuda")
     xs = [torch.randn(batch, d_in, device=device).relu() for _ in range(4)]
     bf16 = sae_settings.bf16 or device.type == "cuda"
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
+    terms_of = torch.compile(loss_terms) if compiled else loss_terms
+    l1 = torch.tensor(sae_settings.l1_coefficient, device=device) if compiled else sae_settings.l1_coefficient
 
     def step(i: int) -> None:
         with autocast():
-            terms = loss_terms(sae, xs[i % 4], sae_settings.l1_coefficient)
+            terms = terms_of(sae, xs[i % 4], l1)
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         sae.remove_parallel_grad()
@@ -75,21 +78,27 @@ def main() -> None:
     settings = defaults(SAESettings, expansion_factor=16 if cuda else 4, tokens=tokens, checkpoint_every=10**9,
                         log_every=50, buffer_tokens=1_000_000 if cuda else 100_000)
     threads = torch.get_num_threads()
+    result = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__, "threads": threads,
+              "d_in": shape["d_mlp"], "d_sae": shape["d_mlp"] * settings.expansion_factor,
+              "batch_tokens": settings.batch_blocks * settings.context_size, "tokens": tokens,
+              "note": "loop = train_sae end to end (LM forward for activations, shuffle, step, logging); "
+                      "step alone = the same SAE step on activations already on the device; "
+                      "compiled = torch.compile + fused Adam (resources.sae.compile, on by default on CUDA)"}
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         (tmp / "tok").mkdir()
         save_model(build_model(defaults(Architecture, **shape), vocab, 0, seed=0), tmp / "tok", tmp / "lm")
         np.save(tmp / "tokens.npy", np.random.default_rng(0).integers(0, vocab, 4_000_000).astype(np.uint16))
-        extra = train_sae("bench", tmp / "lm", [tmp / "tokens.npy"], tmp / "sae", tmp / "log.csv", tmp / "ckpt", settings, 0,
-                          Resources(device.type, threads))
-    loop = tokens / extra["train_seconds"]
-    alone = step_alone(settings, shape["d_mlp"], device, steps=200 if cuda else 20)
-    result = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__, "threads": threads,
-              "d_in": shape["d_mlp"], "d_sae": shape["d_mlp"] * settings.expansion_factor,
-              "batch_tokens": settings.batch_blocks * settings.context_size, "tokens": tokens,
-              "loop_tok_s": round(loop, 1), "step_alone_tok_s": round(alone, 1), "loop_vs_step": round(loop / alone, 3),
-              "note": "loop = train_sae end to end (LM forward for activations, shuffle, step, logging); "
-                      "step alone = the same SAE step on activations already on the device"}
+        for label, compiled in (("eager", False), ("compiled", True)) if cuda else (("eager", False),):
+            res = Resources(device.type, threads, compile=compiled)
+            # a short warm-up run first: compiled code is cached in the process, so the timed run has no compile time
+            warm = dataclasses.replace(settings, tokens=settings.batch_blocks * settings.context_size * 20)
+            train_sae("warm", tmp / "lm", [tmp / "tokens.npy"], tmp / f"w{label}", tmp / f"w{label}.csv", tmp / f"wckpt_{label}", warm, 0, res)
+            extra = train_sae("bench", tmp / "lm", [tmp / "tokens.npy"], tmp / label, tmp / f"{label}.csv", tmp / f"ckpt_{label}",
+                              settings, 0, res)
+            loop = tokens / extra["train_seconds"]
+            alone = step_alone(settings, shape["d_mlp"], device, steps=200 if cuda else 20, compiled=compiled)
+            result[label] = {"loop_tok_s": round(loop, 1), "step_alone_tok_s": round(alone, 1), "loop_vs_step": round(loop / alone, 3)}
     out = Path(args.out or REPO / "benchmarks/results" / f"sae_loop_{'cuda' if cuda else 'cpu'}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")

@@ -113,13 +113,15 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     if compiled:
         model.compile()  # in place: the state dict keeps its names, checkpoints stay interchangeable
-    t0, loss_sum, loss_n = time.time(), 0.0, 0
+    # the loss is summed on the device and read at log steps only: .item() every step would make
+    # the CPU wait for the GPU before it can prepare the next batch
+    t0, loss_sum, loss_n = time.time(), torch.zeros((), dtype=torch.float64, device=dev), 0
     log.info("%s: %d steps of %d x %d tokens on %s (start at %d; torch.compile %s)", name, steps, s.batch_size, block, dev,
              start, "on, fused AdamW" if compiled else "off")
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train {name}", mininterval=10)
     for step in bar:
         rows_idx = sampler.batch(step)
-        x = torch.from_numpy(np.stack([ids[i * block:(i + 1) * block] for i in rows_idx]).astype(np.int64)).to(dev)
+        x = torch.from_numpy(np.stack([ids[i * block:(i + 1) * block] for i in rows_idx]).astype(np.int64)).to(dev, non_blocking=True)
         with autocast:
             loss = model(input_ids=x, labels=x).loss
         opt.zero_grad(set_to_none=True)
@@ -128,14 +130,15 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
             torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
         opt.step()
         sched.step()
-        loss_sum, loss_n = loss_sum + loss.item(), loss_n + 1
+        loss_sum, loss_n = loss_sum + loss.detach().double(), loss_n + 1
         done = step + 1
         elapsed = elapsed_before + time.time() - t0
         if done % settings.log_every == 0 or done == steps:
-            rows.append({"step": done, "tokens": done * s.batch_size * block, "loss": round(loss_sum / loss_n, 5),
+            mean_loss = loss_sum.item() / loss_n
+            rows.append({"step": done, "tokens": done * s.batch_size * block, "loss": round(mean_loss, 5),
                          "lr": sched.get_last_lr()[0], "elapsed_s": round(elapsed, 2)})
-            bar.set_postfix(loss=f"{loss_sum / loss_n:.3f}", tok_s=f"{(done - start) * s.batch_size * block / (time.time() - t0):.0f}")
-            loss_sum, loss_n = 0.0, 0
+            bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{(done - start) * s.batch_size * block / (time.time() - t0):.0f}")
+            loss_sum, loss_n = torch.zeros_like(loss_sum), 0
         if done % settings.checkpoint_every == 0 and done < steps:
             save_checkpoint(ckpt_path, {"step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
