@@ -19,6 +19,7 @@ include: "workflow/rules/lm.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/sae.smk"
 include: "workflow/rules/flow.smk"
+include: "workflow/rules/analysis.smk"
 
 
 rule all:

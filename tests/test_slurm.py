@@ -110,13 +110,13 @@ def test_results_equal_a_local_run(micro_run, slurm_run):
         assert (remote / "results" / table).read_bytes() == (local / "results" / table).read_bytes(), table
 
 
-def test_threshold_change_submits_classify_and_sankey_only(cluster, slurm_run):
+def test_threshold_change_submits_classify_and_what_follows_only(cluster, slurm_run):
     wd, _, _ = slurm_run
     before = set(cluster.finished_jobs())
     run = snakemake_slurm(cluster, wd, "--configfile", str(MICRO), str(FAKE_GPUS), "--config", "threshold=0.5")
     assert run.returncode == 0, run.stderr[-3000:]
-    assert sorted(submitted(run)) == ["classify", "sankey"]
-    assert len(set(cluster.finished_jobs()) - before) == 2
+    assert sorted(submitted(run)) == ["case_studies", "classify", "sankey"]
+    assert len(set(cluster.finished_jobs()) - before) == 3
     assert set(pd.read_csv(wd / "results/flow/counts.csv")["threshold"]) == {0.5}
 
 

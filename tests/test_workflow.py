@@ -125,7 +125,8 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
                      "evaluate": 4, "eval_table": 1, "merge_sweep": 1, "merge": 1,
                      "sae": 2, "sae_eval": 2, "sae_table": 1,
                      # the common sample draws from lua's tokens too: every model's activations and edge
-                     "common_sample": 1, "feature_acts": 4, "correlate": 4, "classify": 1, "sankey": 1}, dry.stdout
+                     "common_sample": 1, "feature_acts": 4, "correlate": 4, "classify": 1, "sankey": 1,
+                     "feature_stats": 4, "case_studies": 1}, dry.stdout
 
 
 def test_micro_feature_acts_correlations_and_flow(micro_run):
@@ -167,7 +168,7 @@ def test_changing_the_threshold_reruns_classify_and_below_only(micro_run):
     run = snakemake(wd, "--configfile", str(MICRO), "--config", "threshold=0.5")
     assert run.returncode == 0, run.stderr[-3000:]
     ran = sorted(set(re.findall(r"\(Rule: (\w+)\)", run.stderr + run.stdout)))
-    assert ran == ["all", "classify", "sankey"], ran
+    assert ran == ["all", "case_studies", "classify", "sankey"], ran
     assert (wd / "results/flow/corr/babypython__lua.npz").stat().st_mtime == corr_mtime
     after = pd.read_csv(wd / "results/flow/edges.csv")
     assert (after["class"] == "persisting").sum() > (before["class"] == "persisting").sum()

@@ -66,6 +66,12 @@ TEMPLATES: dict[str, str] = {
     "counts": "flow/counts.csv",
     "sankey_html": "flow/fig2_sankey.html",
     "sankey_png": "flow/fig2_sankey.png",
+    # analysis: per-feature statistics and LLRs, the case studies (Figures 3 and 4)
+    "feature_stats": "analysis/{model}/features.npz",
+    "feature_table": "analysis/{model}/features.csv",
+    "case_studies": "analysis/case_studies.json",
+    "fig3_html": "analysis/fig3_persisting_feature.html",
+    "fig4_html": "analysis/fig4_disappearing_feature.html",
 }
 
 

@@ -15,6 +15,7 @@ from featureflow.lineage import Lineage, build_lineage, parse_edge_name
 from featureflow.paths import SPLITS, ResultPaths
 from featureflow.settings import (
     ActsSettings,
+    AnalysisSettings,
     CorpusSettings,
     CorrelationSettings,
     JobClass,
@@ -69,6 +70,10 @@ class Plan:
     @property
     def correlation(self) -> CorrelationSettings:
         return from_block(CorrelationSettings, self.config["correlation"])
+
+    @property
+    def analysis(self) -> AnalysisSettings:
+        return from_block(AnalysisSettings, self.config["analysis"])
 
     def job_class(self, name: str) -> JobClass:
         """Threads, memory, runtime, GPUs and device of job class `name` (config `resources:`)."""
@@ -163,6 +168,15 @@ class Plan:
     def correlation_files(self) -> dict[str, str]:
         return {e.name: self.paths("corr", edge=e.name) for e in self.lineage.edges}
 
+    def case_study_inputs(self) -> dict[str, str]:
+        """What the case studies read: classes, counts, every model's statistics and activations, the sample."""
+        p = self.paths
+        files = {"edges": p("edges"), "counts": p("counts"), "sample": p("sample"), "tokenizer": p("tokenizer_meta")}
+        for m in self.lineage.order:
+            files |= {f"table_{m}": p("feature_table", model=m), f"stats_{m}": p("feature_stats", model=m),
+                      f"acts_{m}": p("acts", model=m)}
+        return files
+
     def flow_spec(self) -> dict[str, Any]:
         """The lineage as classify and the Sankey need it (plain data, a rule param)."""
         return {"edges": [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges],
@@ -180,6 +194,8 @@ class Plan:
         out += [p("sae_metrics", model=m) for m in order] + [p("sae_table")]
         if self.lineage.edges:
             out += [p(key) for key in ("edges", "counts", "sankey_html", "sankey_png")]
+            out += [p("feature_table", model=m) for m in order]
+            out += [p(key) for key in ("case_studies", "fig3_html", "fig4_html")]
         return out
 
 
@@ -193,5 +209,10 @@ def load_plan(config: dict[str, Any], schema_path: str | Path, workdir: str | Pa
     for name, spec in cfg["corpora"].items():
         if ("files" in spec) == ("dataset" in spec):
             raise ConfigError(f"config key 'corpora.{name}' needs exactly one of 'files' or 'dataset'")
+    hypotheses = cfg["analysis"]["hypotheses"]
+    for study, name in cfg["analysis"]["case_studies"].items():
+        if study != "contexts" and name not in hypotheses:
+            raise ConfigError(f"config key 'analysis.case_studies.{study}': '{name}' is not a hypothesis in analysis.hypotheses "
+                              f"(known: {', '.join(hypotheses) or 'none'})")
     files = {n: resolve_local_files(n, s["files"], workdir) for n, s in cfg["corpora"].items() if "files" in s}
     return Plan(cfg, lineage, files)

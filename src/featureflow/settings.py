@@ -161,6 +161,27 @@ class CorrelationSettings:
 
 
 @dataclass(frozen=True)
+class CaseStudySettings:
+    """`analysis.case_studies`: which hypotheses the two case studies use, and how many contexts they show."""
+
+    persisting: str
+    disappearing: str
+    contexts: int
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """`analysis`: per-feature statistics, LLR hypotheses and the case studies."""
+
+    top_contexts: int
+    top_tokens: int
+    min_token_count: int
+    histogram_bins: int
+    hypotheses: dict[str, list[str]]
+    case_studies: CaseStudySettings
+
+
+@dataclass(frozen=True)
 class JobClass:
     """`resources.<class>`: what one kind of job asks for (threads, memory, minutes, GPUs) and runs on."""
 
@@ -214,6 +235,8 @@ BLOCKS: dict[type, str] = {
     SAESettings: "sae",
     ActsSettings: "acts",
     CorrelationSettings: "correlation",
+    AnalysisSettings: "analysis",
+    CaseStudySettings: "analysis.case_studies",
     JobClass: "resources.*",
 }
 

@@ -1,0 +1,183 @@
+"""What each SAE feature does on the common sample: density, activation histogram, top-activating
+contexts, the tokens it is most active on, and the LLR proxy of token hypotheses.
+
+Inputs are a model's feature activations (``results/flow/acts/{model}.npz``: CSR [positions,
+d_sae], with the token id of every position) and the tokenizer. Everything is computed from the
+sparse columns (one pass over the nonzeros per statistic), so a paper-size SAE (16384 features,
+3M positions, ~90M nonzeros) takes minutes at most (benchmarks/feature_stats.py).
+
+LLR proxy (paper Appendix D, after Bricken et al. 2023). A hypothesis H is a set of token
+strings; a vocabulary entry belongs to H when its text, stripped of surrounding whitespace, is one
+of them. With P(H) the share of the sample's positions whose token is in H (the unigram
+distribution of the sample) and P_f(H) the share of feature f's *activation mass* that falls on
+those positions (each position weighted by f's activation there)::
+
+    LLR(f, H) = ln( P_f(H) / P(H) )
+
+A feature that fires only on H scores ln(1 / P(H)), the most any feature can; one that puts as
+much of its activation on H as the sample does scores 0. It is NaN when f puts no activation on H
+or H never occurs in the sample (no evidence either way). `other_to_h` = (1 - P_f(H)) / P_f(H):
+how much more activation the feature puts on other tokens than on H (the paper: "7 times more
+active for other tokens").
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+
+STATS_VERSION = 1
+
+
+@numba.njit(cache=True)
+def _top_per_column(indptr, rows, vals, n):  # pragma: no cover - compiled
+    d = len(indptr) - 1
+    top_rows = np.full((d, n), -1, dtype=np.int64)
+    top_vals = np.zeros((d, n), dtype=np.float32)
+    for j in range(d):
+        lo, hi = indptr[j], indptr[j + 1]
+        if hi == lo:
+            continue
+        order = np.argsort(-vals[lo:hi], kind="mergesort")[:n]  # ties: the earlier position first
+        for k in range(len(order)):
+            top_rows[j, k] = rows[lo + order[k]]
+            top_vals[j, k] = vals[lo + order[k]]
+    return top_rows, top_vals
+
+
+@numba.njit(cache=True)
+def _top_tokens(indptr, rows, vals, tokens, token_count, min_count, n, vocab):  # pragma: no cover - compiled
+    """Per feature: the n token ids with the highest mean activation over all their occurrences."""
+    d = len(indptr) - 1
+    out_ids = np.full((d, n), -1, dtype=np.int64)
+    out_mean = np.zeros((d, n), dtype=np.float32)
+    acc = np.zeros(vocab, dtype=np.float64)
+    touched = np.zeros(vocab, dtype=np.bool_)
+    seen = np.empty(vocab, dtype=np.int64)
+    for j in range(d):
+        m = 0
+        for p in range(indptr[j], indptr[j + 1]):
+            t = tokens[rows[p]]
+            if not touched[t]:
+                touched[t] = True
+                seen[m] = t
+                m += 1
+            acc[t] += vals[p]
+        means = np.empty(m, dtype=np.float64)
+        for i in range(m):
+            t = seen[i]
+            means[i] = acc[t] / token_count[t] if token_count[t] >= min_count else -1.0
+        order = np.argsort(-means, kind="mergesort")
+        k = 0
+        for i in order:
+            if k == n or means[i] <= 0:
+                break
+            out_ids[j, k] = seen[i]
+            out_mean[j, k] = means[i]
+            k += 1
+        for i in range(m):
+            acc[seen[i]] = 0.0
+            touched[seen[i]] = False
+    return out_ids, out_mean
+
+
+@numba.njit(cache=True)
+def _histograms(indptr, vals, col_max, bins):  # pragma: no cover - compiled
+    d = len(indptr) - 1
+    hist = np.zeros((d, bins), dtype=np.int32)
+    for j in range(d):
+        top = col_max[j]
+        if top <= 0:
+            continue
+        for p in range(indptr[j], indptr[j + 1]):
+            b = int(vals[p] / top * bins)
+            hist[j, min(b, bins - 1)] += 1
+    return hist
+
+
+def hypothesis_tokens(token_texts: list[str], strings: list[str]) -> np.ndarray:
+    """Token ids whose text (surrounding whitespace stripped) is one of `strings`."""
+    wanted = {s.strip() for s in strings}
+    return np.array([i for i, t in enumerate(token_texts) if t.strip() in wanted], dtype=np.int64)
+
+
+def llr_scores(acts: sp.csr_matrix, tokens: np.ndarray, h_ids: np.ndarray) -> dict[str, np.ndarray]:
+    """LLR(f, H) of every feature (module docstring) with the quantities it is made of."""
+    in_h = np.isin(tokens, h_ids)
+    p_h = in_h.mean()
+    mass = np.asarray(acts.sum(axis=0), dtype=np.float64).ravel()
+    mass_h = np.asarray(acts.T @ in_h.astype(np.float64), dtype=np.float64).ravel()
+    fires_h = np.asarray((acts[in_h] > 0).sum(axis=0)).ravel() if in_h.any() else np.zeros(acts.shape[1], dtype=np.int64)
+    fires = np.diff(acts.tocsc().indptr)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(mass > 0, mass_h / mass, np.nan)
+        llr = np.where((share > 0) & (p_h > 0), np.log(share / p_h), np.nan)
+        other = np.where(mass_h > 0, (mass - mass_h) / mass_h, np.nan)
+    return {"llr": llr, "mass_share": share, "other_to_h": other, "fires_on_h": fires_h, "fires": fires, "p_h": np.float64(p_h)}
+
+
+def feature_stats(acts: sp.csr_matrix, tokens: np.ndarray, vocab_size: int, top_contexts: int, top_tokens: int,
+                  min_token_count: int, bins: int) -> dict[str, np.ndarray]:
+    """Density, max and mean activation, histogram [d_sae, bins] (linear from 0 to the feature's max),
+    top-activating positions and values [d_sae, top_contexts], and the tokens with the highest mean
+    activation [d_sae, top_tokens] (tokens seen fewer than `min_token_count` times are skipped)."""
+    csc = acts.tocsc()
+    csc.sort_indices()
+    indptr, rows, vals = csc.indptr.astype(np.int64), csc.indices.astype(np.int64), csc.data.astype(np.float32)
+    n_pos = acts.shape[0]
+    fires = np.diff(indptr)
+    col_max = np.zeros(acts.shape[1], dtype=np.float32)
+    nonempty = fires > 0
+    col_max[nonempty] = np.maximum.reduceat(vals, indptr[:-1][nonempty]) if vals.size else 0
+    mass = np.add.reduceat(vals.astype(np.float64), indptr[:-1][nonempty]) if vals.size else np.zeros(0)
+    mean = np.zeros(acts.shape[1], dtype=np.float32)
+    mean[nonempty] = mass / fires[nonempty]
+    top_rows, top_vals = _top_per_column(indptr, rows, vals, top_contexts)
+    token_count = np.bincount(tokens, minlength=vocab_size).astype(np.int64)
+    tok_ids, tok_mean = _top_tokens(indptr, rows, vals, tokens.astype(np.int64), token_count, min_token_count, top_tokens,
+                                    vocab_size)
+    return {"density": (fires / max(n_pos, 1)).astype(np.float32), "fires": fires.astype(np.int64), "max": col_max,
+            "mean": mean, "hist": _histograms(indptr, vals, col_max, bins), "top_rows": top_rows, "top_vals": top_vals,
+            "top_token_ids": tok_ids, "top_token_means": tok_mean, "positions": np.int64(n_pos),
+            "version": np.int64(STATS_VERSION)}
+
+
+def write_feature_stats(model: str, acts_npz: str | Path, tokenizer_dir: str | Path, hypotheses: dict[str, list[str]],
+                        settings: dict[str, Any], out_npz: str | Path, out_csv: str | Path) -> None:
+    """The `feature_stats` rule: one model's statistics (npz) and its per-feature table with LLRs (csv)."""
+    import pandas as pd
+
+    from featureflow.data import load_tokenizer
+    from featureflow.flow import load_acts
+
+    acts, tokens, meta = load_acts(acts_npz)
+    tok, tok_meta = load_tokenizer(tokenizer_dir)
+    texts = token_texts(tok, tok_meta["vocab_size"])
+    stats = feature_stats(acts, tokens.astype(np.int64), len(texts), settings["top_contexts"], settings["top_tokens"],
+                          settings["min_token_count"], settings["histogram_bins"])
+    table = pd.DataFrame({"feature": np.arange(acts.shape[1]), "density": stats["density"], "fires": stats["fires"],
+                          "max": stats["max"], "mean": stats["mean"]})
+    for name, strings in hypotheses.items():
+        ids = hypothesis_tokens(texts, strings)
+        s = llr_scores(acts, tokens, ids)
+        table[f"llr_{name}"] = s["llr"]
+        table[f"share_{name}"] = s["mass_share"]
+        table[f"other_to_{name}"] = s["other_to_h"]
+        table[f"fires_on_{name}"] = s["fires_on_h"]
+        stats[f"p_{name}"] = s["p_h"]
+    np.savez_compressed(out_npz, **stats, model=np.array(model), sample=np.array(meta["sample"]))
+    table.round(6).to_csv(out_csv, index=False)
+
+
+def token_texts(tokenizer: Any, vocab_size: int) -> list[str]:
+    """The text of every token id as it appears in decoded output (byte-level pieces decoded one by one)."""
+    return [tokenizer.decode([i]) for i in range(vocab_size)]
+
+
+def load_feature_stats(path: str | Path) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in z.files}

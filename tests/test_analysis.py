@@ -1,0 +1,148 @@
+"""Analysis: LLR proxy by hand, feature statistics vs a naive reference, case studies on planted
+features, and token text escaped in the highlight pages (checked in headless Chromium)."""
+
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from featureflow.analysis.case_studies import find_case_studies, page, snippet_html
+from featureflow.analysis.features import feature_stats, hypothesis_tokens, llr_scores
+
+
+def test_llr_on_a_hand_computed_example():
+    texts = ["a", "=", "b", " = "]                     # ids 1 and 3 are "=" once whitespace is stripped
+    tokens = np.array([0, 1, 2, 0, 3, 2, 0, 2])        # P(H) = 2 / 8
+    h = hypothesis_tokens(texts, ["="])
+    assert h.tolist() == [1, 3]
+    dense = np.zeros((8, 4), dtype=np.float32)
+    dense[[1, 4], 0] = [3.0, 1.0]                      # all its activation on "=": share 1
+    dense[[1, 2, 5], 1] = [1.0, 1.0, 2.0]              # a quarter on "=", as the sample has
+    dense[0, 2] = 5.0                                  # never on "="
+    s = llr_scores(sp.csr_matrix(dense), tokens, h)    # feature 3 never fires
+    assert s["p_h"] == 0.25
+    assert s["llr"][0] == pytest.approx(math.log(1 / 0.25)) and s["llr"][1] == pytest.approx(0.0)
+    assert np.isnan(s["llr"][2]) and np.isnan(s["llr"][3])
+    assert s["other_to_h"][1] == pytest.approx(3.0) and s["other_to_h"][0] == pytest.approx(0.0)
+    assert s["fires_on_h"].tolist() == [2, 1, 0, 0] and s["fires"].tolist() == [2, 3, 1, 0]
+
+
+def test_feature_stats_match_a_naive_reference():
+    rng = np.random.default_rng(0)
+    n, d, vocab, bins = 600, 40, 30, 8
+    dense = np.where(rng.random((n, d)) < 0.1, rng.exponential(1.0, (n, d)), 0).astype(np.float32)
+    dense[:, 7] = 0                                    # a dead feature
+    dense[:, 11] = 0
+    dense[[3, 9, 20], 11] = [2.5, 2.5, 1.0]            # a tie: the earlier position comes first
+    tokens = rng.integers(0, vocab, n)
+    s = feature_stats(sp.csr_matrix(dense), tokens, vocab, top_contexts=5, top_tokens=3, min_token_count=4, bins=bins)
+    counts = np.bincount(tokens, minlength=vocab)
+    for j in range(d):
+        col = dense[:, j]
+        fired = col > 0
+        assert s["density"][j] == pytest.approx(fired.mean())
+        assert s["max"][j] == pytest.approx(col.max())
+        assert s["mean"][j] == pytest.approx(col[fired].mean() if fired.any() else 0.0)
+        order = [r for r in sorted(range(n), key=lambda r: (-col[r], r)) if col[r] > 0][:5]
+        assert [r for r in s["top_rows"][j] if r >= 0] == order
+        expected_hist = np.bincount(np.minimum((col[fired] / col.max() * bins).astype(int), bins - 1), minlength=bins) if fired.any() \
+            else np.zeros(bins)
+        assert s["hist"][j].tolist() == expected_hist.tolist()
+        means = {t: col[tokens == t].sum() / counts[t] for t in range(vocab) if counts[t] >= 4 and col[tokens == t].sum() > 0}
+        best = sorted(means, key=lambda t: (-means[t], t))[:3]
+        got = [t for t in s["top_token_ids"][j] if t >= 0]
+        assert got == best or np.allclose(sorted(means[t] for t in got), sorted(means[t] for t in best))
+    assert s["top_rows"][11][:2].tolist() == [3, 9]
+    assert (s["top_rows"][7] == -1).all() and s["density"][7] == 0
+
+
+def planted_lineage():
+    """base -> ft1, base -> ft2, (ft1, ft2) -> merged, with planted classes, partners and LLRs."""
+    spec = {"edges": [{"source": "base", "target": "ft1", "kind": "finetune"}, {"source": "base", "target": "ft2", "kind": "finetune"},
+                      {"source": "ft1", "target": "merged", "kind": "merge"}, {"source": "ft2", "target": "merged", "kind": "merge"}],
+            "inputs": {"base": [], "ft1": ["base"], "ft2": ["base"], "merged": ["ft1", "ft2"]}, "roots": ["base"]}
+    d = 6
+    rows = []
+
+    def edge(name, source, target, links):
+        for f in range(d):
+            partner, corr, cls = links.get(f, (0, 0.1, "disappearing"))
+            rows.append({"edge": name, "side": "source", "model": source, "feature": f, "partner": partner, "corr": corr, "class": cls})
+        for f in range(d):
+            rows.append({"edge": name, "side": "target", "model": target, "feature": f, "partner": 0, "corr": 0.1, "class": "emerging"})
+
+    edge("base__ft1", "base", "ft1", {4: (5, 0.9, "persisting"), 1: (0, 0.95, "persisting"), 0: (2, 0.4, "disappearing")})
+    edge("base__ft2", "base", "ft2", {4: (1, 0.85, "persisting"), 0: (3, 0.3, "disappearing")})
+    edge("ft1__merged", "ft1", "merged", {5: (3, 0.95, "persisting")})
+    edge("ft2__merged", "ft2", "merged", {1: (3, 0.88, "persisting")})
+
+    def table(assign, exc):
+        t = pd.DataFrame({"feature": range(d), "density": [0.01] * d, "fires": [100] * d})
+        for name, llr in (("assignment", assign), ("exception", exc)):
+            t[f"llr_{name}"], t[f"share_{name}"], t[f"other_to_{name}"] = llr, 0.5, 1.0
+            t[f"fires_on_{name}"] = 10
+        return t
+
+    nan = np.nan
+    tables = {"base": table([1.0, 2.0, 9.0, nan, 5.0, 0.5], [7.0, 1.0, nan, 2.0, 1.0, 6.9]),  # 2: highest "=" but not persisting
+              "ft1": table([0.0] * 5 + [4.0], [0.0, 0.0, 3.0, 0.0, 0.0, 0.0]),
+              "ft2": table([0.0, 4.5, 0, 0, 0, 0], [0.0] * d), "merged": table([0.0] * 3 + [4.2, 0, 0], [0.0] * d)}
+    return pd.DataFrame(rows), tables, spec
+
+
+def test_case_studies_find_the_planted_features():
+    edges, tables, spec = planted_lineage()
+    found = find_case_studies(edges, tables, spec, "assignment", "exception")
+    a = found["persisting"]
+    assert [(m["model"], m["feature"], m["llr"]) for m in a["models"]] == [("base", 4, 5.0), ("ft1", 5, 4.0), ("ft2", 1, 4.5),
+                                                                             ("merged", 3, 4.2)]
+    assert [(k["edge"], k["target_feature"], k["corr"]) for k in a["links"]] == [
+        ("base__ft1", 5, 0.9), ("base__ft2", 1, 0.85), ("ft1__merged", 3, 0.95), ("ft2__merged", 3, 0.88)]
+    assert all(k["agrees_with_chain"] for k in a["links"])
+    assert a["mean_cross_correlation"] == pytest.approx(np.mean([0.9, 0.85, 0.95, 0.88]), abs=1e-4)
+    b = found["disappearing"]
+    assert b["feature"]["feature"] == 0 and b["feature"]["llr"] == 7.0
+    assert [(p["target"], p["feature"], p["corr"], p["class"], p["llr"]) for p in b["partners"]] == [
+        ("ft1", 2, 0.4, "disappearing", 3.0), ("ft2", 3, 0.3, "disappearing", 0.0)]
+    assert b["partners"][0]["fires_on_other_to_hypothesis"] == pytest.approx(9.0)  # (100 - 10) / 10
+
+
+def test_case_studies_say_when_nothing_persists():
+    edges, tables, spec = planted_lineage()
+    edges["class"] = edges["class"].replace("persisting", "disappearing")
+    found = find_case_studies(edges, tables, spec, "assignment", "exception")
+    assert found["persisting"] == {"hypothesis": "assignment", "found": False,
+                                   "reason": "no persisting base feature puts activation on the hypothesis"}
+
+
+HOSTILE = ["<script>console.error('pwned-1')</script>", '"onmouseover="console.error(\'pwned-2\')',
+           "</script><script>console.error('pwned-3')</script>", "&amp; <b>bold</b>", "x = 1"]
+
+
+def chromium(path):
+    """(DOM after load, Chromium's log with console messages) of a local page in headless Chromium."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    run = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom",
+                          path.as_uri()], capture_output=True, text=True, timeout=120)
+    return run.stdout, run.stderr
+
+
+def test_highlight_pages_show_hostile_tokens_as_text(tmp_path):
+    body = snippet_html(HOSTILE, [1.0, 0.5, None, 0.2, 0.0], top=1.0)
+    out = tmp_path / "page.html"
+    out.write_text(page("<script>console.error('pwned-0')</script>", "intro", body))
+    text = out.read_text()
+    assert "<script" not in text and "<b>" not in text
+    dom, log = chromium(out)
+    assert "pwned" not in log, log                  # no injected script ran
+    assert "CONSOLE" not in log, log                # and the page logged nothing at all
+    assert "<script" not in dom and "&lt;script&gt;console.error('pwned-1')&lt;/script&gt;" in dom
+    control = tmp_path / "control.html"            # the same check sees a script that does run
+    control.write_text("<html><body><script>console.error('pwned-control')</script></body></html>")
+    assert "pwned-control" in chromium(control)[1]

@@ -1,0 +1,49 @@
+# Analysis stage (featureflow.analysis, results/analysis/): what every feature does on the common
+# sample (statistics, top contexts and tokens, LLRs; threshold-free), and the paper's two case
+# studies (Figures 3 and 4), which follow features along the classes at the threshold.
+
+
+rule feature_stats:
+    input:
+        acts=P("acts"),
+        tokenizer=P("tokenizer_meta"),
+    output:
+        stats=P("feature_stats"),
+        table=P("feature_table"),
+    params:
+        settings=lambda w: {k: v for k, v in as_params(PLAN.analysis).items() if k != "case_studies"},
+        tokenizer_dir=in_dir("tokenizer"),
+    log:
+        P.log("analysis", "feature_stats/{model}"),
+    benchmark:
+        P.benchmark("analysis", "feature_stats/{model}")
+    threads: job("cpu_eval").threads
+    resources:
+        **job("cpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/feature_stats.py"
+
+
+rule case_studies:
+    input:
+        unpack(lambda w: PLAN.case_study_inputs()),
+    output:
+        json=P("case_studies"),
+        fig3=P("fig3_html"),
+        fig4=P("fig4_html"),
+    params:
+        spec=PLAN.flow_spec(),
+        studies=as_params(PLAN.analysis.case_studies),
+        sample_files=PLAN.common_sample_files(),
+        tokenizer_dir=in_dir("tokenizer"),
+    log:
+        P.log("analysis", "case_studies"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/case_studies.py"
