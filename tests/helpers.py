@@ -103,3 +103,17 @@ def snakemake_local(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "2", "-d", str(workdir), *args]
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+
+
+def chromium_url(url: str) -> tuple[str, str]:
+    """(DOM after load, Chromium's log, console messages included) of a page in headless Chromium."""
+    import shutil
+
+    import pytest
+
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("no Chromium (apt-get install chromium)")
+    run = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
+                          "--virtual-time-budget=5000", "--dump-dom", url], capture_output=True, text=True, timeout=120)
+    return run.stdout, run.stderr

@@ -2,8 +2,6 @@
 features, and token text escaped in the highlight pages (checked in headless Chromium)."""
 
 import math
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -12,6 +10,7 @@ import scipy.sparse as sp
 
 from featureflow.analysis.case_studies import find_case_studies, page, snippet_html
 from featureflow.analysis.features import feature_stats, hypothesis_tokens, llr_scores
+from helpers import chromium_url
 
 
 def test_llr_on_a_hand_computed_example():
@@ -125,12 +124,7 @@ HOSTILE = ["<script>console.error('pwned-1')</script>", '"onmouseover="console.e
 
 def chromium(path):
     """(DOM after load, Chromium's log with console messages) of a local page in headless Chromium."""
-    exe = shutil.which("chromium") or shutil.which("chromium-browser")
-    if exe is None:
-        pytest.skip("no Chromium (apt-get install chromium)")
-    run = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0", "--dump-dom",
-                          path.as_uri()], capture_output=True, text=True, timeout=120)
-    return run.stdout, run.stderr
+    return chromium_url(path.as_uri())
 
 
 def test_highlight_pages_show_hostile_tokens_as_text(tmp_path):
@@ -146,3 +140,42 @@ def test_highlight_pages_show_hostile_tokens_as_text(tmp_path):
     control = tmp_path / "control.html"            # the same check sees a script that does run
     control.write_text("<html><body><script>console.error('pwned-control')</script></body></html>")
     assert "pwned-control" in chromium(control)[1]
+
+
+def test_browser_pages_render_hostile_tokens_as_text_and_link_along_the_lineage(tmp_path):
+    from featureflow.analysis.browser import write_assets, write_model_pages, write_threshold
+
+    rng = np.random.default_rng(1)
+    vocab = HOSTILE + [f"tok{i}" for i in range(20)]
+    ctx, n_blocks, d = 6, 40, 5
+    blocks = rng.integers(0, len(vocab), (n_blocks, ctx))
+    blocks[:, 2] = 0                                   # the hostile tokens are everywhere
+    blocks[:, 3] = 2
+    tokens = blocks.reshape(-1)
+    dense = np.where(rng.random((n_blocks * ctx, d)) < 0.3, rng.exponential(1.0, (n_blocks * ctx, d)), 0).astype(np.float32)
+    acts = sp.csr_matrix(dense)
+    stats = feature_stats(acts, tokens, len(vocab), top_contexts=6, top_tokens=3, min_token_count=1, bins=5)
+    table = pd.DataFrame({"feature": range(d), "llr_assignment": llr_scores(acts, tokens, np.array([4]))["llr"]})
+    sample = {"blocks": blocks, "corpus": np.zeros(n_blocks, dtype=int), "start": np.zeros(n_blocks, dtype=int),
+              "corpora": np.array(["<b>corpus</b>"])}
+    partners = {"idx": np.tile(np.array([[2, 1, -1]]), (d, 1)), "corr": np.tile(np.array([[0.9, 0.5, np.nan]]), (d, 1)),
+                "active": np.ones(d, dtype=bool)}
+    edges = [{"label": "-> child", "side": "source", "other": "child", **partners}]
+    out = tmp_path / "browser"
+    write_assets(out, vocab)
+    write_threshold(out / "assets/threshold.js", 0.8)
+    write_model_pages("parent", out, stats, table, ["assignment"], edges, acts, sample, contexts=4, window=2)
+    write_model_pages("child", out, stats, table, ["assignment"], [{**edges[0], "label": "<- parent", "side": "target",
+                                                                    "other": "parent"}], acts, sample, contexts=4, window=2)
+    assert sum(p.stat().st_size for p in out.rglob("*")) < 6_000_000
+    for page_path, fragment, expect in ((out / "parent/index.html", "", "Features of parent (5)"),
+                                        (out / "parent/feature.html", "#3", "parent feature #3")):
+        dom, log = chromium_url(page_path.as_uri() + fragment)
+        assert "pwned" not in log and "CONSOLE" not in log, log
+        assert expect in dom, dom[:2000]
+        assert "<script>console" not in dom and "<b>" not in dom
+    dom, _ = chromium_url((out / "parent/feature.html").as_uri() + "#3")
+    assert "&lt;script&gt;console.error('pwned-1')&lt;/script&gt;" in dom         # shown as text in the contexts
+    assert 'href="../child/feature.html#2"' in dom and "persisting" in dom        # 0.9 > 0.8: the partner link and its class
+    assert (out / "child/feature.html").exists()
+

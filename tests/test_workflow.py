@@ -12,7 +12,7 @@ import yaml
 from featureflow.flow import load_acts, load_matches
 from featureflow.lm import load_model
 from featureflow.sae import encode_raw, load_sae_weights, mlp_hook_post
-from helpers import REPO, dump_yaml
+from helpers import REPO, chromium_url, dump_yaml
 from helpers import snakemake_local as snakemake
 
 MICRO = REPO / "config" / "micro.yaml"
@@ -126,7 +126,7 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
                      "sae": 2, "sae_eval": 2, "sae_table": 1,
                      # the common sample draws from lua's tokens too: every model's activations and edge
                      "common_sample": 1, "feature_acts": 4, "correlate": 4, "classify": 1, "sankey": 1,
-                     "feature_stats": 4, "case_studies": 1}, dry.stdout
+                     "feature_stats": 4, "case_studies": 1, "browser": 1}, dry.stdout
 
 
 def test_micro_feature_acts_correlations_and_flow(micro_run):
@@ -161,6 +161,33 @@ def test_micro_feature_acts_correlations_and_flow(micro_run):
     assert (res / "flow/fig2_sankey.png").stat().st_size > 20_000
 
 
+def test_micro_case_studies_and_browser(micro_run):
+    wd, _ = micro_run
+    res = wd / "results"
+    found = json.loads((res / "analysis/case_studies.json").read_text())
+    a, b = found["persisting"], found["disappearing"]
+    assert found["threshold"] == 0.8 and a["hypothesis"] == "assignment" and b["hypothesis"] == "exception"
+    table = pd.read_csv(res / "analysis/babypython/features.csv")
+    edges = pd.read_csv(res / "flow/edges.csv")
+    if a["found"]:  # the chosen feature persists and has the highest "=" LLR among the persisting ones
+        start = a["models"][0]
+        persisting = edges[(edges["model"] == "babypython") & (edges["side"] == "source") & (edges["class"] == "persisting")]
+        assert start["feature"] in set(persisting["feature"])
+        assert start["llr"] == pytest.approx(table.set_index("feature").loc[persisting["feature"], "llr_assignment"].max(), abs=1e-4)
+        assert [m["model"] for m in a["models"]] == ["babypython", "lua", "tinystories", "luastories"]
+    assert b["found"] and b["feature"]["llr"] == pytest.approx(table["llr_exception"].max(), abs=1e-4)
+    for fig in ("fig3_persisting_feature", "fig4_disappearing_feature"):
+        assert "<script" not in (res / f"analysis/{fig}.html").read_text()
+    dom, log = chromium_url((res / "browser/lua/index.html").as_uri())
+    assert "CONSOLE" not in log, log
+    assert "Features of lua (128)" in dom and dom.count('href="feature.html#') >= 128
+    dom, log = chromium_url((res / "browser/lua/feature.html").as_uri() + "#5")
+    assert "CONSOLE" not in log, log
+    links = re.findall(r'href="\.\./(\w+)/feature\.html#(\d+)"', dom)
+    assert {m for m, _ in links} == {"babypython", "luastories"}  # its parent and its child
+    assert all((res / f"browser/{m}/feature.html").exists() and int(f) < 128 for m, f in links)
+
+
 def test_changing_the_threshold_reruns_classify_and_below_only(micro_run):
     wd, _ = micro_run
     before = pd.read_csv(wd / "results/flow/edges.csv")
@@ -168,7 +195,7 @@ def test_changing_the_threshold_reruns_classify_and_below_only(micro_run):
     run = snakemake(wd, "--configfile", str(MICRO), "--config", "threshold=0.5")
     assert run.returncode == 0, run.stderr[-3000:]
     ran = sorted(set(re.findall(r"\(Rule: (\w+)\)", run.stderr + run.stdout)))
-    assert ran == ["all", "case_studies", "classify", "sankey"], ran
+    assert ran == ["all", "browser_threshold", "case_studies", "classify", "sankey"], ran
     assert (wd / "results/flow/corr/babypython__lua.npz").stat().st_mtime == corr_mtime
     after = pd.read_csv(wd / "results/flow/edges.csv")
     assert (after["class"] == "persisting").sum() > (before["class"] == "persisting").sum()

@@ -72,6 +72,11 @@ TEMPLATES: dict[str, str] = {
     "case_studies": "analysis/case_studies.json",
     "fig3_html": "analysis/fig3_persisting_feature.html",
     "fig4_html": "analysis/fig4_disappearing_feature.html",
+    # browser: the offline feature browser (analysis stage; its own folder, as users open it directly)
+    "browser_script": "browser/assets/browser.js",
+    "browser_threshold": "browser/assets/threshold.js",
+    "browser_index": "browser/{model}/index.html",
+    "browser_feature": "browser/{model}/feature.html",
 }
 
 

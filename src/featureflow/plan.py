@@ -177,6 +177,15 @@ class Plan:
                       f"acts_{m}": p("acts", model=m)}
         return files
 
+    def browser_inputs(self) -> dict[str, str]:
+        """What the browser reads: every model's statistics and activations, every edge's partners, the sample."""
+        p = self.paths
+        files = {"sample": p("sample"), "tokenizer": p("tokenizer_meta")}
+        for m in self.lineage.order:
+            files |= {f"table_{m}": p("feature_table", model=m), f"stats_{m}": p("feature_stats", model=m),
+                      f"acts_{m}": p("acts", model=m)}
+        return files | {f"corr_{name}": path for name, path in self.correlation_files().items()}
+
     def flow_spec(self) -> dict[str, Any]:
         """The lineage as classify and the Sankey need it (plain data, a rule param)."""
         return {"edges": [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges],
@@ -195,7 +204,8 @@ class Plan:
         if self.lineage.edges:
             out += [p(key) for key in ("edges", "counts", "sankey_html", "sankey_png")]
             out += [p("feature_table", model=m) for m in order]
-            out += [p(key) for key in ("case_studies", "fig3_html", "fig4_html")]
+            out += [p(key) for key in ("case_studies", "fig3_html", "fig4_html", "browser_threshold")]
+            out += [p("browser_index", model=m) for m in order]
         return out
 
 

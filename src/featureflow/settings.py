@@ -177,6 +177,8 @@ class AnalysisSettings:
     top_tokens: int
     min_token_count: int
     histogram_bins: int
+    browser_contexts: int
+    browser_window: int
     hypotheses: dict[str, list[str]]
     case_studies: CaseStudySettings
 

@@ -11,7 +11,7 @@ rule feature_stats:
         stats=P("feature_stats"),
         table=P("feature_table"),
     params:
-        settings=lambda w: {k: v for k, v in as_params(PLAN.analysis).items() if k != "case_studies"},
+        settings={k: v for k, v in as_params(PLAN.analysis).items() if k not in ("case_studies", "browser_contexts", "browser_window")},
         tokenizer_dir=in_dir("tokenizer"),
     log:
         P.log("analysis", "feature_stats/{model}"),
@@ -47,3 +47,52 @@ rule case_studies:
         ENV
     script:
         "../scripts/case_studies.py"
+
+
+rule browser:
+    input:
+        unpack(lambda w: PLAN.browser_inputs()),
+    output:
+        script=P("browser_script"),
+        index=expand(P("browser_index"), model=LINEAGE.order),
+        feature=expand(P("browser_feature"), model=LINEAGE.order),
+    params:
+        spec=PLAN.flow_spec(),
+        hypotheses=list(PLAN.analysis.hypotheses),
+        contexts=PLAN.analysis.browser_contexts,
+        window=PLAN.analysis.browser_window,
+        tokenizer_dir=in_dir("tokenizer"),
+        out_dir=lambda w, output: str(Path(output.script).parents[1]),
+    log:
+        P.log("analysis", "browser"),
+    benchmark:
+        P.benchmark("analysis", "browser")
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/browser.py"
+
+
+localrules:
+    browser_threshold,
+
+
+# The browser's data are threshold-free: the pages work out each class from the partners'
+# correlations, so a new threshold rewrites this one small file and nothing else of the browser.
+rule browser_threshold:
+    output:
+        P("browser_threshold"),
+    params:
+        threshold=PLAN.config["threshold"],
+    log:
+        P.log("analysis", "browser_threshold"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/browser_threshold.py"

@@ -9,6 +9,8 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "llr_scores": "features",
     "load_feature_stats": "features",
     "write_feature_stats": "features",
+    "build_browser": "browser",
+    "write_threshold": "browser",
     "find_case_studies": "case_studies",
     "write_case_studies": "case_studies",
 })

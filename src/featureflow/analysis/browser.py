@@ -1,0 +1,172 @@
+"""An offline feature browser: one sortable, filterable index per model and a page per feature
+(contexts, histogram, top tokens, partners along the lineage), readable from the file system.
+
+Layout (``results/browser/``)::
+
+    assets/   browser.js, browser.css, plotly.min.js (once for all pages), vocab.js (token texts),
+              threshold.js (the configured threshold; written by its own tiny rule)
+    {model}/  index.html, feature.html (feature.html#123 shows feature 123),
+              data/index.js and data/chunk_NNNNN.js (features in chunks of CHUNK)
+
+The data files are JavaScript assignments loaded by <script src>, which browsers allow from
+file:// (fetch() is not). They are threshold-free: the class on each edge is worked out in the
+page from the best partner's correlation, as classify does (strictly above the threshold; no
+partner: inactive), so a new threshold rewrites threshold.js only. Token text reaches the page
+through textContent alone, and the JSON is ASCII with every "<" escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+CHUNK = 256
+ASSETS = Path(__file__).with_name("assets")
+
+SHELL = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<link rel="stylesheet" href="../assets/browser.css">
+<script src="../assets/vocab.js"></script><script src="../assets/threshold.js"></script>{extra}
+<script src="data/index.js"></script><script src="../assets/browser.js"></script>
+</head><body><div id="app" data-page="{page}"></div></body></html>
+"""
+
+
+def _js(name: str, key: str | None, value: Any) -> str:
+    """`window.NAME = value;` (or `window.NAME[key] = value;`) with ASCII JSON and no raw '<'."""
+    text = json.dumps(value, ensure_ascii=True, separators=(",", ":"), allow_nan=False).replace("<", "\\u003c")
+    target = f"window.{name}" if key is None else f"window.{name}=window.{name}||{{}};window.{name}[{json.dumps(key)}]"
+    return f"{target}={text};\n"
+
+
+def _r(x: float, digits: int = 4) -> float | None:
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else float(f"{x:.{digits}g}")
+
+
+def write_assets(out_dir: str | Path, token_texts: list[str]) -> None:
+    """The shared files: script, style, plotly (once), and the vocabulary."""
+    from plotly.offline import get_plotlyjs
+
+    assets = Path(out_dir) / "assets"
+    assets.mkdir(parents=True, exist_ok=True)
+    for name in ("browser.js", "browser.css"):
+        (assets / name).write_text((ASSETS / name).read_text())
+    (assets / "plotly.min.js").write_text(get_plotlyjs())
+    (assets / "vocab.js").write_text(_js("FF_VOCAB", None, token_texts))
+
+
+def write_threshold(path: str | Path, threshold: float) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(f"window.FF_THRESHOLD={float(threshold)!r};\n")
+
+
+def model_edges(model: str, spec_edges: list[dict[str, str]], corr: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """The model's edges, each with its side, the other model and the partner arrays of that side."""
+    from featureflow.lineage import edge_name
+
+    out = []
+    for e in spec_edges:
+        name = edge_name(e["source"], e["target"])
+        if e["source"] == model:
+            m = corr[name]
+            out.append({"label": f"-> {e['target']}", "side": "source", "other": e["target"],
+                        "idx": m["fwd_idx"], "corr": m["fwd_corr"], "active": m["active_a"]})
+        elif e["target"] == model:
+            m = corr[name]
+            out.append({"label": f"<- {e['source']}", "side": "target", "other": e["source"],
+                        "idx": m["bwd_idx"], "corr": m["bwd_corr"], "active": m["active_b"]})
+    return out
+
+
+def _partners(edges: list[dict[str, Any]], f: int, full: bool) -> list[Any]:
+    out = []
+    for e in edges:
+        idx, corr = e["idx"][f], e["corr"][f]
+        entry = [int(idx[0]), _r(corr[0]), int(bool(e["active"][f]))]
+        if full:
+            entry.append([[int(i), _r(c)] for i, c in zip(idx[1:], corr[1:], strict=True) if i >= 0])
+        out.append(entry)
+    return out
+
+
+def _contexts(f: int, stats: dict[str, np.ndarray], csc: Any, sample: dict[str, np.ndarray], n: int, window: int) -> list[dict]:
+    ctx = sample["blocks"].shape[1]
+    rows = csc.indices[csc.indptr[f]:csc.indptr[f + 1]]
+    vals = csc.data[csc.indptr[f]:csc.indptr[f + 1]]
+    out, seen = [], set()
+    for r in stats["top_rows"][f]:
+        if r < 0 or len(out) == n:
+            break
+        block, pos = divmod(int(r), ctx)
+        if block in seen:
+            continue
+        seen.add(block)
+        lo, hi = max(0, pos - window), min(ctx, pos + window + 1)
+        acts = np.zeros(hi - lo, dtype=np.float32)
+        a, b = np.searchsorted(rows, [block * ctx + lo, block * ctx + hi])
+        acts[rows[a:b] - block * ctx - lo] = vals[a:b]
+        out.append({"block": block, "corpus": str(sample["corpora"][sample["corpus"][block]]),
+                    "tokens": sample["blocks"][block, lo:hi].tolist(), "acts": [_r(v, 3) for v in acts]})
+    return out
+
+
+def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarray], table: Any, hypotheses: list[str],
+                      edges: list[dict[str, Any]], acts: Any, sample: dict[str, np.ndarray], contexts: int, window: int) -> None:
+    """index.html, feature.html and the data files of one model."""
+    folder = Path(out_dir) / model
+    data = folder / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    d_sae = len(stats["density"])
+    llr = np.stack([table[f"llr_{h}"].to_numpy(dtype=np.float64) for h in hypotheses], axis=1) if hypotheses else np.zeros((d_sae, 0))
+    info = {"model": model, "d_sae": d_sae, "chunk": CHUNK, "hypotheses": hypotheses,
+            "edges": [{k: e[k] for k in ("label", "side", "other")} for e in edges]}
+    rows = [{"id": f, "density": _r(stats["density"][f]), "max": _r(stats["max"][f]), "llr": [_r(v) for v in llr[f]],
+             "partners": _partners(edges, f, full=False), "top_tokens": [int(t) for t in stats["top_token_ids"][f][:3] if t >= 0]}
+            for f in range(d_sae)]
+    (data / "index.js").write_text(_js("FF_INDEX", None, {**info, "rows": rows}) + _js("FF_INFO", None, info))
+    csc = acts.tocsc()
+    csc.sort_indices()
+    for start in range(0, d_sae, CHUNK):
+        chunk = []
+        for f in range(start, min(d_sae, start + CHUNK)):
+            chunk.append({"density": _r(stats["density"][f]), "max": _r(stats["max"][f]), "mean": _r(stats["mean"][f]),
+                          "llr": [_r(v) for v in llr[f]], "partners": _partners(edges, f, full=True),
+                          "top_tokens": [[int(t), _r(m)] for t, m in zip(stats["top_token_ids"][f], stats["top_token_means"][f], strict=True)
+                                         if t >= 0],
+                          "hist": stats["hist"][f].tolist(), "contexts": _contexts(f, stats, csc, sample, contexts, window)})
+        (data / f"chunk_{start // CHUNK:05d}.js").write_text(_js("FF_CHUNKS", str(start // CHUNK), chunk))
+    title = f"featureflow: {model}"
+    (folder / "index.html").write_text(SHELL.format(title=title, extra="", page="index"))
+    (folder / "feature.html").write_text(SHELL.format(title=title + " feature", page="feature",
+                                                      extra='<script src="../assets/plotly.min.js"></script>'))
+
+
+def build_browser(models: list[str], spec: dict[str, Any], tables_csv: dict[str, str], stats_npz: dict[str, str],
+                  acts_npz: dict[str, str], corr_npz: dict[str, str], sample_npz: str | Path, tokenizer_dir: str | Path,
+                  hypotheses: list[str], contexts: int, window: int, out_dir: str | Path) -> dict[str, Any]:
+    """The `browser` rule: assets and every model's pages; returns the size and time it took."""
+    import pandas as pd
+
+    from featureflow.analysis.features import load_feature_stats, token_texts
+    from featureflow.data import load_tokenizer
+    from featureflow.flow import load_acts, load_sample
+
+    t0 = time.time()
+    tok, meta = load_tokenizer(tokenizer_dir)
+    write_assets(out_dir, token_texts(tok, meta["vocab_size"]))
+    sample = load_sample(sample_npz)
+    corr = {}
+    for name, path in corr_npz.items():
+        with np.load(path) as z:
+            corr[name] = {k: z[k] for k in ("fwd_idx", "fwd_corr", "bwd_idx", "bwd_corr", "active_a", "active_b")}
+    for m in models:
+        write_model_pages(m, out_dir, load_feature_stats(stats_npz[m]), pd.read_csv(tables_csv[m]), hypotheses,
+                          model_edges(m, spec["edges"], corr), load_acts(acts_npz[m])[0], sample, contexts, window)
+    size = sum(p.stat().st_size for p in Path(out_dir).rglob("*") if p.is_file())
+    return {"seconds": round(time.time() - t0, 2), "bytes": size}

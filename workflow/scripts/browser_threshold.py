@@ -1,0 +1,5 @@
+from featureflow.analysis import write_threshold
+from featureflow.stage import stage_main
+
+with stage_main(snakemake.log[0]):
+    write_threshold(snakemake.output[0], snakemake.params.threshold)
