@@ -20,6 +20,7 @@ include: "workflow/rules/merge.smk"
 include: "workflow/rules/sae.smk"
 include: "workflow/rules/flow.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/interp.smk"
 
 
 rule all:

@@ -10,7 +10,7 @@ import yaml
 
 from helpers import REPO
 
-STAGES = ("data", "lm", "merge", "sae", "flow", "analysis")
+STAGES = ("data", "lm", "merge", "sae", "flow", "analysis", "interp")
 
 
 def pins(requirements: list[str]) -> dict[str, str]:

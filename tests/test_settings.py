@@ -109,7 +109,7 @@ def test_paths_fill_some_or_all_wildcards():
 
 
 def test_every_result_lives_under_its_stage_folder():
-    stages = {"data", "lm", "merge", "sae", "flow", "analysis", "browser", "checkpoints"}
+    stages = {"data", "lm", "merge", "sae", "flow", "analysis", "browser", "interp", "checkpoints"}
     for key, template in TEMPLATES.items():
         assert template.split("/")[0] in stages, key
     assert len(set(TEMPLATES.values())) == len(TEMPLATES), "two names for one file"

@@ -77,6 +77,13 @@ TEMPLATES: dict[str, str] = {
     "browser_threshold": "browser/assets/threshold.js",
     "browser_index": "browser/{model}/index.html",
     "browser_feature": "browser/{model}/feature.html",
+    # interp: autointerp through an OpenAI-compatible endpoint (Figure 6), or only its cost estimate
+    "interp_estimate": "interp/estimate.json",
+    "interp_jsonl": "interp/{model}.jsonl",
+    "interp_cache": "interp/cache",
+    "interp_summary": "interp/summary.json",
+    "interp_fig6_html": "interp/fig6_scores.html",
+    "interp_fig6_png": "interp/fig6_scores.png",
 }
 
 

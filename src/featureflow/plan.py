@@ -18,6 +18,7 @@ from featureflow.settings import (
     AnalysisSettings,
     CorpusSettings,
     CorrelationSettings,
+    InterpSettings,
     JobClass,
     LMSettings,
     MergeSettings,
@@ -74,6 +75,10 @@ class Plan:
     @property
     def analysis(self) -> AnalysisSettings:
         return from_block(AnalysisSettings, self.config["analysis"])
+
+    @property
+    def interp(self) -> InterpSettings:
+        return from_block(InterpSettings, self.config["interp"])
 
     def job_class(self, name: str) -> JobClass:
         """Threads, memory, runtime, GPUs and device of job class `name` (config `resources:`)."""
@@ -184,7 +189,17 @@ class Plan:
         for m in self.lineage.order:
             files |= {f"table_{m}": p("feature_table", model=m), f"stats_{m}": p("feature_stats", model=m),
                       f"acts_{m}": p("acts", model=m)}
+        if self.config["interp"]["enabled"]:  # explanations and scores appear in the browser
+            files |= {f"interp_{m}": p("interp_jsonl", model=m) for m in self.lineage.order}
         return files | {f"corr_{name}": path for name, path in self.correlation_files().items()}
+
+    def interp_inputs(self, model: str | None = None) -> dict[str, str]:
+        """What autointerp reads (for one model, or all): classes, statistics, activations, the sample."""
+        p = self.paths
+        files = {"edges": p("edges"), "sample": p("sample"), "tokenizer": p("tokenizer_meta")}
+        for m in [model] if model else self.lineage.order:
+            files |= {f"stats_{m}": p("feature_stats", model=m), f"acts_{m}": p("acts", model=m)}
+        return files
 
     def flow_spec(self) -> dict[str, Any]:
         """The lineage as classify and the Sankey need it (plain data, a rule param)."""
@@ -206,6 +221,9 @@ class Plan:
             out += [p("feature_table", model=m) for m in order]
             out += [p(key) for key in ("case_studies", "fig3_html", "fig4_html", "browser_threshold")]
             out += [p("browser_index", model=m) for m in order]
+            out.append(p("interp_estimate"))
+            if self.config["interp"]["enabled"]:
+                out += [p("interp_jsonl", model=m) for m in order] + [p("interp_summary"), p("interp_fig6_png")]
         return out
 
 

@@ -184,6 +184,48 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class InterpFeatures:
+    """`interp.features`: which features are explained."""
+
+    persisting_chain: bool
+    random_others: int
+    max_per_model: int
+
+
+@dataclass(frozen=True)
+class InterpRecords:
+    """`interp.records`: contexts per feature shown for the explanation and held out for the simulation."""
+
+    explain_top: int
+    explain_random: int
+    simulate_top: int
+    simulate_random: int
+
+
+@dataclass(frozen=True)
+class InterpSettings:
+    """`interp`: the OpenAI-compatible endpoint, prompts' sizes, cost control, and the feature selection."""
+
+    enabled: bool
+    base_url: str | None
+    model: str
+    api_key_env: str
+    temperature: float
+    json_mode: bool
+    max_tokens_explain: int
+    max_tokens_simulate: int
+    timeout_s: float
+    max_retries: int
+    backoff_s: float
+    concurrency: int
+    budget_usd: float
+    chars_per_token: float
+    prices: dict[str, dict[str, float]]
+    features: InterpFeatures
+    records: InterpRecords
+
+
+@dataclass(frozen=True)
 class JobClass:
     """`resources.<class>`: what one kind of job asks for (threads, memory, minutes, GPUs) and runs on."""
 
@@ -239,6 +281,9 @@ BLOCKS: dict[type, str] = {
     CorrelationSettings: "correlation",
     AnalysisSettings: "analysis",
     CaseStudySettings: "analysis.case_studies",
+    InterpSettings: "interp",
+    InterpFeatures: "interp.features",
+    InterpRecords: "interp.records",
     JobClass: "resources.*",
 }
 

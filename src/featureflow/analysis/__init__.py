@@ -8,6 +8,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "hypothesis_tokens": "features",
     "llr_scores": "features",
     "load_feature_stats": "features",
+    "token_texts": "features",
     "write_feature_stats": "features",
     "build_browser": "browser",
     "write_threshold": "browser",

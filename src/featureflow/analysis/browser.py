@@ -116,9 +116,19 @@ def _contexts(f: int, stats: dict[str, np.ndarray], csc: Any, sample: dict[str, 
     return out
 
 
+def load_explanations(jsonl: str | Path | None) -> dict[int, list[Any]]:
+    """feature -> [explanation, score] from an autointerp jsonl (none: {})."""
+    if not jsonl:
+        return {}
+    rows = [json.loads(line) for line in Path(jsonl).read_text().splitlines()]
+    return {int(r["feature"]): [r["explanation"], r["score"]] for r in rows if r["explanation"]}
+
+
 def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarray], table: Any, hypotheses: list[str],
-                      edges: list[dict[str, Any]], acts: Any, sample: dict[str, np.ndarray], contexts: int, window: int) -> None:
-    """index.html, feature.html and the data files of one model."""
+                      edges: list[dict[str, Any]], acts: Any, sample: dict[str, np.ndarray], contexts: int, window: int,
+                      explanations: dict[int, list[Any]] | None = None) -> None:
+    """index.html, feature.html and the data files of one model (with autointerp's explanations when given)."""
+    explanations = explanations or {}
     folder = Path(out_dir) / model
     data = folder / "data"
     data.mkdir(parents=True, exist_ok=True)
@@ -127,7 +137,8 @@ def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarr
     info = {"model": model, "d_sae": d_sae, "chunk": CHUNK, "hypotheses": hypotheses,
             "edges": [{k: e[k] for k in ("label", "side", "other")} for e in edges]}
     rows = [{"id": f, "density": _r(stats["density"][f]), "max": _r(stats["max"][f]), "llr": [_r(v) for v in llr[f]],
-             "partners": _partners(edges, f, full=False), "top_tokens": [int(t) for t in stats["top_token_ids"][f][:3] if t >= 0]}
+             "partners": _partners(edges, f, full=False), "top_tokens": [int(t) for t in stats["top_token_ids"][f][:3] if t >= 0],
+             "explanation": explanations.get(f)}
             for f in range(d_sae)]
     (data / "index.js").write_text(_js("FF_INDEX", None, {**info, "rows": rows}) + _js("FF_INFO", None, info))
     csc = acts.tocsc()
@@ -139,7 +150,8 @@ def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarr
                           "llr": [_r(v) for v in llr[f]], "partners": _partners(edges, f, full=True),
                           "top_tokens": [[int(t), _r(m)] for t, m in zip(stats["top_token_ids"][f], stats["top_token_means"][f], strict=True)
                                          if t >= 0],
-                          "hist": stats["hist"][f].tolist(), "contexts": _contexts(f, stats, csc, sample, contexts, window)})
+                          "hist": stats["hist"][f].tolist(), "contexts": _contexts(f, stats, csc, sample, contexts, window),
+                          "explanation": explanations.get(f)})
         (data / f"chunk_{start // CHUNK:05d}.js").write_text(_js("FF_CHUNKS", str(start // CHUNK), chunk))
     title = f"featureflow: {model}"
     (folder / "index.html").write_text(SHELL.format(title=title, extra="", page="index"))
@@ -149,7 +161,8 @@ def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarr
 
 def build_browser(models: list[str], spec: dict[str, Any], tables_csv: dict[str, str], stats_npz: dict[str, str],
                   acts_npz: dict[str, str], corr_npz: dict[str, str], sample_npz: str | Path, tokenizer_dir: str | Path,
-                  hypotheses: list[str], contexts: int, window: int, out_dir: str | Path) -> dict[str, Any]:
+                  hypotheses: list[str], contexts: int, window: int, out_dir: str | Path,
+                  interp_jsonl: dict[str, str] | None = None) -> dict[str, Any]:
     """The `browser` rule: assets and every model's pages; returns the size and time it took."""
     import pandas as pd
 
@@ -167,6 +180,7 @@ def build_browser(models: list[str], spec: dict[str, Any], tables_csv: dict[str,
             corr[name] = {k: z[k] for k in ("fwd_idx", "fwd_corr", "bwd_idx", "bwd_corr", "active_a", "active_b")}
     for m in models:
         write_model_pages(m, out_dir, load_feature_stats(stats_npz[m]), pd.read_csv(tables_csv[m]), hypotheses,
-                          model_edges(m, spec["edges"], corr), load_acts(acts_npz[m])[0], sample, contexts, window)
+                          model_edges(m, spec["edges"], corr), load_acts(acts_npz[m])[0], sample, contexts, window,
+                          load_explanations((interp_jsonl or {}).get(m)))
     size = sum(p.stat().st_size for p in Path(out_dir).rglob("*") if p.is_file())
     return {"seconds": round(time.time() - t0, 2), "bytes": size}

@@ -44,8 +44,10 @@
     var cols = ["id", "density", "max"].concat(data.hypotheses.map(function (h) { return "LLR " + h; }));
     data.edges.forEach(function (e) { cols.push(e.label + " corr"); cols.push(e.label + " class"); });
     cols.push("top tokens");
+    var interp = data.rows.some(function (r) { return r.explanation; });
+    if (interp) { cols.push("score"); cols.push("explanation"); }
     cols.forEach(function (c, i) {
-      var th = el("th", {"class": i === cols.length - 1 ? "l" : ""}, c);
+      var th = el("th", {"class": c === "top tokens" || c === "explanation" ? "l" : ""}, c);
       th.onclick = function () { sortBy(i); };
       head.appendChild(th);
     });
@@ -64,6 +66,7 @@
         out.push(p ? cls(p[2], p[1], e.side, thr) : "");
       });
       out.push(r.top_tokens.map(tokenText).join(" | "));
+      if (interp) { out.push(r.explanation ? r.explanation[1] : null); out.push(r.explanation ? r.explanation[0] : ""); }
       return out;
     }
     function sortBy(i) {
@@ -89,7 +92,8 @@
         tr.appendChild(idCell);
         for (var i = 1; i < c.length; i++) {
           var v = c[i], text = typeof v === "number" ? (i === 1 ? v.toExponential(2) : fmt(v, 3)) : v;
-          var td = el("td", {"class": (typeof v === "string" ? "l " + v : "")}, text);
+          var known = ["persisting", "disappearing", "emerging", "inactive"].indexOf(v) >= 0 ? " " + v : "";
+          var td = el("td", {"class": (typeof v === "string" ? "l" + known : "")}, text);
           tr.appendChild(td);
         }
         body.appendChild(tr);
@@ -109,6 +113,9 @@
     var facts = el("p", null, "density " + Number(f.density).toExponential(2) + ", max activation " + fmt(f.max, 3) +
       ", mean when active " + fmt(f.mean, 3));
     app.appendChild(facts);
+    if (f.explanation) {
+      app.appendChild(el("p", null, "Explanation (autointerp): " + f.explanation[0] + " (score " + fmt(f.explanation[1], 2) + ")"));
+    }
     if (f.llr.length) {
       app.appendChild(el("p", null, info.hypotheses.map(function (h, i) { return "LLR " + h + ": " + fmt(f.llr[i], 2); }).join(", ")));
     }

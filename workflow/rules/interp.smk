@@ -1,0 +1,70 @@
+# Autointerp stage (featureflow.interp, results/interp/): what explaining the selected features
+# would cost (always, no endpoint needed), and with `interp.enabled` the explanations and scores
+# through an OpenAI-compatible endpoint, Figure 6 and the category summary. Requests are cached
+# in results/interp/cache/ (not an output: a rerun or a resumed run pays for nothing twice).
+
+
+rule interp_estimate:
+    input:
+        unpack(lambda w: PLAN.interp_inputs()),
+    output:
+        P("interp_estimate"),
+    params:
+        settings=as_params(PLAN.interp),
+        spec=PLAN.flow_spec(),
+        seed=PLAN.config["seed"],
+        tokenizer_dir=in_dir("tokenizer"),
+    log:
+        P.log("interp", "interp_estimate"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/interp_estimate.py"
+
+
+rule interp:
+    input:
+        unpack(lambda w: PLAN.interp_inputs(w.model)),
+    output:
+        P("interp_jsonl"),
+    params:
+        settings=as_params(PLAN.interp),
+        spec=PLAN.flow_spec(),
+        seed=PLAN.config["seed"],
+        tokenizer_dir=in_dir("tokenizer"),
+        cache_dir=P("interp_cache"),
+    log:
+        P.log("interp", "interp/{model}"),
+    benchmark:
+        P.benchmark("interp", "interp/{model}")
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/interp.py"
+
+
+rule interp_summary:
+    input:
+        expand(P("interp_jsonl"), model=LINEAGE.order),
+    output:
+        summary=P("interp_summary"),
+        html=P("interp_fig6_html"),
+        png=P("interp_fig6_png"),
+    params:
+        settings=as_params(PLAN.interp),
+        files={m: P("interp_jsonl", model=m) for m in LINEAGE.order},
+    log:
+        P.log("interp", "interp_summary"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/interp_summary.py"
