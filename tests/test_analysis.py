@@ -179,3 +179,28 @@ def test_browser_pages_render_hostile_tokens_as_text_and_link_along_the_lineage(
     assert 'href="../child/feature.html#2"' in dom and "persisting" in dom        # 0.9 > 0.8: the partner link and its class
     assert (out / "child/feature.html").exists()
 
+
+
+def test_logit_effects_match_the_full_product(tmp_path):
+    import torch
+
+    from featureflow.analysis.features import logit_effects
+    from featureflow.lm import build_model, save_model
+    from featureflow.sae.model import SparseAutoencoder, saelens_cfg, save_sae
+    from helpers import architecture
+
+    (tmp_path / "tok").mkdir()
+    lm = build_model(architecture(d_model=16, d_mlp=32, n_heads=2, n_layers=1, block_size=8), 50, 0, seed=0)
+    with torch.no_grad():
+        lm.model.norm.weight.uniform_(0.5, 1.5)  # not all ones: the norm's weights must be applied
+    save_model(lm, tmp_path / "tok", tmp_path / "lm")
+    sae = SparseAutoencoder(32, 40, seed=1)
+    save_sae(sae, tmp_path / "sae", saelens_cfg(sae, "m", "blocks.0.mlp.hook_post", 8, "x"), {})
+    got = logit_effects(tmp_path / "lm", tmp_path / "sae", "blocks.0.mlp.hook_post", k=5, batch=16)
+    w_dec = sae.W_dec.detach().double().numpy()
+    down = lm.model.layers[0].mlp.down_proj.weight.detach().double().numpy()
+    full = (w_dec @ down.T * lm.model.norm.weight.detach().double().numpy()) @ lm.lm_head.weight.detach().double().numpy().T
+    assert got["logit_up_ids"].shape == (40, 5)
+    np.testing.assert_array_equal(got["logit_up_ids"], np.argsort(-full, axis=1)[:, :5])
+    np.testing.assert_array_equal(got["logit_down_ids"], np.argsort(full, axis=1)[:, :5])
+    np.testing.assert_allclose(got["logit_down"], np.sort(full, axis=1)[:, :5], rtol=1e-4, atol=1e-5)

@@ -7,12 +7,17 @@ rule feature_stats:
     input:
         acts=P("acts"),
         tokenizer=P("tokenizer_meta"),
+        weights=P("model_weights"),
+        sae=P("sae_weights"),
     output:
         stats=P("feature_stats"),
         table=P("feature_table"),
     params:
         settings={k: v for k, v in as_params(PLAN.analysis).items() if k not in ("case_studies", "browser_contexts", "browser_window")},
         tokenizer_dir=in_dir("tokenizer"),
+        model_dir=in_dir("weights"),
+        sae_dir=in_dir("sae"),
+        hook=PLAN.sae.hook,
     log:
         P.log("analysis", "feature_stats/{model}"),
     benchmark:

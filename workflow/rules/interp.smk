@@ -27,7 +27,7 @@ rule interp_estimate:
 
 rule interp:
     input:
-        unpack(lambda w: PLAN.interp_inputs(w.model)),
+        unpack(lambda w: PLAN.interp_inputs(w.model) | {"estimate": P("interp_estimate")}),
     output:
         P("interp_jsonl"),
     params:

@@ -124,6 +124,14 @@ def load_explanations(jsonl: str | Path | None) -> dict[int, list[Any]]:
     return {int(r["feature"]): [r["explanation"], r["score"]] for r in rows if r["explanation"]}
 
 
+def _logits(stats: dict[str, np.ndarray], f: int) -> list[list[list[Any]]] | None:
+    """[[token id, logit effect] promoted], [... suppressed]] of feature f, when computed."""
+    if "logit_up_ids" not in stats:
+        return None
+    return [[[int(t), _r(v, 3)] for t, v in zip(stats[f"logit_{side}_ids"][f], stats[f"logit_{side}"][f], strict=True)]
+            for side in ("up", "down")]
+
+
 def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarray], table: Any, hypotheses: list[str],
                       edges: list[dict[str, Any]], acts: Any, sample: dict[str, np.ndarray], contexts: int, window: int,
                       explanations: dict[int, list[Any]] | None = None) -> None:
@@ -151,7 +159,7 @@ def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarr
                           "top_tokens": [[int(t), _r(m)] for t, m in zip(stats["top_token_ids"][f], stats["top_token_means"][f], strict=True)
                                          if t >= 0],
                           "hist": stats["hist"][f].tolist(), "contexts": _contexts(f, stats, csc, sample, contexts, window),
-                          "explanation": explanations.get(f)})
+                          "explanation": explanations.get(f), "logits": _logits(stats, f)})
         (data / f"chunk_{start // CHUNK:05d}.js").write_text(_js("FF_CHUNKS", str(start // CHUNK), chunk))
     title = f"featureflow: {model}"
     (folder / "index.html").write_text(SHELL.format(title=title, extra="", page="index"))

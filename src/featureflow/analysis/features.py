@@ -146,9 +146,35 @@ def feature_stats(acts: sp.csr_matrix, tokens: np.ndarray, vocab_size: int, top_
             "version": np.int64(STATS_VERSION)}
 
 
+def logit_effects(model_dir: str | Path, sae_dir: str | Path, hook_name: str, k: int, batch: int = 1024) -> dict[str, np.ndarray]:
+    """Each feature's direct effect on the logits, as SAE dashboards show it (sae_vis, Neuronpedia):
+    W_U (g * (W_down d_f)) for decoder row d_f, with g the final RMSNorm's weights (the norm's
+    division by the residual's size depends on the input and is left out). Returns the `k` most
+    promoted and most suppressed token ids per feature with their values: [d_sae, k] each."""
+    import torch
+
+    from featureflow.lm import load_model
+    from featureflow.sae import hook_layer, load_sae_weights
+
+    lm = load_model(model_dir)
+    with torch.no_grad():
+        down = lm.model.layers[hook_layer(hook_name)].mlp.down_proj.weight.float()          # [d_model, d_mlp]
+        dirs = (load_sae_weights(sae_dir)["W_dec"].float() @ down.T) * lm.model.norm.weight.float()  # [d_sae, d_model]
+        unembed = lm.lm_head.weight.float()                                                # [vocab, d_model]
+        up_v, up_i, down_v, down_i = [], [], [], []
+        for start in range(0, len(dirs), batch):
+            logits = dirs[start:start + batch] @ unembed.T
+            top, bottom = logits.topk(k, dim=1), (-logits).topk(k, dim=1)
+            up_v.append(top.values), up_i.append(top.indices), down_v.append(-bottom.values), down_i.append(bottom.indices)
+    return {"logit_up_ids": torch.cat(up_i).numpy(), "logit_up": torch.cat(up_v).numpy(),
+            "logit_down_ids": torch.cat(down_i).numpy(), "logit_down": torch.cat(down_v).numpy()}
+
+
 def write_feature_stats(model: str, acts_npz: str | Path, tokenizer_dir: str | Path, hypotheses: dict[str, list[str]],
-                        settings: dict[str, Any], out_npz: str | Path, out_csv: str | Path) -> None:
-    """The `feature_stats` rule: one model's statistics (npz) and its per-feature table with LLRs (csv)."""
+                        settings: dict[str, Any], out_npz: str | Path, out_csv: str | Path,
+                        model_dir: str | Path | None = None, sae_dir: str | Path | None = None, hook_name: str | None = None) -> None:
+    """The `feature_stats` rule: one model's statistics (npz; with the logit effects when the model
+    and SAE folders are given) and its per-feature table with LLRs (csv)."""
     import pandas as pd
 
     from featureflow.data import load_tokenizer
@@ -169,6 +195,8 @@ def write_feature_stats(model: str, acts_npz: str | Path, tokenizer_dir: str | P
         table[f"other_to_{name}"] = s["other_to_h"]
         table[f"fires_on_{name}"] = s["fires_on_h"]
         stats[f"p_{name}"] = s["p_h"]
+    if model_dir is not None and sae_dir is not None and hook_name is not None:
+        stats |= logit_effects(model_dir, sae_dir, hook_name, settings["top_tokens"])
     np.savez_compressed(out_npz, **stats, model=np.array(model), sample=np.array(meta["sample"]))
     table.round(6).to_csv(out_csv, index=False)
 

@@ -99,8 +99,9 @@ def write_estimate(edges_csv: str | Path, spec: dict[str, Any], stats_npz: dict[
 
 def run_interp(model: str, edges_csv: str | Path, spec: dict[str, Any], stats_npz: str | Path, acts_npz: str | Path,
                sample_npz: str | Path, tokenizer_dir: str | Path, s: dict[str, Any], seed: int, cache_dir: str | Path,
-               out_jsonl: str | Path) -> dict[str, Any]:
-    """The `interp` rule for one model."""
+               out_jsonl: str | Path, estimate_json: str | Path | None = None) -> dict[str, Any]:
+    """The `interp` rule for one model. `budget_usd` caps the whole run: this model's job may spend
+    the share of it that its estimate has of the total estimate (all of it without an estimate)."""
     import logging
 
     from featureflow.analysis import load_feature_stats
@@ -108,6 +109,10 @@ def run_interp(model: str, edges_csv: str | Path, spec: dict[str, Any], stats_np
 
     _, picked = _selection(edges_csv, spec, {model: load_feature_stats(stats_npz)}, s, seed)
     records = load_records(stats_npz, acts_npz, load_sample(sample_npz), _texts(tokenizer_dir))
+    if estimate_json is not None:
+        est = json.loads(Path(estimate_json).read_text())
+        total, own = est["total"]["usd_max"], est["per_model"].get(model, {}).get("usd_max", 0.0)
+        s = {**s, "budget_usd": s["budget_usd"] * (own / total if total > 0 else 1.0)}
     summary = interpret_model(model, picked[model], records, s, seed, cache_dir, out_jsonl)
     logging.getLogger(__name__).info("%s: %s", model, summary)
     return summary

@@ -151,6 +151,21 @@
       tt.appendChild(tr);
     });
     app.appendChild(tt);
+    if (f.logits) {
+      app.appendChild(el("h2", null, "Logit effect (direct path through the unembedding)"));
+      var lg = el("table"), head = el("tr");
+      ["promoted", "", "suppressed", ""].forEach(function (c) { head.appendChild(el("th", {"class": "l"}, c)); });
+      lg.appendChild(head);
+      f.logits[0].forEach(function (up, i) {
+        var dn = f.logits[1][i], tr = el("tr");
+        tr.appendChild(el("td", {"class": "l"}, JSON.stringify(tokenText(up[0]))));
+        tr.appendChild(el("td", null, fmt(up[1], 3)));
+        tr.appendChild(el("td", {"class": "l"}, JSON.stringify(tokenText(dn[0]))));
+        tr.appendChild(el("td", null, fmt(dn[1], 3)));
+        lg.appendChild(tr);
+      });
+      app.appendChild(lg);
+    }
     app.appendChild(el("h2", null, "Activation histogram (active positions)"));
     var plot = el("div", {id: "hist", style: "width:40em;height:16em"});
     app.appendChild(plot);
