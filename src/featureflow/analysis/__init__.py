@@ -9,6 +9,8 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "llr_scores": "features",
     "load_feature_stats": "features",
     "token_texts": "features",
+    "top_blocks": "features",
+    "block_activations": "features",
     "write_feature_stats": "features",
     "build_browser": "browser",
     "write_threshold": "browser",

@@ -96,23 +96,17 @@ def _partners(edges: list[dict[str, Any]], f: int, full: bool) -> list[Any]:
 
 
 def _contexts(f: int, stats: dict[str, np.ndarray], csc: Any, sample: dict[str, np.ndarray], n: int, window: int) -> list[dict]:
+    """The feature's top `n` sample blocks, each as the `window` tokens on either side of its peak."""
+    from featureflow.analysis.features import block_activations, top_blocks
+
     ctx = sample["blocks"].shape[1]
-    rows = csc.indices[csc.indptr[f]:csc.indptr[f + 1]]
-    vals = csc.data[csc.indptr[f]:csc.indptr[f + 1]]
-    out, seen = [], set()
-    for r in stats["top_rows"][f]:
-        if r < 0 or len(out) == n:
-            break
-        block, pos = divmod(int(r), ctx)
-        if block in seen:
-            continue
-        seen.add(block)
+    out = []
+    for block in top_blocks(stats, f, ctx, n):
+        acts = block_activations(csc, f, block * ctx, (block + 1) * ctx)
+        pos = int(np.argmax(acts))  # the block's top position (the first of equal ones, as in top_rows)
         lo, hi = max(0, pos - window), min(ctx, pos + window + 1)
-        acts = np.zeros(hi - lo, dtype=np.float32)
-        a, b = np.searchsorted(rows, [block * ctx + lo, block * ctx + hi])
-        acts[rows[a:b] - block * ctx - lo] = vals[a:b]
         out.append({"block": block, "corpus": str(sample["corpora"][sample["corpus"][block]]),
-                    "tokens": sample["blocks"][block, lo:hi].tolist(), "acts": [_r(v, 3) for v in acts]})
+                    "tokens": sample["blocks"][block, lo:hi].tolist(), "acts": [_r(v, 3) for v in acts[lo:hi]]})
     return out
 
 
@@ -175,12 +169,10 @@ def build_browser(models: list[str], spec: dict[str, Any], tables_csv: dict[str,
     import pandas as pd
 
     from featureflow.analysis.features import load_feature_stats, token_texts
-    from featureflow.data import load_tokenizer
     from featureflow.flow import load_acts, load_sample
 
     t0 = time.time()
-    tok, meta = load_tokenizer(tokenizer_dir)
-    write_assets(out_dir, token_texts(tok, meta["vocab_size"]))
+    write_assets(out_dir, token_texts(tokenizer_dir))
     sample = load_sample(sample_npz)
     corr = {}
     for name, path in corr_npz.items():

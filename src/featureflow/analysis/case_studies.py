@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from featureflow.analysis.features import block_activations, load_feature_stats, token_texts, top_blocks
 from featureflow.lineage import edge_name
 
 EXTRA_CONTEXT = 12  # unshaded tokens shown on each side of a sampled block, from the token file
@@ -166,18 +167,11 @@ def feature_panels(text: SampleText, acts: dict[str, Any], stats: dict[str, dict
         texts, sampled = text.block(b)
         out.append(f"<h2>context {b} ({html.escape(str(text.sample['corpora'][text.sample['corpus'][b]]))})</h2>")
         for model, feature in features:
-            column = acts[model][b * text.context:(b + 1) * text.context, feature].toarray().ravel()
-            values = iter(column.tolist())
+            values = iter(block_activations(acts[model], feature, b * text.context, (b + 1) * text.context).tolist())
             shaded = [next(values) if s else None for s in sampled]
             top = float(stats[model]["max"][feature])
             out.append(f"<p>{html.escape(model)} #{feature}</p>" + snippet_html(texts, shaded, top))
     return "\n".join(out)
-
-
-def top_blocks(stats: dict[str, np.ndarray], feature: int, context: int, n: int) -> list[int]:
-    """The first `n` distinct sample blocks among the feature's top-activating positions."""
-    rows = [int(r) for r in stats["top_rows"][feature] if r >= 0]
-    return list(dict.fromkeys(r // context for r in rows))[:n]
 
 
 def write_case_studies(edges_csv: str | Path, counts_csv: str | Path, tables_csv: dict[str, str], stats_npz: dict[str, str], acts_npz: dict[str, str],
@@ -185,8 +179,6 @@ def write_case_studies(edges_csv: str | Path, counts_csv: str | Path, tables_csv
                        persisting: str, disappearing: str, n_contexts: int, out_json: str | Path, out_fig3: str | Path,
                        out_fig4: str | Path) -> dict[str, Any]:
     """The `case_studies` rule: case_studies.json and the two highlight pages."""
-    from featureflow.analysis.features import load_feature_stats, token_texts
-    from featureflow.data import load_tokenizer
     from featureflow.flow import load_acts, load_sample
 
     edges = pd.read_csv(edges_csv)
@@ -196,9 +188,10 @@ def write_case_studies(edges_csv: str | Path, counts_csv: str | Path, tables_csv
              **find_case_studies(edges, tables, spec, persisting, disappearing)}
     Path(out_json).write_text(json.dumps(found, indent=2) + "\n")
 
-    tok, meta = load_tokenizer(tokenizer_dir)
-    text = SampleText(load_sample(sample_npz), token_files, token_texts(tok, meta["vocab_size"]))
+    text = SampleText(load_sample(sample_npz), token_files, token_texts(tokenizer_dir))
     acts = {m: load_acts(p)[0].tocsc() for m, p in acts_npz.items()}
+    for a in acts.values():
+        a.sort_indices()
     a, b = found["persisting"], found["disappearing"]
     if a["found"]:
         feats = [(m["model"], m["feature"]) for m in a["models"]]

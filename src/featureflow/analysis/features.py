@@ -112,7 +112,7 @@ def llr_scores(acts: sp.csr_matrix, tokens: np.ndarray, h_ids: np.ndarray) -> di
     mass = np.asarray(acts.sum(axis=0), dtype=np.float64).ravel()
     mass_h = np.asarray(acts.T @ in_h.astype(np.float64), dtype=np.float64).ravel()
     fires_h = np.asarray((acts[in_h] > 0).sum(axis=0)).ravel() if in_h.any() else np.zeros(acts.shape[1], dtype=np.int64)
-    fires = np.diff(acts.tocsc().indptr)
+    fires = np.bincount(acts.indices, minlength=acts.shape[1])
     with np.errstate(divide="ignore", invalid="ignore"):
         share = np.where(mass > 0, mass_h / mass, np.nan)
         llr = np.where((share > 0) & (p_h > 0), np.log(share / p_h), np.nan)
@@ -177,12 +177,10 @@ def write_feature_stats(model: str, acts_npz: str | Path, tokenizer_dir: str | P
     and SAE folders are given) and its per-feature table with LLRs (csv)."""
     import pandas as pd
 
-    from featureflow.data import load_tokenizer
     from featureflow.flow import load_acts
 
     acts, tokens, meta = load_acts(acts_npz)
-    tok, tok_meta = load_tokenizer(tokenizer_dir)
-    texts = token_texts(tok, tok_meta["vocab_size"])
+    texts = token_texts(tokenizer_dir)
     stats = feature_stats(acts, tokens.astype(np.int64), len(texts), settings["top_contexts"], settings["top_tokens"],
                           settings["min_token_count"], settings["histogram_bins"])
     table = pd.DataFrame({"feature": np.arange(acts.shape[1]), "density": stats["density"], "fires": stats["fires"],
@@ -201,9 +199,29 @@ def write_feature_stats(model: str, acts_npz: str | Path, tokenizer_dir: str | P
     table.round(6).to_csv(out_csv, index=False)
 
 
-def token_texts(tokenizer: Any, vocab_size: int) -> list[str]:
-    """The text of every token id as it appears in decoded output (byte-level pieces decoded one by one)."""
-    return [tokenizer.decode([i]) for i in range(vocab_size)]
+def token_texts(tokenizer_dir: str | Path) -> list[str]:
+    """The text of every token id of the tokenizer in `tokenizer_dir`, as it appears in decoded output
+    (byte-level pieces decoded one by one)."""
+    from featureflow.data import load_tokenizer
+
+    tok, meta = load_tokenizer(tokenizer_dir)
+    return [tok.decode([i]) for i in range(meta["vocab_size"])]
+
+
+def top_blocks(stats: dict[str, np.ndarray], feature: int, context: int, n: int | None = None) -> list[int]:
+    """The distinct sample blocks of the feature's top-activating positions, strongest first (at most `n`)."""
+    blocks = list(dict.fromkeys(int(r) // context for r in stats["top_rows"][feature] if r >= 0))
+    return blocks if n is None else blocks[:n]
+
+
+def block_activations(csc: sp.csc_matrix, feature: int, start: int, stop: int) -> np.ndarray:
+    """The feature's activations on positions start..stop-1, from CSC activations with sorted indices."""
+    rows = csc.indices[csc.indptr[feature]:csc.indptr[feature + 1]]
+    vals = csc.data[csc.indptr[feature]:csc.indptr[feature + 1]]
+    out = np.zeros(stop - start, dtype=np.float32)
+    a, b = np.searchsorted(rows, [start, stop])
+    out[rows[a:b] - start] = vals[a:b]
+    return out
 
 
 def load_feature_stats(path: str | Path) -> dict[str, np.ndarray]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from featureflow.analysis import token_texts
 from featureflow.interp.run import Records, chain_features, estimate_model, interpret_model, select_features
 
 PUNCTUATION_WORDS = ("punctuation", "comma", "period", "full stop", "colon", "semicolon", "bracket", "parenthes", "brace",
@@ -46,14 +47,6 @@ def explanation_category(text: str | None) -> str | None:
     return "other"
 
 
-def _texts(tokenizer_dir: str | Path) -> list[str]:
-    from featureflow.analysis import token_texts
-    from featureflow.data import load_tokenizer
-
-    tok, meta = load_tokenizer(tokenizer_dir)
-    return token_texts(tok, meta["vocab_size"])
-
-
 def load_records(stats_npz: str | Path, acts_npz: str | Path, sample: dict[str, np.ndarray], texts: list[str]) -> Records:
     from featureflow.analysis import load_feature_stats
     from featureflow.flow import load_acts
@@ -78,7 +71,7 @@ def write_estimate(edges_csv: str | Path, spec: dict[str, Any], stats_npz: dict[
     from featureflow.analysis import load_feature_stats
     from featureflow.flow import load_sample
 
-    texts, sample = _texts(tokenizer_dir), load_sample(sample_npz)
+    texts, sample = token_texts(tokenizer_dir), load_sample(sample_npz)
     stats = {m: load_feature_stats(p) for m, p in stats_npz.items()}
     chains, picked = _selection(edges_csv, spec, stats, s, seed)
     per_model, categories = {}, {}
@@ -108,7 +101,7 @@ def run_interp(model: str, edges_csv: str | Path, spec: dict[str, Any], stats_np
     from featureflow.flow import load_sample
 
     _, picked = _selection(edges_csv, spec, {model: load_feature_stats(stats_npz)}, s, seed)
-    records = load_records(stats_npz, acts_npz, load_sample(sample_npz), _texts(tokenizer_dir))
+    records = load_records(stats_npz, acts_npz, load_sample(sample_npz), token_texts(tokenizer_dir))
     if estimate_json is not None:
         est = json.loads(Path(estimate_json).read_text())
         total, own = est["total"]["usd_max"], est["per_model"].get(model, {}).get("usd_max", 0.0)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from featureflow.analysis import block_activations, top_blocks
 from featureflow.interp.client import BudgetExceeded, ChatClient, Ledger, RequestFailed, estimate_tokens, price_of
 from featureflow.interp.prompts import clean_explanation, explain_messages, parse_simulation, quantise, score, simulate_messages
 
@@ -69,24 +70,23 @@ class Records:
         self.acts, self.stats, self.blocks, self.texts = acts_csc, stats, blocks, token_texts
         self.context = blocks.shape[1]
 
-    def activations(self, feature: int, block: int) -> np.ndarray:
-        lo, hi = self.acts.indptr[feature], self.acts.indptr[feature + 1]
-        rows, vals = self.acts.indices[lo:hi], self.acts.data[lo:hi]
-        out = np.zeros(self.context, dtype=np.float32)
-        a, b = np.searchsorted(rows, [block * self.context, (block + 1) * self.context])
-        out[rows[a:b] - block * self.context] = vals[a:b]
-        return out
-
     def for_feature(self, feature: int, rec: dict[str, int], seed: int) -> dict[str, list[int]]:
         """Block ids: {"explain": top + random, "simulate": held-out top + random}."""
-        top = list(dict.fromkeys(int(r) // self.context for r in self.stats["top_rows"][feature] if r >= 0))
+        top = top_blocks(self.stats, feature, self.context)
         rng = np.random.default_rng([seed, feature])
         rand = [int(b) for b in rng.permutation(len(self.blocks)) if int(b) not in top][:rec["explain_random"] + rec["simulate_random"]]
         return {"explain": top[:rec["explain_top"]] + rand[:rec["explain_random"]],
                 "simulate": top[rec["explain_top"]:rec["explain_top"] + rec["simulate_top"]] + rand[rec["explain_random"]:]}
 
     def record(self, feature: int, block: int) -> tuple[list[str], np.ndarray]:
-        return [self.texts[t] for t in self.blocks[block]], self.activations(feature, block)
+        """(token texts, the feature's activations) of one sample block."""
+        start = block * self.context
+        return [self.texts[t] for t in self.blocks[block]], block_activations(self.acts, feature, start, start + self.context)
+
+    def explain_records(self, feature: int, blocks: list[int]) -> list[tuple[list[str], list[int]]]:
+        """The records shown for an explanation: token texts with activations quantised against the feature's max."""
+        a_max = float(self.stats["max"][feature])
+        return [(tokens, quantise(acts, a_max)) for tokens, acts in (self.record(feature, b) for b in blocks)]
 
 
 def _result(model: str, feature: int, group: str) -> dict[str, Any]:
@@ -98,7 +98,6 @@ def interpret_feature(client: ChatClient, records: Records, model: str, feature:
                       seed: int) -> dict[str, Any]:
     """Explain, simulate and score one feature; every failure is recorded in the result, never raised."""
     out = _result(model, feature, group)
-    a_max = float(records.stats["max"][feature])
     blocks = records.for_feature(feature, s["records"], seed)
 
     def ask(stage: str, messages: list[dict[str, str]], max_tokens: int, json_mode: bool) -> str | None:
@@ -115,11 +114,7 @@ def interpret_feature(client: ChatClient, records: Records, model: str, feature:
         out["cost_usd"] = round(out["cost_usd"] + reply["cost_usd"], 6)
         return reply["text"]
 
-    shown = []
-    for b in blocks["explain"]:
-        tokens, acts = records.record(feature, b)
-        shown.append((tokens, quantise(acts, a_max)))
-    text = ask("explain", explain_messages(shown), s["max_tokens_explain"], False)
+    text = ask("explain", explain_messages(records.explain_records(feature, blocks["explain"])), s["max_tokens_explain"], False)
     if text is None:
         return out
     out["explanation"] = clean_explanation(text)
@@ -164,10 +159,8 @@ def estimate_model(features: list[tuple[int, str]], records: Records, s: dict[st
     placeholder = "x" * int(s["max_tokens_explain"] * cpt)
     prompt = completion = requests = 0
     for feature, _ in features:
-        a_max = float(records.stats["max"][feature])
         blocks = records.for_feature(feature, s["records"], seed)
-        shown = [(records.record(feature, b)[0], quantise(records.record(feature, b)[1], a_max)) for b in blocks["explain"]]
-        prompt += sum(estimate_tokens(m["content"], cpt) for m in explain_messages(shown))
+        prompt += sum(estimate_tokens(m["content"], cpt) for m in explain_messages(records.explain_records(feature, blocks["explain"])))
         completion += s["max_tokens_explain"]
         for b in blocks["simulate"]:
             prompt += sum(estimate_tokens(m["content"], cpt) for m in simulate_messages(placeholder, records.record(feature, b)[0]))
