@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: install run test lint dry-run clean-results
+.PHONY: install run report test lint dry-run clean-results
 
 # torch goes first and pinned: anything that pulls an unpinned torch gets a multi-GB CUDA build.
 # mistral-common is installed without its dependencies: only its tokenizer file is used.
@@ -27,8 +27,14 @@ install: $(STAMP)
 	ln -sfn $(CURDIR)/profiles/a100 $(HOME)/.config/snakemake/a100
 	@echo "installed: $(VENV)/, and the a100 profile as $(HOME)/.config/snakemake/a100"
 
+# The demo, then Snakemake's report of it; results/index.html links everything.
 run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES)
+	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
+	@echo "open results/index.html"
+
+report: $(STAMP)
+	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
 
 dry-run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) -n

@@ -13,6 +13,9 @@
 configfile: "config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/lm.smk"
@@ -21,6 +24,7 @@ include: "workflow/rules/sae.smk"
 include: "workflow/rules/flow.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/interp.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -10,7 +10,7 @@ import yaml
 
 from helpers import REPO
 
-STAGES = ("data", "lm", "merge", "sae", "flow", "analysis", "interp")
+STAGES = ("data", "lm", "merge", "sae", "flow", "analysis", "interp", "report")
 
 
 def pins(requirements: list[str]) -> dict[str, str]:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from featureflow.flow.arrays import save_acts
 from featureflow.flow.correlate import correlate_edge, load_matches, token_type_means, top_k_matches
-from featureflow.flow.feature_acts import save_acts
 from featureflow.settings import CorrelationSettings, Resources
 
 

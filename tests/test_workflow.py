@@ -198,7 +198,7 @@ def test_changing_the_threshold_reruns_classify_and_below_only(micro_run):
     run = snakemake(wd, "--configfile", str(MICRO), "--config", "threshold=0.5")
     assert run.returncode == 0, run.stderr[-3000:]
     ran = sorted(set(re.findall(r"\(Rule: (\w+)\)", run.stderr + run.stdout)))
-    assert ran == ["all", "browser_threshold", "case_studies", "classify", "interp_estimate", "sankey"], ran
+    assert ran == ["all", "browser_threshold", "case_studies", "classify", "interp_estimate", "report", "sankey"], ran
     assert (wd / "results/flow/corr/babypython__lua.npz").stat().st_mtime == corr_mtime
     after = pd.read_csv(wd / "results/flow/edges.csv")
     assert (after["class"] == "persisting").sum() > (before["class"] == "persisting").sum()

@@ -10,7 +10,8 @@ to get a rule pattern, fill them to get one file::
     paths("tokens", split="train")                   # 'results/data/tokens/{corpus}/train.npy'
 
 The first folder of every template is the stage that writes it (stage = rule file = package =
-log folder); ``checkpoints/{stage}/`` holds the resumable state of the training stages.
+log folder); ``checkpoints/{stage}/`` holds the resumable state of the training stages. The report
+stage's pages sit at the top of the results folder, where a reader starts (``index.html``).
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ TEMPLATES: dict[str, str] = {
     "interp_summary": "interp/summary.json",
     "interp_fig6_html": "interp/fig6_scores.html",
     "interp_fig6_png": "interp/fig6_scores.png",
+    # report: the reproduction table (paper vs this run) and the landing page, at the top of results/
+    "reproduction_md": "reproduction.md",
+    "reproduction_html": "reproduction.html",
+    "landing": "index.html",
 }
 
 

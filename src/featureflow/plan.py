@@ -12,7 +12,7 @@ from typing import Any
 
 from featureflow.config import ConfigError, resolve_local_files, validate_config
 from featureflow.lineage import Lineage, build_lineage, parse_edge_name
-from featureflow.paths import SPLITS, ResultPaths
+from featureflow.paths import SPLITS, TEMPLATES, ResultPaths
 from featureflow.settings import (
     ActsSettings,
     AnalysisSettings,
@@ -201,6 +201,64 @@ class Plan:
             files |= {f"stats_{m}": p("feature_stats", model=m), f"acts_{m}": p("acts", model=m)}
         return files
 
+    def report_files(self) -> dict[str, Any]:
+        """What the reproduction table reads, grouped as `featureflow.report.load_run` wants them."""
+        p, order = self.paths, self.lineage.order
+        files: dict[str, Any] = {
+            "sae_metrics": {m: p("sae_metrics", model=m) for m in order},
+            "sae_extra": {m: p("sae_extra", model=m) for m in order},
+            "train_meta": {m: p("train_meta", model=m) for m in self.lineage.trained},
+            "merge_choice": {m: p("merge_choice", model=m) for m in self.lineage.merged},
+            "tokenizer_meta": p("tokenizer_meta"), "counts": p("counts"), "case_studies": p("case_studies"),
+            "interp_estimate": p("interp_estimate")}
+        if self.config["interp"]["enabled"]:
+            files["interp_summary"] = p("interp_summary")
+        return files
+
+    def landing_sections(self) -> list[dict[str, Any]]:
+        """What the landing page links, by section; paths relative to the results folder."""
+        order, merged, interp = self.lineage.order, self.lineage.merged, self.config["interp"]["enabled"]
+        t = TEMPLATES
+
+        def fig(label: str, html: str, png: str | None = None, note: str = "", **wc: str) -> dict[str, Any]:
+            item = {"label": label, "path": t[html].format(**wc), "note": note}
+            return item | ({"thumb": t[png].format(**wc), "also": [("PNG", t[png].format(**wc))]} if png else {})
+
+        figures = [fig("Figure 2: feature flow along the lineage (Sankey)", "sankey_html", "sankey_png")]
+        figures += [fig(f"Figure 5: merging {m} along t", "merge_figure_html", "merge_figure_png", model=m) for m in merged]
+        figures += [fig("Figure 3: the persisting feature (case study a)", "fig3_html"),
+                    fig("Figure 4: the disappearing feature (case study b)", "fig4_html")]
+        if interp:
+            figures.append(fig("Figure 6: explanation scores, persisting vs other", "interp_fig6_html", "interp_fig6_png"))
+        saes = [fig(f"{m}: feature density", "sae_density_html", "sae_density_png", model=m) for m in order]
+        browser = [{"label": f"{m}: every feature", "path": t["browser_index"].format(model=m),
+                    "note": "sortable index; each feature's page has its contexts, tokens, logit effects and partners"} for m in order]
+        tables = [{"label": label, "path": t[key], "note": note} for key, label, note in (
+            ("counts", "counts.csv", "persisting / emerging / disappearing per edge and the paper's counts"),
+            ("edges", "edges.csv", "every feature's class and best partner on every edge"),
+            ("sae_table", "sae/metrics.tsv", "L0, MSE, explained variance and loss, dead and dense features per SAE"),
+            ("eval_table", "lm/eval.tsv", "next-token loss and accuracy of every model on every corpus"),
+            ("token_summary", "data/tokens/summary.tsv", "documents, characters and tokens per corpus"),
+            ("case_studies", "analysis/case_studies.json", "the features the case studies found, with LLRs and correlations"))]
+        tables += [{"label": f"{m}: features.csv", "path": t["feature_table"].format(model=m),
+                    "note": "per-feature statistics and LLRs"} for m in order]
+        autointerp = [{"label": "estimate.json", "path": t["interp_estimate"],
+                       "note": "what explaining the selected features would send and cost; token categories"}]
+        if interp:
+            autointerp += [{"label": "summary.json", "path": t["interp_summary"], "note": "scores, costs, failures, categories"}]
+            autointerp += [{"label": f"{m}.jsonl", "path": t["interp_jsonl"].format(model=m)} for m in order]
+        return [{"title": "Figures", "items": figures},
+                {"title": "Feature browser", "items": browser},
+                {"title": "Sparse autoencoders", "items": saes},
+                {"title": "Tables", "items": tables},
+                {"title": "Autointerp", "items": autointerp,
+                 "note": "" if interp else "Not run (interp.enabled is false): only the cost estimate."}]
+
+    def landing_files(self) -> list[str]:
+        """Every file the landing page links or shows, under the results folder."""
+        rels = {x[k] for sec in self.landing_sections() for x in sec["items"] for k in ("path", "thumb") if x.get(k)}
+        return sorted(f"{self.paths.root}/{r}" for r in rels)
+
     def flow_spec(self) -> dict[str, Any]:
         """The lineage as classify and the Sankey need it (plain data, a rule param)."""
         return {"edges": [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges],
@@ -224,6 +282,7 @@ class Plan:
             out.append(p("interp_estimate"))
             if self.config["interp"]["enabled"]:
                 out += [p("interp_jsonl", model=m) for m in order] + [p("interp_summary"), p("interp_fig6_png")]
+            out += [p(key) for key in ("reproduction_md", "reproduction_html", "landing")]
         return out
 
 

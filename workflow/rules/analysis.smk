@@ -35,9 +35,9 @@ rule case_studies:
     input:
         unpack(lambda w: PLAN.case_study_inputs()),
     output:
-        json=P("case_studies"),
-        fig3=P("fig3_html"),
-        fig4=P("fig4_html"),
+        json=report(P("case_studies"), caption="../report/case_studies.rst", category="6. Case studies"),
+        fig3=report(P("fig3_html"), caption="../report/fig3.rst", category="6. Case studies"),
+        fig4=report(P("fig4_html"), caption="../report/fig4.rst", category="6. Case studies"),
     params:
         spec=PLAN.flow_spec(),
         studies=as_params(PLAN.analysis.case_studies),

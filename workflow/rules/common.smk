@@ -20,6 +20,7 @@ try:
     PLAN = load_plan(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")
 except ConfigError as err:
     raise WorkflowError(f"config error: {err}") from None
+config.update(PLAN.config)  # with the schema's defaults, as the report's captions read it
 
 LINEAGE = PLAN.lineage
 P = PLAN.paths  # P("tokens") -> "results/data/tokens/{corpus}/{split}.npy" (featureflow/paths.py)

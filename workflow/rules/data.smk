@@ -92,7 +92,7 @@ rule token_summary:
     input:
         lambda w: [path for _, _, path in PLAN.token_counts()],
     output:
-        P("token_summary"),
+        report(P("token_summary"), caption="../report/token_summary.rst", category="1. Data"),
     params:
         counts=PLAN.token_counts(),
     log:

@@ -77,7 +77,7 @@ rule classify:
         lambda w: list(PLAN.correlation_files().values()),
     output:
         edges=P("edges"),
-        counts=P("counts"),
+        counts=report(P("counts"), caption="../report/counts.rst", category="5. Feature flow"),
     params:
         threshold=PLAN.config["threshold"],
         files=PLAN.correlation_files(),
@@ -99,7 +99,7 @@ rule sankey:
         counts=P("counts"),
     output:
         html=P("sankey_html"),
-        png=P("sankey_png"),
+        png=report(P("sankey_png"), caption="../report/fig2.rst", category="5. Feature flow"),
     params:
         spec=PLAN.flow_spec(),
     log:

@@ -8,7 +8,7 @@ rule interp_estimate:
     input:
         unpack(lambda w: PLAN.interp_inputs()),
     output:
-        P("interp_estimate"),
+        report(P("interp_estimate"), caption="../report/interp_estimate.rst", category="7. Autointerp"),
     params:
         settings=as_params(PLAN.interp),
         spec=PLAN.flow_spec(),
@@ -53,9 +53,9 @@ rule interp_summary:
     input:
         expand(P("interp_jsonl"), model=LINEAGE.order),
     output:
-        summary=P("interp_summary"),
+        summary=report(P("interp_summary"), caption="../report/interp_summary.rst", category="7. Autointerp"),
         html=P("interp_fig6_html"),
-        png=P("interp_fig6_png"),
+        png=report(P("interp_fig6_png"), caption="../report/fig6.rst", category="7. Autointerp"),
     params:
         settings=as_params(PLAN.interp),
         files={m: P("interp_jsonl", model=m) for m in LINEAGE.order},

@@ -68,7 +68,7 @@ rule eval_table:
         tokens=lambda w: list(PLAN.validation_token_files().values()) + PLAN.baseline_token_files(),
         tokenizer=P("tokenizer_meta"),
     output:
-        P("eval_table"),
+        report(P("eval_table"), caption="../report/eval_table.rst", category="2. Language models"),
     params:
         models=PLAN.evaluated_models(),
         validation=PLAN.validation_token_files(),

@@ -10,7 +10,7 @@ rule merge_sweep:
         sweep=P("merge_sweep"),
         summary=P("merge_sweep_summary"),
         html=P("merge_figure_html"),
-        png=P("merge_figure_png"),
+        png=report(P("merge_figure_png"), caption="../report/fig5.rst", category="3. Merging", subcategory="{model}"),
     wildcard_constraints:
         model=only(LINEAGE.merged),
     params:
@@ -38,7 +38,7 @@ rule merge:
     output:
         weights=P("model_weights"),
         config=P("model_config"),
-        choice=P("merge_choice"),
+        choice=report(P("merge_choice"), caption="../report/merge_choice.rst", category="3. Merging", subcategory="{model}"),
     wildcard_constraints:
         model=only(LINEAGE.merged),
     params:

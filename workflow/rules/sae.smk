@@ -41,7 +41,8 @@ rule sae_eval:
         metrics=P("sae_metrics"),
         density=P("sae_density"),
         html=P("sae_density_html"),
-        png=P("sae_density_png"),
+        png=report(P("sae_density_png"), caption="../report/sae_density.rst", category="4. Sparse autoencoders",
+                   subcategory="feature density", labels={"model": "{model}"}),
     params:
         hook=PLAN.sae.hook,
         eval_tokens=PLAN.config["sae"]["eval_tokens"],
@@ -66,7 +67,7 @@ rule sae_table:
     input:
         lambda w: [P("sae_metrics", model=m) for m in LINEAGE.order],
     output:
-        P("sae_table"),
+        report(P("sae_table"), caption="../report/sae_table.rst", category="4. Sparse autoencoders"),
     params:
         models=LINEAGE.order,
     log:

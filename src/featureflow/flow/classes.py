@@ -20,14 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from featureflow import paper as paper_numbers
 from featureflow.flow.correlate import Matches, load_matches
 from featureflow.lineage import edge_name
 
 log = logging.getLogger(__name__)
-# The paper's counts (section 4.1) on 16384-feature SAEs, by the role they play in the lineage.
-PAPER_D_SAE = 16384
-PAPER_COUNTS = {"persist_into_any_child": 959, "traceable_to_inputs": 1210,
-                "traceable_emerged_in_inputs": 729, "traceable_persisted_from_ancestors": 481}
 EDGE_COLUMNS = ["edge", "kind", "source", "target", "side", "model", "feature", "active", "partner", "corr",
                 "partners_above", "class", "partner_inherited"]
 
@@ -102,10 +99,10 @@ def lineage_counts(edges: pd.DataFrame, spec: FlowSpec) -> pd.DataFrame:
     d_sae = edges.groupby("model")["feature"].max() + 1
 
     def add(quantity: str, model: str, ours: int, role: str | None = None, edge: str = "") -> None:
-        paper = PAPER_COUNTS.get(role) if role else None
+        paper = paper_numbers.COUNTS.get(role) if role else None
         rows.append({"quantity": quantity, "model": model, "edge": edge, "ours": int(ours), "d_sae": int(d_sae[model]),
                      "ours_share": round(ours / d_sae[model], 4), "paper": paper,
-                     "paper_share": round(paper / PAPER_D_SAE, 4) if paper is not None else None})
+                     "paper_share": round(paper / paper_numbers.SCALE["d_sae"], 4) if paper is not None else None})
 
     for (edge, side), df in edges.groupby(["edge", "side"], sort=False):
         for cls in ("persisting", "disappearing" if side == "source" else "emerging", "inactive"):

@@ -226,7 +226,7 @@ def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, 
     (`correlate_torch`); elsewhere the numba kernel runs on the job's threads. Both give the same
     partners; the file records which one ran.
     """
-    from featureflow.flow.feature_acts import load_acts
+    from featureflow.flow.arrays import load_acts
     from featureflow.runtime import pick_device
 
     method, top_k = settings.method, settings.top_k

@@ -12,7 +12,6 @@ from raw ``hook_post`` activations with the saved (SAELens-format) SAE weights.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ import scipy.sparse as sp
 import torch
 from tqdm import tqdm
 
+from featureflow.flow.arrays import load_sample, sample_digest, save_acts
 from featureflow.runtime import pick_device
 from featureflow.sae import BlockSource, encode_raw, load_sae_weights, mlp_hook_post
 from featureflow.settings import Resources
@@ -38,23 +38,7 @@ def draw_common_sample(token_files: dict[str, str | Path], n_tokens: int, contex
     source = BlockSource([token_files[c] for c in names], context_size, seed, "common_sample")
     blocks, which, starts = source.draw(n_blocks, 0)
     return {"blocks": blocks.astype(np.uint32), "corpus": which.astype(np.int16), "start": starts,
-            "corpora": np.array(names), "digest": np.array(_digest(blocks))}
-
-
-def _digest(blocks: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(blocks, dtype=np.uint32).tobytes()).hexdigest()[:16]
-
-
-def save_sample(sample: dict[str, Any], out_npz: str | Path) -> None:
-    np.savez(out_npz, **sample)
-    counts = np.bincount(sample["corpus"], minlength=len(sample["corpora"]))
-    log.info("common sample %s: %d blocks x %d tokens; blocks per corpus: %s", sample["digest"], *sample["blocks"].shape,
-             dict(zip(sample["corpora"].tolist(), counts.tolist(), strict=True)))
-
-
-def load_sample(path: str | Path) -> dict[str, Any]:
-    with np.load(path) as z:
-        return {k: z[k] for k in z.files}
+            "corpora": np.array(names), "digest": np.array(sample_digest(blocks))}
 
 
 @torch.no_grad()
@@ -75,23 +59,6 @@ def feature_activations(model_dir: str | Path, sae_dir: str | Path, blocks: np.n
         pieces.append(sp.csr_matrix((f[rows, cols].cpu().numpy(), (rows.cpu().numpy(), cols.cpu().numpy())),
                                     shape=tuple(f.shape)))
     return sp.vstack(pieces, format="csr", dtype=np.float32)
-
-
-def save_acts(acts: sp.csr_matrix, sample: dict[str, Any], model: str, out_npz: str | Path) -> None:
-    """Write the sparse activations with the sample's token ids (one per row) and its digest."""
-    np.savez(out_npz, data=acts.data.astype(np.float32), indices=acts.indices.astype(np.int32), indptr=acts.indptr,
-             shape=np.array(acts.shape), tokens=sample["blocks"].reshape(-1), context_size=sample["blocks"].shape[1],
-             meta_model=np.array(model), meta_sample=sample["digest"])
-    density = np.bincount(acts.indices, minlength=acts.shape[1]) / acts.shape[0]
-    log.info("%s: %d positions x %d features, mean L0 %.1f, %d features never fire on the sample (%.1f%%)",
-             model, *acts.shape, acts.nnz / acts.shape[0], int((density == 0).sum()), 100 * (density == 0).mean())
-
-
-def load_acts(path: str | Path) -> tuple[sp.csr_matrix, np.ndarray, dict[str, str]]:
-    """(activations CSR [positions, d_sae], token id per position, {"model", "sample"})."""
-    with np.load(path) as z:
-        acts = sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
-        return acts, z["tokens"], {"model": str(z["meta_model"]), "sample": str(z["meta_sample"])}
 
 
 def compute_feature_acts(model: str, model_dir: str | Path, sae_dir: str | Path, sample_npz: str | Path, out_npz: str | Path,

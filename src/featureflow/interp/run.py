@@ -74,7 +74,12 @@ class Records:
         """Block ids: {"explain": top + random, "simulate": held-out top + random}."""
         top = top_blocks(self.stats, feature, self.context)
         rng = np.random.default_rng([seed, feature])
-        rand = [int(b) for b in rng.permutation(len(self.blocks)) if int(b) not in top][:rec["explain_random"] + rec["simulate_random"]]
+        rand, wanted, taken = [], rec["explain_random"] + rec["simulate_random"], set(top)
+        for b in rng.permutation(len(self.blocks)).tolist():  # the first `wanted` blocks of the permutation not in top
+            if len(rand) == wanted:
+                break
+            if b not in taken:
+                rand.append(b)
         return {"explain": top[:rec["explain_top"]] + rand[:rec["explain_random"]],
                 "simulate": top[rec["explain_top"]:rec["explain_top"] + rec["simulate_top"]] + rand[rec["explain_random"]:]}
 

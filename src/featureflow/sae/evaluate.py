@@ -20,13 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureflow.paper import SAE_TARGETS
 from featureflow.runtime import pick_device
 from featureflow.sae.activations import hook_layer
 from featureflow.sae.model import SAE_EXTRA, decode_raw, encode_raw, load_sae_weights
 from featureflow.settings import Resources
 
 log = logging.getLogger(__name__)
-PAPER_TARGETS = {"l0": "25-35", "mse": "< 0.0067", "explained_loss": "> 0.88"}
 DENSE_THRESHOLD = 0.1  # a feature firing on more than 10% of tokens counts as dense
 
 
@@ -124,7 +124,7 @@ def density_histogram(metrics: dict[str, Any], title: str, out_html: str | Path,
 def write_metrics(metrics: dict[str, Any], out_json: str | Path, out_density: str | Path) -> None:
     """The metrics (with the paper's targets) as JSON, and the per-feature density as .npy."""
     slim = {k: v for k, v in metrics.items() if k != "feature_density"}
-    slim["paper_targets"] = PAPER_TARGETS
+    slim["paper_targets"] = SAE_TARGETS
     Path(out_json).write_text(json.dumps(slim, indent=2) + "\n")
     np.save(out_density, np.asarray(metrics["feature_density"], dtype=np.float32))
 
@@ -135,7 +135,7 @@ def metrics_table(metric_files: dict[str, str | Path], out_tsv: str | Path) -> l
     rows = [{"model": m, **{k: json.loads(Path(p).read_text())[k] for k in keys}} for m, p in metric_files.items()]
     lines = ["\t".join(["model", *keys])]
     lines += ["\t".join([r["model"], *(f"{r[k]:.4f}" for k in keys)]) for r in rows]
-    lines.append("\t".join(["paper target", PAPER_TARGETS["l0"], PAPER_TARGETS["mse"], "", "", PAPER_TARGETS["explained_loss"], "", ""]))
+    lines.append("\t".join(["paper target", SAE_TARGETS["l0"], SAE_TARGETS["mse"], "", "", SAE_TARGETS["explained_loss"], "", ""]))
     Path(out_tsv).write_text("\n".join(lines) + "\n")
     return rows
 

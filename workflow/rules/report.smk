@@ -1,0 +1,38 @@
+# Report stage (featureflow.report, the top of results/): the reproduction table (every number the
+# paper reports beside this run's, with the run's scale) and the landing page that links every
+# figure, table and browser page. `snakemake --report` adds Snakemake's own report (the outputs
+# marked with report() in the other rule files, captions in workflow/report/).
+
+
+localrules:
+    report,
+
+
+def report_inputs(w):
+    files = PLAN.report_files()
+    flat = [p for v in files.values() for p in (v.values() if isinstance(v, dict) else [v])]
+    return sorted(set(flat + PLAN.landing_files()))
+
+
+rule report:
+    input:
+        report_inputs,
+    output:
+        md=P("reproduction_md"),
+        html=report(P("reproduction_html"), caption="../report/reproduction.rst", category="0. Reproduction"),
+        index=P("landing"),
+    params:
+        files=PLAN.report_files(),
+        sections=PLAN.landing_sections(),
+        spec=PLAN.flow_spec(),
+        sample_tokens=PLAN.acts.tokens // PLAN.acts.context_size * PLAN.acts.context_size,
+        results_dir=PLAN.config["results_dir"],
+    log:
+        P.log("report", "report"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/report.py"
