@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: install run report test lint dry-run clean-results
+.PHONY: install run report readme test lint dry-run clean-results
 
 # torch goes first and pinned: anything that pulls an unpinned torch gets a multi-GB CUDA build.
 # mistral-common is installed without its dependencies: only its tokenizer file is used.
@@ -35,6 +35,10 @@ run: $(STAMP)
 
 report: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
+
+# The README's generated parts (reproduction table, config reference, figures in docs/) from the demo run.
+readme: $(STAMP)
+	$(PY) scripts/update_readme.py
 
 dry-run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) -n

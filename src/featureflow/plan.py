@@ -259,6 +259,12 @@ class Plan:
         rels = {x[k] for sec in self.landing_sections() for x in sec["items"] for k in ("path", "thumb") if x.get(k)}
         return sorted(f"{self.paths.root}/{r}" for r in rels)
 
+    def report_inputs(self) -> list[str]:
+        """Every file the report rule reads or links."""
+        files = self.report_files()
+        flat = [f for v in files.values() for f in (v.values() if isinstance(v, dict) else [v])]
+        return sorted(set(flat + self.landing_files()))
+
     def flow_spec(self) -> dict[str, Any]:
         """The lineage as classify and the Sankey need it (plain data, a rule param)."""
         return {"edges": [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges],

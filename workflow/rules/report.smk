@@ -8,15 +8,9 @@ localrules:
     report,
 
 
-def report_inputs(w):
-    files = PLAN.report_files()
-    flat = [p for v in files.values() for p in (v.values() if isinstance(v, dict) else [v])]
-    return sorted(set(flat + PLAN.landing_files()))
-
-
 rule report:
     input:
-        report_inputs,
+        lambda w: PLAN.report_inputs(),
     output:
         md=P("reproduction_md"),
         html=report(P("reproduction_html"), caption="../report/reproduction.rst", category="0. Reproduction"),
@@ -26,7 +20,7 @@ rule report:
         sections=PLAN.landing_sections(),
         spec=PLAN.flow_spec(),
         sample_tokens=PLAN.acts.tokens // PLAN.acts.context_size * PLAN.acts.context_size,
-        results_dir=PLAN.config["results_dir"],
+        results_dir=out_dir("index"),
     log:
         P.log("report", "report"),
     threads: job("light").threads

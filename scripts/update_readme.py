@@ -1,0 +1,74 @@
+"""Regenerate the README's generated parts from a finished demo run (`make readme` after `make run`).
+
+- the reproduction table, from ``results/reproduction.md``;
+- the configuration reference, from the config schema (``featureflow.report.schema_doc``);
+- the small figures under ``docs/``: Figure 2, Figure 5 and the case-study page (Figure 3),
+  drawn by headless Chromium at README size.
+
+Each generated part sits between two marker lines; the rest of the README is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from featureflow.report.schema_doc import config_reference, replace_reference
+
+REPO = Path(__file__).resolve().parents[1]
+TABLE_START = "<!-- reproduction:start: generated from results/reproduction.md by `make readme`; do not edit -->"
+TABLE_END = "<!-- reproduction:end -->"
+# (docs file, results file, width, height): PNGs are shown scaled into the box, pages are captured at that size
+FIGURES = [("fig2_demo.png", "flow/fig2_sankey.png", 800, 500),
+           ("fig5_demo.png", "merge/luastories/fig5_merge_sweep.png", 800, 500),
+           ("case_study_demo.png", "analysis/fig3_persisting_feature.html", 900, 620)]
+
+
+def reproduction_section(results: Path) -> str:
+    """The run's reproduction table with its headings moved below the README's section level."""
+    lines = (results / "reproduction.md").read_text().splitlines()
+    body = [f"#{line}" if line.startswith("## ") else line for line in lines if not line.startswith("# ")]
+    return "\n".join([TABLE_START, *body, TABLE_END])
+
+
+def replace_between(text: str, start: str, end: str, new: str) -> str:
+    i, j = text.find(start.split(":")[0]), text.find(end)
+    if i < 0 or j < 0:
+        raise ValueError(f"README has no {start.split(':')[0]} ... {end} markers")
+    return text[:i] + new + text[j + len(end):]
+
+
+def draw(source: Path, out: Path, width: int, height: int) -> None:
+    """A PNG of `source` (an image, scaled to the box, or a page) by headless Chromium."""
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        raise SystemExit("Chromium is needed to draw the README's figures (apt-get install chromium)")
+    with tempfile.TemporaryDirectory() as tmp:
+        page = source
+        if source.suffix == ".png":
+            page = Path(tmp) / "figure.html"
+            page.write_text(f'<html><body style="margin:0"><img src="{source.resolve().as_uri()}" '
+                            f'style="width:{width}px;height:{height}px;object-fit:contain"></body></html>')
+        subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--window-size={width},{height}",
+                        f"--screenshot={out}", page.resolve().as_uri()], check=True, capture_output=True, timeout=120)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=REPO / "results", help="the demo run's results folder")
+    ap.add_argument("--readme", type=Path, default=REPO / "README.md")
+    args = ap.parse_args()
+    text = args.readme.read_text()
+    text = replace_between(text, TABLE_START, TABLE_END, reproduction_section(args.results))
+    text = replace_reference(text, config_reference())
+    args.readme.write_text(text)
+    for name, source, width, height in FIGURES:
+        draw(args.results / source, REPO / "docs" / name, width, height)
+        print(f"docs/{name}: {(REPO / 'docs' / name).stat().st_size // 1024} KB")
+
+
+if __name__ == "__main__":
+    main()
