@@ -136,8 +136,13 @@ def test_autointerp_rows_are_not_run_without_an_endpoint_and_filled_with_one():
 
 
 def test_paper_roles_follow_the_lineage_not_the_names():
-    spec = {"roots": ["base"], "inputs": {"base": [], "x": ["base"], "y": ["base"], "extra": ["x"], "xy": ["y", "x"]}}
+    spec = {"roots": ["base"], "inputs": {"base": [], "x": ["base"], "y": ["base"], "extra": ["x"], "extra_y": ["extra", "y"],
+                                          "xy": ["y", "x"]}}
+    # xy, not the earlier extra_y, plays LuaStories: both its inputs are fine-tunes of the root
     assert paper_roles(spec) == {"base": "babypython", "y": "lua", "x": "tinystories", "xy": "luastories"}
+    del spec["inputs"]["xy"]
+    assert paper_roles(spec) == {"base": "babypython", "extra": "lua", "y": "tinystories", "extra_y": "luastories"}
+    spec["inputs"]["xy"] = ["y", "x"]
     run = _run(spec=spec)
     run["case_studies"]["persisting"]["models"] = [{"model": m, "feature": 1, "llr": 7.0} for m in ("base", "y", "extra")]
     rows = reproduction_rows(run)

@@ -72,10 +72,13 @@ def load_run(files: dict[str, Any], spec: dict[str, Any], sample_tokens: int) ->
 def paper_roles(spec: dict[str, Any]) -> dict[str, str]:
     """This lineage's counterpart of each of the paper's models: {our model: paper model}.
 
-    The first root is BabyPython; the first merged model is LuaStories, its first input Lua and
-    its second TinyStories. Models with no counterpart are left out."""
+    The first root is BabyPython. LuaStories is the first merged model whose two inputs are both
+    fine-tunes of that root (else the first merged model), its first input Lua and its second
+    TinyStories. Models with no counterpart are left out."""
     roles = {spec["roots"][0]: "babypython"} if spec["roots"] else {}
     merged = [m for m, ins in spec["inputs"].items() if len(ins) == 2]
+    paper_shaped = [m for m in merged if roles and all(spec["inputs"][i] == [spec["roots"][0]] for i in spec["inputs"][m])]
+    merged = paper_shaped + merged
     if merged:
         first, second = spec["inputs"][merged[0]]
         roles |= {first: "lua", second: "tinystories", merged[0]: "luastories"}
