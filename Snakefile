@@ -5,6 +5,8 @@
 #   data/  corpora, tokenizer, tokens, mixtures      lm/    every model + evaluations
 #   merge/ t sweeps, chosen t (Figure 5)             sae/   SAELens-format SAEs + metrics
 #   flow/  sample, activations, correlations, classes, Sankey (Figure 2)
+#   analysis/ feature statistics, case studies (Figures 3, 4)   browser/ the offline feature browser
+#   interp/ autointerp or its cost estimate (Figure 6)      index.html, reproduction.{md,html} (report)
 #   logs/{stage}/...  benchmarks/{stage}/...  checkpoints/{lm,sae}/  (result paths: src/featureflow/paths.py)
 #
 # The lineage, corpora and every setting live in config.yaml (validated against
