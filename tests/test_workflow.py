@@ -126,7 +126,7 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
                      "sae": 2, "sae_eval": 2, "sae_table": 1,
                      # the common sample draws from lua's tokens too: every model's activations and edge
                      "common_sample": 1, "feature_acts": 4, "correlate": 4, "classify": 1, "sankey": 1,
-                     "feature_stats": 4, "case_studies": 1, "browser": 1, "interp_estimate": 1}, dry.stdout
+                     "feature_stats": 4, "case_studies": 1, "browser": 1, "interp_estimate": 1, "report": 1}, dry.stdout
 
 
 def test_micro_feature_acts_correlations_and_flow(micro_run):
