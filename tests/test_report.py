@@ -150,6 +150,24 @@ def test_paper_roles_follow_the_lineage_not_the_names():
     assert _row(rows, "hypothesis, extra #1").mark == "no paper number"
 
 
+def test_a_lineage_without_a_merge_or_case_studies_gets_rows_for_what_it_has():
+    spec = {"roots": ["base"], "inputs": {"base": [], "child": ["base"]}}
+    cases = {"threshold": 0.8, "persisting": {"hypothesis": "assignment", "found": False},
+             "disappearing": {"hypothesis": "exception", "found": False}}
+    run = _run(spec=spec, sae_metrics={"base": _sae(), "child": _sae(l0=40.0)}, merge_choice={}, case_studies=cases,
+               counts=_counts()[:2])
+    rows = reproduction_rows(run)
+    assert not [r for r in rows if r.section.startswith("Merging")]
+    assert _row(rows, "child: mean L0").mark == "differs"
+    assert _row(rows, "a persisting 'assignment' feature").ours == "none found"
+    assert _row(rows, "a 'exception' feature of the root").mark == "differs"
+    assert [r.quantity for r in rows if "Feature flow" in r.section] == ["features persisting into any fine-tuned child (babypython)"]
+    md = to_markdown(scale_rows(run), rows)
+    assert [line.split(" (")[0] for line in md.splitlines() if line.startswith("## ")] == [
+        "## Sparse autoencoders", "## Feature flow at threshold 0.8", "## Persisting features by category",
+        "## Case study", "## Case study", "## Autointerp"]
+
+
 def test_scale_block_tells_a_demo_from_a_paper_scale_run():
     demo = scale_rows(_run())
     assert not any(s.at_paper_scale for s in demo[:-1]) and demo[-1].at_paper_scale  # only the threshold matches
