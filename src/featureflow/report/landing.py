@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from featureflow.report.render import mark_html, page, scale_verdict
+from featureflow.report.render import mark_html, page, verdict_html
 from featureflow.report.reproduction import MARKS, Row, ScaleRow, tally
 
 SNAKEMAKE_REPORT = "report.html"
@@ -27,10 +27,9 @@ def landing_html(sections: list[dict[str, Any]], spec: dict[str, Any], scale: li
     t = tally(rows)
     lineage = "".join(f"<li><b>{escape(m)}</b>" + (f" ← {escape(' + '.join(ins))}" if ins else " (from scratch)") + "</li>"
                       for m, ins in spec["inputs"].items())
-    verdict = escape(scale_verdict(scale)).replace("**not**", "<b>not</b>")
     body = ["<h1>featureflow: results of this run</h1>",
             f"<p>Lineage:</p><ul>{lineage}</ul>",
-            f'<div class="scale"><p>{verdict}</p><p><a href="reproduction.html"><b>Reproduction table</b></a> '
+            f'<div class="scale"><p>{verdict_html(scale)}</p><p><a href="reproduction.html"><b>Reproduction table</b></a> '
             f"(paper vs this run): " + " ".join(f"{mark_html(m)} {t[m]}" for m in MARKS if t[m])
             + ' · <a href="reproduction.md">Markdown</a></p></div>']
     for sec in sections:

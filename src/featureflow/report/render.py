@@ -41,6 +41,10 @@ def scale_verdict(scale: list[ScaleRow]) -> str:
             "check of the method, not as the paper's measurements.")
 
 
+def verdict_html(scale: list[ScaleRow]) -> str:
+    return escape(scale_verdict(scale)).replace("**not**", "<b>not</b>")
+
+
 def _tally_line(rows: list[Row]) -> str:
     t = tally(rows)
     return ", ".join(f"{t[m]} {TALLY_WORDS[m]}" for m in MARKS if t[m])
@@ -76,10 +80,9 @@ def mark_html(mark: str) -> str:
 
 def to_html(scale: list[ScaleRow], rows: list[Row]) -> str:
     """The table as a self-contained HTML page."""
-    verdict = escape(scale_verdict(scale)).replace("**not**", "<b>not</b>")
     body = [f"<h1>{escape(TITLE)}</h1>", f"<p>{PAPER} beside the numbers of this run. "
             '<a href="index.html">All results of this run</a>.</p>',
-            f'<div class="scale"><p>{verdict}</p><table><tr><th>scale</th><th>paper</th><th>this run</th></tr>']
+            f'<div class="scale"><p>{verdict_html(scale)}</p><table><tr><th>scale</th><th>paper</th><th>this run</th></tr>']
     for s in scale:
         cls = "at-scale" if s.at_paper_scale else "below-scale"
         body.append(f'<tr><td>{escape(s.quantity)}</td><td class="num">{escape(s.paper)}</td>'
