@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from featureflow.report.schema_doc import config_reference, replace_reference
+from featureflow.report.schema_doc import config_reference, replace_between, replace_reference
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE_START = "<!-- reproduction:start: generated from results/reproduction.md by `make readme`; do not edit -->"
@@ -32,13 +32,6 @@ def reproduction_section(results: Path) -> str:
     lines = (results / "reproduction.md").read_text().splitlines()
     body = [f"#{line}" if line.startswith("## ") else line for line in lines if not line.startswith("# ")]
     return "\n".join([TABLE_START, *body, TABLE_END])
-
-
-def replace_between(text: str, start: str, end: str, new: str) -> str:
-    i, j = text.find(start.split(":")[0]), text.find(end)
-    if i < 0 or j < 0:
-        raise ValueError(f"README has no {start.split(':')[0]} ... {end} markers")
-    return text[:i] + new + text[j + len(end):]
 
 
 def draw(source: Path, out: Path, width: int, height: int) -> None:
@@ -62,7 +55,7 @@ def main() -> None:
     ap.add_argument("--readme", type=Path, default=REPO / "README.md")
     args = ap.parse_args()
     text = args.readme.read_text()
-    text = replace_between(text, TABLE_START, TABLE_END, reproduction_section(args.results))
+    text = replace_between(text, TABLE_START.split(":")[0], TABLE_END, reproduction_section(args.results))
     text = replace_reference(text, config_reference())
     args.readme.write_text(text)
     for name, source, width, height in FIGURES:

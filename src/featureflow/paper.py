@@ -25,7 +25,7 @@ SCALE = {
 SAE_L0 = (25.0, 35.0)
 SAE_MSE_BELOW = 0.0067
 SAE_EXPLAINED_LOSS_ABOVE = 0.88
-SAE_TARGETS = {"l0": "25-35", "mse": "< 0.0067", "explained_loss": "> 0.88"}
+SAE_TARGETS = {"l0": f"{SAE_L0[0]:g}-{SAE_L0[1]:g}", "mse": f"< {SAE_MSE_BELOW}", "explained_loss": f"> {SAE_EXPLAINED_LOSS_ABOVE}"}
 
 # Section 3.3 and Figure 5: the accuracy equilibrium of the Lua-TinyStories SLERP, and where the
 # merged model lands: about 20% below each fine-tune on its own domain, about 20% above the base,

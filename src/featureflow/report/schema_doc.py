@@ -17,9 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import yaml
+from featureflow.config import SCHEMA_PATH, load_schema
 
-SCHEMA = Path(__file__).resolve().parents[3] / "workflow/schemas/config.schema.yaml"
 START = "<!-- config-reference:start: generated from workflow/schemas/config.schema.yaml by " \
         "`python -m featureflow.report.schema_doc README.md`; edit the schema, not this table -->"
 END = "<!-- config-reference:end -->"
@@ -92,9 +91,9 @@ def _sibling_rows(path: str, children: dict[str, dict[str, Any]], schema: dict[s
     return rows
 
 
-def config_reference(schema_path: str | Path = SCHEMA) -> str:
+def config_reference(schema_path: str | Path = SCHEMA_PATH) -> str:
     """The reference as Markdown: a table per top-level block, between the README's markers."""
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = load_schema(schema_path)
     out, top = [START, ""], []
     for key, node in schema["properties"].items():
         node = _resolve(node, schema)
@@ -110,12 +109,17 @@ def config_reference(schema_path: str | Path = SCHEMA) -> str:
     return "\n".join([out[0], "", *head, "", *out[2:], END])
 
 
+def replace_between(text: str, start: str, end: str, new: str) -> str:
+    """`text` with everything from the line starting `start` to the `end` marker replaced by `new`."""
+    i, j = text.find(start), text.find(end)
+    if i < 0 or j < 0:
+        raise ValueError(f"README has no {start} ... {end} markers")
+    return text[:i] + new + text[j + len(end):]
+
+
 def replace_reference(readme: str, reference: str) -> str:
-    """`readme` with the text between the markers replaced by `reference`."""
-    start, end = readme.find("<!-- config-reference:start"), readme.find(END)
-    if start < 0 or end < 0:
-        raise ValueError("README has no config-reference markers")
-    return readme[:start] + reference + readme[end + len(END):]
+    """`readme` with the text between the config-reference markers replaced by `reference`."""
+    return replace_between(readme, "<!-- config-reference:start", END, reference)
 
 
 def main(argv: list[str]) -> int:
