@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from featureflow.data.tokenizer import build_tokenizer, load_tokenizer
-from featureflow.data.tokens import build_mixture, cut_at_document, encode_documents, mix_tokens, tokenize_split
+from featureflow.data.tokens import NpyWriter, build_mixture, cut_at_document, encode_batch, last_document_end, mix_tokens, tokenize_split
 from featureflow.settings import TokenizerSettings
 from helpers import DOC_SEP, settings
 
@@ -86,12 +86,12 @@ def test_even_mixture_takes_about_equal_tokens_from_each_corpus():
         return np.concatenate([np.append(rng.integers(1, 50, rng.integers(5, 30)), 0) for _ in range(n_docs)])
 
     arrays = {"english": stream(400), "python": stream(100)}
-    mixed, taken = mix_tokens(arrays, "even", eot_id=0)
+    parts = mix_tokens(arrays, "even", eot_id=0)
+    taken = {k: v.size for k, v in parts.items()}
     assert taken["python"] == arrays["python"].size
     assert arrays["python"].size - 30 <= taken["english"] <= arrays["python"].size
-    assert mixed.size == sum(taken.values()) and mixed[-1] == 0
-    _, taken_all = mix_tokens(arrays, "concat", eot_id=0)
-    assert taken_all == {k: v.size for k, v in arrays.items()}
+    assert all(p[-1] == 0 for p in parts.values())
+    assert {k: v.size for k, v in mix_tokens(arrays, "concat", eot_id=0).items()} == {k: v.size for k, v in arrays.items()}
     with pytest.raises(ValueError, match="mix mode 'random'"):
         mix_tokens(arrays, "random", 0)
 
@@ -104,6 +104,42 @@ def test_build_mixture_refuses_files_from_different_tokenizers(tmp_path):
         build_mixture({"a": tmp_path / "a.npy", "b": tmp_path / "b.npy"}, "even", tmp_path / "m.npy", tmp_path / "m.json")
 
 
-def test_encode_documents_of_nothing_is_empty(bpe_dir):
+def test_encode_batch_of_nothing_is_empty(bpe_dir):
     tok, meta = load_tokenizer(bpe_dir / "tok")
-    assert encode_documents([], tok, meta["eot_id"], np.dtype(np.uint16)).size == 0
+    assert encode_batch([], tok, meta["eot_id"], np.dtype(np.uint16)).size == 0
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.uint32])
+@pytest.mark.parametrize("n", [0, 1, 1000, 123457])
+def test_npy_writer_writes_the_bytes_of_np_save(tmp_path, dtype, n):
+    ids = np.random.default_rng(n).integers(0, 60000, n).astype(dtype)
+    np.save(tmp_path / "ref.npy", ids)
+    writer = NpyWriter(tmp_path / "out.npy", np.dtype(dtype))
+    for start in range(0, n, 997):
+        writer.write(ids[start : start + 997])
+    assert writer.close() == n
+    assert (tmp_path / "out.npy").read_bytes() == (tmp_path / "ref.npy").read_bytes()
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_document_end_search_agrees_with_a_naive_scan_across_chunks():
+    ids = np.random.default_rng(1).integers(0, 5, 5000).astype(np.uint16)
+    for n in (0, 1, 7, 100, 2500, 4999, 5000):
+        naive = np.flatnonzero(ids[:n] == 0)
+        expect = int(naive[-1]) + 1 if naive.size else 0
+        assert last_document_end(ids, n, 0, chunk=64) == expect
+
+
+def test_mixture_from_memory_maps_equals_the_concatenation(tmp_path):
+    rng = np.random.default_rng(2)
+    files = {}
+    for name, n_docs in (("a", 300), ("b", 80)):
+        ids = np.concatenate([np.append(rng.integers(1, 50, rng.integers(5, 30)), 0) for _ in range(n_docs)])
+        np.save(tmp_path / f"{name}.npy", ids.astype(np.uint16))
+        (tmp_path / f"{name}.json").write_text(json.dumps({"eot_id": 0}))
+        files[name] = tmp_path / f"{name}.npy"
+    summary = build_mixture(files, "even", tmp_path / "m.npy", tmp_path / "m.json", chunk=100)
+    arrays = {k: np.load(v) for k, v in files.items()}
+    expect = np.concatenate([cut_at_document(a, arrays["b"].size, 0) for a in arrays.values()])
+    assert np.array_equal(np.load(tmp_path / "m.npy"), expect)
+    assert summary["tokens"] == expect.size

@@ -32,6 +32,9 @@ class CorpusSettings:
     fraction: float
     max_documents: int | None
     max_bytes: int | None
+    max_tokens: int | None
+    bytes_per_token: float
+    shuffle_buffer_mb: float
     validation_fraction: float
     filter: str
 
@@ -158,6 +161,7 @@ class CorrelationSettings:
 
     method: str
     top_k: int
+    engine: str
 
 
 @dataclass(frozen=True)
@@ -260,12 +264,14 @@ class JobClass:
 
 @dataclass(frozen=True)
 class Resources:
-    """What a stage function is given to run on: the torch device choice, its CPU threads, and
-    whether to compile the training step ("auto": on CUDA only; see `runtime.use_compile`)."""
+    """What a stage function is given to run on: the torch device choice, its CPU threads,
+    whether to compile the training step ("auto": on CUDA only; see `runtime.use_compile`), and
+    whether training jobs also write TensorBoard event files (the config's `tensorboard`)."""
 
     device: Device
     threads: int
     compile: bool | str = "auto"
+    tensorboard: bool = False
 
 
 # Each settings type and the config block it is built from (tests compare them with the schema).

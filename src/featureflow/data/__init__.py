@@ -7,6 +7,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "load_documents": "corpus",
     "prepare_corpus": "corpus",
     "read_documents": "corpus",
+    "iter_text_documents": "sources",
     "filter_code_documents": "code_filters",
     "build_tokenizer": "tokenizer",
     "load_tokenizer": "tokenizer",

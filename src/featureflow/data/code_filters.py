@@ -7,8 +7,9 @@ The code filters follow the simple, non-near-dedup preprocessing of The Stack
 * drop files whose mean line length exceeds 100 characters,
 * drop files whose share of alphanumeric characters is below 0.25,
 * drop auto-generated files (marker phrases in the first lines of the file),
-* drop exact duplicates (sha256 of the cleaned content; the first document in
-  sorted-by-name order is kept).
+* drop exact duplicates (a 16-byte BLAKE2 digest of the cleaned content; the first
+  document seen is kept). Only the digests are kept, so a stream of any length can be
+  filtered with :class:`CodeFilter` in memory that grows by 16 bytes per kept document.
 
 All documents are first passed through :func:`clean_text`, which normalises
 line endings, strips trailing whitespace (indentation is kept), and removes
@@ -75,7 +76,7 @@ def clean_text(text: str) -> str:
 
 
 def sha256_text(text: str) -> str:
-    """Hex sha256 of the UTF-8 encoding of ``text``."""
+    """Hex sha256 of the UTF-8 encoding of ``text`` (the demo corpora's manifests)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -128,6 +129,29 @@ def code_rejection_reason(
     return None
 
 
+class CodeFilter:
+    """The code filters for a stream of cleaned documents: quality checks, then exact duplicates."""
+
+    def __init__(self, max_line_length: int = MAX_LINE_LENGTH, max_mean_line_length: float = MAX_MEAN_LINE_LENGTH,
+                 min_alnum_fraction: float = MIN_ALNUM_FRACTION) -> None:
+        self.limits = (max_line_length, max_mean_line_length, min_alnum_fraction)
+        self.counts = {reason: 0 for reason in REASONS}
+        self._seen: set[bytes] = set()
+
+    def reason(self, text: str) -> str | None:
+        """Why `text` (already cleaned) is removed, or None if it is kept; counts every removal."""
+        reason = code_rejection_reason(text, *self.limits)
+        if reason is None:
+            digest = hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
+            if digest in self._seen:
+                reason = "duplicate"
+            else:
+                self._seen.add(digest)
+        if reason is not None:
+            self.counts[reason] += 1
+        return reason
+
+
 def filter_code_documents(
     docs: Sequence[tuple[str, str]],
     max_line_length: int = MAX_LINE_LENGTH,
@@ -137,39 +161,24 @@ def filter_code_documents(
 ) -> tuple[list[tuple[str, str]], dict[str, int]]:
     """Clean and filter ``(name, text)`` code documents.
 
-    Documents are sorted by name, cleaned with :func:`clean_text`, checked
-    with :func:`code_rejection_reason`, and finally exact duplicates are
-    dropped (keeping the first in sorted order). Returns the kept, cleaned
-    pairs (sorted by name) and the number removed per reason (every reason
-    in :data:`REASONS` is present, possibly with count 0). If ``removed`` is
-    given, the names of removed documents are appended to ``removed[reason]``.
+    Documents are sorted by name, cleaned with :func:`clean_text` and passed through a
+    :class:`CodeFilter` (exact duplicates: the first in sorted order is kept). Returns the kept,
+    cleaned pairs (sorted by name) and the number removed per reason (every reason in
+    :data:`REASONS` is present, possibly with count 0). If ``removed`` is given, the names of
+    removed documents are appended to ``removed[reason]``.
     """
-    counts = {reason: 0 for reason in REASONS}
-    passed: list[tuple[str, str]] = []
+    code_filter = CodeFilter(max_line_length, max_mean_line_length, min_alnum_fraction)
+    kept: list[tuple[str, str]] = []
     for name, raw in sorted(docs, key=lambda pair: pair[0]):
         text = clean_text(raw)
-        reason = code_rejection_reason(
-            text, max_line_length, max_mean_line_length, min_alnum_fraction
-        )
-        if reason is not None:
-            counts[reason] += 1
-            if removed is not None:
-                removed.setdefault(reason, []).append(name)
-            logger.debug("removed %s: %s", name, reason)
+        reason = code_filter.reason(text)
+        if reason is None:
+            kept.append((name, text))
             continue
-        passed.append((name, text))
-    seen: set[str] = set()
-    kept: list[tuple[str, str]] = []
-    for name, text in passed:
-        digest = sha256_text(text)
-        if digest in seen:
-            counts["duplicate"] += 1
-            if removed is not None:
-                removed.setdefault("duplicate", []).append(name)
-            logger.debug("removed %s: duplicate", name)
-            continue
-        seen.add(digest)
-        kept.append((name, text))
+        if removed is not None:
+            removed.setdefault(reason, []).append(name)
+        logger.debug("removed %s: %s", name, reason)
+    counts = code_filter.counts
     logger.info(
         "filter_code_documents: %d in, %d kept, removed %s",
         len(docs), len(kept), {k: v for k, v in counts.items() if v},

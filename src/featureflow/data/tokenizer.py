@@ -87,11 +87,11 @@ def build_tokenizer(cfg: TokenizerSettings, train_texts: list[str | Path], out_d
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if cfg.kind == "bpe":
-        from featureflow.data.corpus import read_documents
+        from featureflow.data.sources import iter_text_documents
 
         def texts() -> Iterable[str]:
             for path in train_texts:
-                yield from read_documents(path)
+                yield from iter_text_documents(path)
 
         tok, eot, source = train_bpe(texts(), cfg.vocab_size, cfg.min_frequency), BPE_EOT, "trained"
     else:
