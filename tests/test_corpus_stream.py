@@ -143,3 +143,36 @@ def test_an_unreachable_hub_dataset_offline_is_one_line(tmp_path, monkeypatch):
                                           r"the hub is offline here"):
         run(tmp_path, "o", dataset={"path": "nosuch-org/nosuch-data"})
     assert not list((tmp_path / "o").iterdir())
+
+
+def test_hub_jobs_go_online_only_if_the_user_had_not_turned_the_hub_off(tmp_path, monkeypatch):
+    from featureflow.data.sources import hub_access, hub_offline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # as common.smk sets it for every job
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("FEATUREFLOW_USER_HF_HUB_OFFLINE", "")
+    monkeypatch.setenv("FEATUREFLOW_USER_HF_DATASETS_OFFLINE", "")
+    monkeypatch.delenv("HF_DATASETS_CACHE", raising=False)
+    with hub_access(tmp_path / "cache", online=True):
+        assert not hub_offline()
+        import os
+
+        assert os.environ["HF_DATASETS_CACHE"] == str(tmp_path / "cache/datasets")
+    assert hub_offline() and "HF_DATASETS_CACHE" not in __import__("os").environ
+    monkeypatch.setenv("FEATUREFLOW_USER_HF_HUB_OFFLINE", "1")  # the user ran snakemake offline: stay offline
+    with hub_access(None, online=True):
+        assert hub_offline()
+
+
+def test_hub_corpora_are_fetched_by_a_local_rule(tmp_path):
+    """paper.yaml's corpora come from the hub: fetch_corpus jobs, run where snakemake runs; local ones: corpus."""
+    import re
+
+    from helpers import REPO
+    from test_profiles import paper_plan
+
+    plan = paper_plan()
+    assert plan.hub_corpora() == ["english", "python", "lua", "stories"] and plan.file_corpora() == []
+    data_rules = (REPO / "workflow/rules/data.smk").read_text()
+    local = re.search(r"^localrules:\n((?:\s+\w+,\n)+)", data_rules, flags=re.M).group(1)
+    assert "fetch_corpus" in local.split() or "fetch_corpus," in local

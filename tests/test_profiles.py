@@ -43,7 +43,8 @@ def paper_plan():
     return load_plan(yaml.safe_load((REPO / "config/paper.yaml").read_text()), SCHEMA_PATH, workdir=REPO)
 
 
-CLASS_OF = {"corpus": "light", "mixture": "light", "token_summary": "light", "eval_table": "light", "sae_table": "light",
+CLASS_OF = {"corpus": "light", "fetch_corpus": "light", "mixture": "light", "token_summary": "light", "eval_table": "light", "sae_table": "light",
+            "lm_curves": "light", "sae_curves": "light",
             "common_sample": "light", "classify": "light", "sankey": "light", "tokenizer": "tokenize", "tokens": "tokenize",
             "train": "train", "merge_sweep": "merge", "merge": "merge", "sae": "sae", "evaluate": "gpu_eval",
             "feature_acts": "gpu_eval", "sae_eval": "gpu_eval", "correlate": "cpu_eval", "feature_stats": "cpu_eval",
@@ -55,7 +56,7 @@ def check_paper_dag(output: str) -> None:
     """The whole paper DAG, each job with its class' threads, memory, runtime and GPU request."""
     plan = paper_plan()
     found = jobs(output)
-    assert len(found) == 59, len(found)
+    assert len(found) == 61, len(found)
     for job in found:
         cls = plan.job_class(CLASS_OF[job["rule"]])
         assert job["threads"] == cls.threads, job
@@ -65,6 +66,7 @@ def check_paper_dag(output: str) -> None:
             assert (res["gpu"], res["gpu_model"], res["cpus_per_gpu"]) == ("1", "a100", str(cls.threads)), job
         else:
             assert res["gpu"] == "0" and "gpu_model" not in res and res["cpus_per_task"] == str(cls.threads), job
+    assert sum(j["rule"] == "fetch_corpus" for j in found) == 4, "paper corpora come from the hub"
     assert {j["rule"] for j in found if j["resources"]["gpu"] == "1"} == {"train", "merge_sweep", "merge", "sae",
                                                                            "evaluate", "sae_eval", "feature_acts"}
 

@@ -89,6 +89,17 @@ class Plan:
     def local_files(self, corpus: str) -> list[str]:
         return [str(p) for p in self.files.get(corpus, [])]
 
+    def hub_corpora(self) -> list[str]:
+        """Corpora read from the Hugging Face hub (their jobs run where the network is)."""
+        from featureflow.data.sources import is_hub_dataset
+
+        return [c for c in self.config["corpora"] if is_hub_dataset(self.config["corpora"][c].get("dataset"))]
+
+    def file_corpora(self) -> list[str]:
+        """Corpora read from files on this machine (local text, or json/parquet/text builders)."""
+        hub = set(self.hub_corpora())
+        return [c for c in self.config["corpora"] if c not in hub]
+
     def tokenizer_corpora(self) -> list[str]:
         """Corpora the BPE trains on: configured, else those of the models trained from scratch."""
         tok = self.tokenizer
@@ -277,9 +288,9 @@ class Plan:
         out = [p("tokenizer_meta"), p("token_summary")]
         out += [p("tokens", corpus=c, split=s) for c in self.used_corpora() for s in SPLITS]
         out += [p("mixture", model=m, split=s) for m in self.lineage.trained for s in SPLITS]
-        out += [p("model_eval", model=m) for m in self.evaluated_models()] + [p("eval_table")]
+        out += [p("model_eval", model=m) for m in self.evaluated_models()] + [p("eval_table"), p("lm_curves_html"), p("lm_curves_png")]
         out += [p(key, model=m) for m in self.lineage.merged for key in ("merge_choice", "merge_figure_png")]
-        out += [p("sae_metrics", model=m) for m in order] + [p("sae_table")]
+        out += [p("sae_metrics", model=m) for m in order] + [p("sae_table"), p("sae_curves_html"), p("sae_curves_png")]
         if self.lineage.edges:
             out += [p(key) for key in ("edges", "counts", "sankey_html", "sankey_png")]
             out += [p("feature_table", model=m) for m in order]

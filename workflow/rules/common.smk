@@ -12,6 +12,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYT
 envvars:
     "PYTHONPATH",  # passed on to cluster jobs
 
+# Jobs run with the Hugging Face hub offline (compute nodes often have no network); only the local
+# rule fetch_corpus goes online, unless the user had turned the hub off (featureflow.data.hub_access).
+for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault("FEATUREFLOW_USER_" + _var, os.environ.get(_var, ""))
+    os.environ[_var] = "1"
+
 from featureflow.config import ConfigError
 from featureflow.plan import load_plan
 from featureflow.settings import as_params

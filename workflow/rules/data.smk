@@ -2,6 +2,10 @@
 # -> per-model training mixtures.
 
 
+localrules:
+    fetch_corpus,
+
+
 rule corpus:
     input:
         lambda w: PLAN.local_files(w.corpus),
@@ -12,6 +16,9 @@ rule corpus:
     params:
         spec=lambda w: as_params(PLAN.corpus(w.corpus)),
         seed=PLAN.config["seed"],
+        hub_cache=None,
+    wildcard_constraints:
+        corpus=only(PLAN.file_corpora()),
     log:
         P.log("data", "corpus/{corpus}"),
     benchmark:
@@ -23,6 +30,24 @@ rule corpus:
         ENV
     script:
         "../scripts/corpus.py"
+
+
+# Hub corpora: the same job, run where snakemake runs (a login node has the network; compute nodes
+# often do not). It streams the dataset and keeps only what the selection takes; every job after it
+# reads the files it wrote, with the hub offline.
+use rule corpus as fetch_corpus with:
+    input:
+        [],
+    params:
+        spec=lambda w: as_params(PLAN.corpus(w.corpus)),
+        seed=PLAN.config["seed"],
+        hub_cache=PLAN.config["data_cache"],
+    wildcard_constraints:
+        corpus=only(PLAN.hub_corpora()),
+    log:
+        P.log("data", "fetch/{corpus}"),
+    benchmark:
+        P.benchmark("data", "fetch/{corpus}")
 
 
 rule tokenizer:

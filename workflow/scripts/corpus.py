@@ -1,8 +1,10 @@
-from featureflow.data import prepare_corpus
-from featureflow.settings import CorpusSettings, from_block
+from featureflow.data.sources import hub_access
 from featureflow.stage import stage_main
 
-with stage_main(snakemake.log[0]):
+with stage_main(snakemake.log[0]), hub_access(snakemake.params.hub_cache, online=snakemake.rule == "fetch_corpus"):
+    from featureflow.data import prepare_corpus
+    from featureflow.settings import CorpusSettings, from_block
+
     p, out = snakemake.params, snakemake.output
     prepare_corpus(snakemake.wildcards.corpus, {"train": out.train, "validation": out.validation}, out.summary,
                    from_block(CorpusSettings, p.spec), p.seed)

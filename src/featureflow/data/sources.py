@@ -7,6 +7,7 @@ one line (CorpusError) that names the corpus, the source and what to do.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -115,6 +116,28 @@ def is_hub_dataset(dspec: dict[str, Any] | None) -> bool:
         return True
     files = dspec.get("data_files") or []
     return any(str(f).startswith("hf://") for f in ([files] if isinstance(files, str) else files))
+
+
+@contextlib.contextmanager
+def hub_access(cache_dir: str | Path | None, online: bool) -> Iterator[None]:
+    """The environment of a job that reads the hub: the `data_cache` folder, and (with `online`) the hub
+    switched back on, unless the user had switched it off before starting Snakemake (common.smk)."""
+    names = (*HUB_OFFLINE_VARS, "HF_DATASETS_CACHE", "HF_HUB_CACHE")
+    saved = {k: os.environ.get(k) for k in names}
+    if online:
+        for var in HUB_OFFLINE_VARS:
+            os.environ[var] = os.environ.get("FEATUREFLOW_USER_" + var) or "0"
+    if cache_dir:
+        os.environ["HF_DATASETS_CACHE"] = str(Path(cache_dir) / "datasets")
+        os.environ["HF_HUB_CACHE"] = str(Path(cache_dir) / "hub")
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def hub_offline() -> bool:
