@@ -9,12 +9,20 @@ extrapolated to all 16384^2 pairs; that number is an extrapolation, stated as su
 
     .venv/bin/python benchmarks/correlation.py            # writes benchmarks/results/correlation.json
     .venv/bin/python benchmarks/correlation.py --tokens 300000   # quicker, smaller
+
+`--density` instead times the sparse kernel against the dense path (float64 GEMMs) at feature
+densities 0.1% .. 50% on a smaller shape (4096 features, 20,000 rows by default), with the cost
+model's estimates and choice, its constants refitted from these rows, and its predictions for the
+paper's shape; it writes benchmarks/results/correlation_density.json.
+
+    .venv/bin/python benchmarks/correlation.py --density
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -54,6 +62,30 @@ def synthetic(n: int, d: int, l0: float, seed: int) -> tuple[sp.csr_matrix, sp.c
     return x.tocsr(), y.tocsr()
 
 
+def at_density(n: int, d: int, p: float, seed: int) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """X and Y [n, d] of mean density ~p (per-feature densities log-normal, sigma 1, at most 0.95);
+    Y's first half are noisy copies of X's first half."""
+    rng = np.random.default_rng(seed)
+
+    def draw(q: np.ndarray) -> np.ndarray:
+        m = np.zeros((n, d), dtype=np.float32)
+        for j0 in range(0, d, 512):
+            block = rng.random((n, min(512, d - j0)), dtype=np.float32) < q[j0:j0 + 512]
+            m[:, j0:j0 + 512][block] = rng.exponential(1.0, int(block.sum())).astype(np.float32)
+        return m
+
+    base, scale = rng.lognormal(0.0, 1.0, d), p
+    for _ in range(50):  # rescale so that the mean stays p after the cap
+        q = np.minimum(base * scale / base.mean(), 0.95)
+        scale *= p / q.mean()
+    x = draw(q)
+    y = draw(rng.permutation(q))
+    half = d // 2
+    keep = rng.random((n, half), dtype=np.float32) < 0.9
+    y[:, :half] = x[:, :half] * keep * rng.uniform(0.5, 1.5, (n, half)).astype(np.float32)
+    return sp.csr_matrix(x), sp.csr_matrix(y)
+
+
 def save(path: Path, m: sp.csr_matrix) -> None:
     np.savez(path, data=m.data, indices=m.indices, indptr=m.indptr, shape=np.array(m.shape))
 
@@ -70,6 +102,19 @@ def run_ours(x_path: Path, y_path: Path, out: Path, threads: int, k: int) -> dic
     top_k_matches(x[:2000, :64], y[:2000, :64], k=k, threads=threads)  # compile (cached) outside the timing
     t = time.perf_counter()
     m = top_k_matches(x, y, k=k, threads=threads)
+    wall = time.perf_counter() - t
+    np.savez(out, fwd_idx=m.fwd_idx, fwd_corr=m.fwd_corr, bwd_idx=m.bwd_idx, bwd_corr=m.bwd_corr)
+    return {"wall_s": wall, "threads": threads, "top_k": k}
+
+
+def run_dense(x_path: Path, y_path: Path, out: Path, threads: int, k: int) -> dict:
+    """The dense path (featureflow.flow.correlate_dense): float64 GEMMs in blocks on the CPU."""
+    from featureflow.flow.correlate_dense import top_k_matches_dense
+
+    x, y = load(x_path), load(y_path)
+    top_k_matches_dense(x[:2000, :64], y[:2000, :64], k=k, threads=threads)  # compile (cached) outside the timing
+    t = time.perf_counter()
+    m = top_k_matches_dense(x, y, k=k, threads=threads)
     wall = time.perf_counter() - t
     np.savez(out, fwd_idx=m.fwd_idx, fwd_corr=m.fwd_corr, bwd_idx=m.bwd_idx, bwd_corr=m.bwd_corr)
     return {"wall_s": wall, "threads": threads, "top_k": k}
@@ -128,15 +173,92 @@ def run_pairs(x_path: Path, y_path: Path, out: Path, pairs: int) -> dict:
             "threads": 1, "note": "extrapolated from the timed subset of pairs (dense columns prepared outside the timing)"}
 
 
+def peak_rss_gb() -> float:
+    """This process's peak RSS. VmHWM starts afresh at exec; ru_maxrss also counts the forking parent's."""
+    status = Path("/proc/self/status")
+    if status.exists():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
 def child(args: argparse.Namespace) -> None:
     work = Path(args.work)
     fn = {"ours": lambda: run_ours(work / "x.npz", work / "y.npz", work / "ours.npz", args.threads, args.top_k),
           "scipy": lambda: run_scipy(work / "x.npz", work / "y.npz", work / "scipy.npz"),
+          "dense": lambda: run_dense(work / "x.npz", work / "y.npz", work / "dense.npz", args.threads, args.top_k),
           "torch": lambda: run_torch(work / "x.npz", work / "y.npz", work / "torch.npz", args.top_k),
           "pairs": lambda: run_pairs(work / "x.npz", work / "y.npz", work / "pairs.npz", args.pairs)}[args.method]
     result = fn()
-    result["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    result["peak_rss_gb"] = peak_rss_gb()
     print(json.dumps(result))
+
+
+def in_child(method: str, args: argparse.Namespace, work: Path) -> dict:
+    """Run one method in its own process (its own peak RSS) and return its result line."""
+    cmd = [sys.executable, __file__, "--method", method, "--work", str(work), "--threads", str(args.threads),
+           "--top-k", str(args.top_k), "--pairs", str(args.pairs)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"{method} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def density_rows(args: argparse.Namespace) -> None:
+    """Sparse kernel vs dense path at densities 0.1% .. 50%, the cost model's choice, and its refit."""
+    from featureflow.flow import correlate_dense as cd
+
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    n, d, rows = args.density_tokens, args.density_features, []
+    for p in (0.001, 0.01, 0.05, 0.2, 0.5):
+        x, y = at_density(n, d, p, seed=0)
+        save(work / "x.npz", x), save(work / "y.npz", y)
+        madds = int(np.dot(np.diff(x.indptr).astype(np.int64), np.diff(y.indptr)))
+        choice, est = cd.choose_engine(x, y, args.threads)
+        row = {"density": p, "measured_density": x.nnz / (n * d), "nnz_x": int(x.nnz), "madds": madds,
+               "estimate_s": est, "choice": choice}
+        del x, y
+        for method in ("ours", "dense"):
+            row[{"ours": "sparse", "dense": "dense"}[method]] = in_child(method, args, work)
+        a, b = np.load(work / "ours.npz"), np.load(work / "dense.npz")
+        row["same_partners"] = bool(all((a[f] == b[f]).all() for f in ("fwd_idx", "bwd_idx")))
+        row["max_abs_corr_diff"] = float(max(np.nanmax(np.abs(a[f] - b[f]), initial=0.0) for f in ("fwd_corr", "bwd_corr")))
+        row["faster"] = "dense" if row["dense"]["wall_s"] < row["sparse"]["wall_s"] else "sparse"
+        row["load_average_1min"] = os.getloadavg()[0]  # other work on the machine slows both paths
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    # Refit the per-thread constants from these rows (thread-seconds = wall x threads): sparse =
+    # fixed + nnz_x row + madds madd, least squares in relative error; dense: median per flop.
+    t = args.threads
+    lhs = np.array([[1.0, r["nnz_x"], r["madds"]] for r in rows])
+    wall = np.array([r["sparse"]["wall_s"] for r in rows])
+    sparse_fit = np.linalg.lstsq(lhs / wall[:, None], np.full(len(rows), float(t)), rcond=None)[0]
+    dense_fit = np.median([((r["dense"]["wall_s"] - cd.DENSE_FIXED_S) * t - d * d * cd.PAIR_S) / (2.0 * n * d * d) for r in rows])
+    predictions = []
+    for tokens in (24_000, 3_000_000):
+        for p in (0.001, 0.002, 0.01, 0.05, 0.2, 0.53):
+            l0 = p * 16384
+            est = cd.estimate_seconds(tokens, 16384, 16384, int(tokens * l0), int(tokens * l0 * l0), args.threads)
+            predictions.append({"tokens": tokens, "features": 16384, "density": p, "l0": l0, "estimate_s": est,
+                                "choice": min(est, key=est.get)})
+    results = {"setup": {"tokens": n, "features": d, "threads": args.threads, "top_k": args.top_k},
+               "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()},
+               "constants": {"SPARSE_ROW_S": cd.SPARSE_ROW_S, "SPARSE_MADD_S": cd.SPARSE_MADD_S,
+                             "DENSE_FLOP_S": cd.DENSE_FLOP_S, "PAIR_S": cd.PAIR_S, "DENSE_FIXED_S": cd.DENSE_FIXED_S},
+               "refit": {"fixed_thread_s": float(sparse_fit[0]), "SPARSE_ROW_S": float(sparse_fit[1]),
+                         "SPARSE_MADD_S": float(sparse_fit[2]), "DENSE_FLOP_S": float(dense_fit)},
+               "load_average_1min": os.getloadavg()[0],
+               "rows": rows, "paper_shape_predictions": predictions}
+    out = Path(args.out or HERE / "results" / "correlation_density.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"{'density':>8} {'sparse s':>9} {'dense s':>8} {'faster':>7} {'model':>7} {'est sparse':>10} {'est dense':>9}")
+    for r in rows:
+        print(f"{r['measured_density']:8.4f} {r['sparse']['wall_s']:9.2f} {r['dense']['wall_s']:8.2f} {r['faster']:>7} "
+              f"{r['choice']:>7} {r['estimate_s']['sparse']:10.2f} {r['estimate_s']['dense']:9.2f}")
+    print(json.dumps(results["refit"]))
 
 
 def main() -> None:
@@ -150,11 +272,16 @@ def main() -> None:
     ap.add_argument("--skip-scipy", action="store_true")
     ap.add_argument("--methods", default="ours,pairs,scipy", help="of ours, pairs, scipy, torch (the GPU path)")
     ap.add_argument("--work", default="/tmp/featureflow_corr_bench")
-    ap.add_argument("--out", default=str(HERE / "results" / "correlation.json"))
+    ap.add_argument("--out", help="default: benchmarks/results/correlation.json (correlation_density.json with --density)")
+    ap.add_argument("--density", action="store_true", help="sparse vs dense at densities 0.1%% .. 50%% (see above)")
+    ap.add_argument("--density-tokens", type=int, default=20_000)
+    ap.add_argument("--density-features", type=int, default=4096)
     ap.add_argument("--method", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.method:
         return child(args)
+    if args.density:
+        return density_rows(args)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -170,12 +297,7 @@ def main() -> None:
     results = {"setup": setup, "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version()}}
     methods = [m for m in args.methods.split(",") if not (args.skip_scipy and m == "scipy")]
     for method in methods:
-        cmd = [sys.executable, __file__, "--method", method, "--work", str(work), "--threads", str(args.threads),
-               "--top-k", str(args.top_k), "--pairs", str(args.pairs)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise SystemExit(f"{method} failed:\n{proc.stderr[-2000:]}")
-        results[method] = json.loads(proc.stdout.strip().splitlines()[-1])
+        results[method] = in_child(method, args, work)
         print(method, results[method], flush=True)
     ours = np.load(work / "ours.npz")
     half = args.features // 2
@@ -197,8 +319,9 @@ def main() -> None:
             "speedup": results["ours"]["wall_s"] / results["torch"]["wall_s"]}
     if "pairs" in results:
         results["speedup_vs_pairs_extrapolated"] = results["pairs"]["extrapolated_wall_s"] / results["ours"]["wall_s"]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+    out = Path(args.out or HERE / "results" / "correlation.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 

@@ -168,8 +168,9 @@ def test_hub_corpora_are_fetched_by_a_local_rule(tmp_path):
     """paper.yaml's corpora come from the hub: fetch_corpus jobs, run where snakemake runs; local ones: corpus."""
     import re
 
-    from helpers import REPO
     from test_profiles import paper_plan
+
+    from helpers import REPO
 
     plan = paper_plan()
     assert plan.hub_corpora() == ["english", "python", "lua", "stories"] and plan.file_corpora() == []

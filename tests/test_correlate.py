@@ -6,6 +6,7 @@ import scipy.sparse as sp
 
 from featureflow.flow.arrays import save_acts
 from featureflow.flow.correlate import correlate_edge, load_matches, token_type_means, top_k_matches
+from featureflow.flow.correlate_dense import choose_engine, estimate_seconds, top_k_matches_auto, top_k_matches_dense
 from featureflow.settings import CorrelationSettings, Resources
 
 
@@ -98,7 +99,7 @@ def test_correlate_edge_reads_acts_files_and_labels_the_method(tmp_path, data):
     save_acts(sp.csr_matrix(x, dtype=np.float32), sample, "a", tmp_path / "a.npz")
     save_acts(sp.csr_matrix(y, dtype=np.float32), sample, "b", tmp_path / "b.npz")
     for method, rows in (("positional", x.shape[0]), ("token_type", 37)):
-        correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{method}.npz", CorrelationSettings(method, 2),
+        correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{method}.npz", CorrelationSettings(method, 2, "auto"),
                        Resources("cpu", 2))
         m, meta = load_matches(tmp_path / f"{method}.npz")
         assert meta == {"source": "a", "target": "b", "method": method, "sample": "abc", "backend": "numba-cpu"}
@@ -106,7 +107,7 @@ def test_correlate_edge_reads_acts_files_and_labels_the_method(tmp_path, data):
     other = {"blocks": blocks + 1, "digest": np.array("xyz")}
     save_acts(sp.csr_matrix(y, dtype=np.float32), other, "c", tmp_path / "c.npz")
     with pytest.raises(ValueError, match="different token samples"):
-        correlate_edge(tmp_path / "a.npz", tmp_path / "c.npz", tmp_path / "bad.npz", CorrelationSettings("positional", 1),
+        correlate_edge(tmp_path / "a.npz", tmp_path / "c.npz", tmp_path / "bad.npz", CorrelationSettings("positional", 1, "auto"),
                        Resources("cpu", 2))
 
 
@@ -138,3 +139,83 @@ def test_torch_path_breaks_ties_and_pads_like_the_kernel():
     np.testing.assert_array_equal(ours.fwd_idx, ref.fwd_idx)
     np.testing.assert_array_equal(ours.bwd_idx, ref.bwd_idx)
     assert list(ours.fwd_idx[0, :3]) == [0, 1, 2] and (ours.fwd_idx[4] == -1).all()
+
+
+def assert_same_matches(ours, ref, atol=0.0):
+    for field in ("fwd_idx", "bwd_idx", "active_a", "active_b"):
+        np.testing.assert_array_equal(getattr(ours, field), getattr(ref, field), err_msg=field)
+    for field in ("fwd_corr", "bwd_corr"):
+        np.testing.assert_allclose(getattr(ours, field), getattr(ref, field), atol=atol, equal_nan=True, err_msg=field)
+
+
+@pytest.mark.parametrize("block_bytes", [2**12, 2**28])
+def test_dense_path_equals_the_sparse_kernel_and_numpy(data, block_bytes):
+    """The dense path (float64 GEMMs), in blocks that split A's features and the rows or not: the
+    kernel's partners and correlations (same float64 sums up to order), and numpy's."""
+    x, y = data
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r, fwd, bwd = reference_top_k(x, y, 3)
+    for k in (1, 3):
+        dense = top_k_matches_dense(sp.csr_matrix(x), sp.csr_matrix(y), k=k, block_bytes=block_bytes)
+        assert_same_matches(dense, top_k_matches(sp.csr_matrix(x), sp.csr_matrix(y), k=k), atol=1e-6)
+        ok_a, ok_b = dense.active_a, dense.active_b
+        np.testing.assert_array_equal(dense.fwd_idx[ok_a], fwd[ok_a, :k])
+        np.testing.assert_array_equal(dense.bwd_idx[ok_b], bwd[ok_b, :k])
+        np.testing.assert_allclose(dense.fwd_corr[ok_a], np.take_along_axis(r, fwd[:, :k], 1)[ok_a], atol=1e-5)
+        assert (dense.fwd_idx[0] == -1).all() and (dense.bwd_idx[3] == -1).all() and 0 not in dense.bwd_idx
+
+
+def test_dense_path_breaks_ties_and_pads_like_the_kernel():
+    x = np.zeros((60, 5))
+    x[::2, 0] = 1.0
+    x[:, 1] = x[:, 0]   # 0 and 1 tie for every partner of either
+    x[:, 2] = 3 * x[:, 0]
+    x[1::3, 3] = 2.0
+    xs = sp.csr_matrix(x)
+    dense = top_k_matches_dense(xs, xs, k=6, block_bytes=80)  # blocks of 2 A features, 1 row
+    assert_same_matches(dense, top_k_matches(xs, xs, k=6))
+    assert list(dense.fwd_idx[0, :3]) == [0, 1, 2] and (dense.fwd_idx[4] == -1).all()
+
+
+def shape_estimate(n, a, b, density, threads=2):
+    l0_a, l0_b = density * a, density * b
+    return estimate_seconds(n, a, b, int(n * l0_a), int(n * l0_a * l0_b), threads)
+
+
+@pytest.mark.parametrize(("n", "features", "density", "engine"), [
+    (120_000, 2048, 0.015, "sparse"),        # the demo: L0 ~30 of 2048
+    (3_000_000, 16384, 30 / 16384, "sparse"),  # the paper: L0 ~30 of 16384
+    (24_000, 16384, 0.53, "dense"),          # a user's dense SAEs: L0 ~8,700 of 16384
+    (3_000_000, 16384, 0.2, "dense"),
+])
+def test_cost_model_picks_sparse_for_sparse_saes_and_dense_for_dense_ones(n, features, density, engine):
+    est = shape_estimate(n, features, features, density)
+    assert min(est, key=est.get) == engine
+
+
+def test_choose_engine_measures_the_density_and_can_be_forced():
+    rng = np.random.default_rng(3)
+    sparse_x, dense_x = (sp.csr_matrix(sparse_acts(rng, 4000, 400, p)) for p in (0.01, 0.6))
+    assert choose_engine(sparse_x, sparse_x, 2)[0] == "sparse"
+    assert choose_engine(dense_x, dense_x, 2)[0] == "dense"
+    assert choose_engine(sparse_x, sparse_x, 2, "dense")[0] == "dense"
+    assert choose_engine(dense_x, dense_x, 2, "sparse")[0] == "sparse"
+    with pytest.raises(ValueError, match="engine"):
+        choose_engine(sparse_x, sparse_x, 2, "gpu")
+    forced, engine = top_k_matches_auto(dense_x, dense_x[::-1], k=2, threads=2, engine="sparse")
+    auto, chosen = top_k_matches_auto(dense_x, dense_x[::-1], k=2, threads=2)
+    assert (engine, chosen) == ("sparse", "dense")
+    assert_same_matches(auto, forced, atol=1e-6)
+
+
+def test_correlate_edge_with_a_forced_engine_gives_the_same_file(tmp_path, data):
+    x, y = data
+    sample = {"blocks": np.arange(x.shape[0], dtype=np.uint32).reshape(-1, 20), "digest": np.array("abc")}
+    save_acts(sp.csr_matrix(x, dtype=np.float32), sample, "a", tmp_path / "a.npz")
+    save_acts(sp.csr_matrix(y, dtype=np.float32), sample, "b", tmp_path / "b.npz")
+    for engine in ("sparse", "dense"):
+        correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{engine}.npz",
+                       CorrelationSettings("positional", 3, engine), Resources("cpu", 2))
+    (sparse, meta_s), (dense, meta_d) = load_matches(tmp_path / "sparse.npz"), load_matches(tmp_path / "dense.npz")
+    assert meta_s["backend"] == "numba-cpu" and meta_d["backend"] == "blas-cpu"
+    assert_same_matches(dense, sparse, atol=1e-6)

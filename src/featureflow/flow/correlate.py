@@ -223,7 +223,8 @@ def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, 
     """Match the features of two models' activation files (same sample) and write `out_npz`.
 
     On a GPU (the job's device resolves to CUDA) the products run in cuSPARSE
-    (`correlate_torch`); elsewhere the numba kernel runs on the job's threads. Both give the same
+    (`correlate_torch`); elsewhere the numba kernel or, for dense activations, float64 GEMMs
+    (`correlate_dense`, picked by `settings.engine`) run on the job's threads. All give the same
     partners; the file records which one ran.
     """
     from featureflow.flow.arrays import load_acts
@@ -246,7 +247,10 @@ def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, 
 
         matches, backend = top_k_matches_torch(a, b, top_k, device), "torch-cuda"
     else:
-        matches, backend = top_k_matches(a, b, top_k, resources.threads), "numba-cpu"
+        from featureflow.flow.correlate_dense import top_k_matches_auto
+
+        matches, engine = top_k_matches_auto(a, b, top_k, resources.threads, settings.engine)
+        backend = {"sparse": "numba-cpu", "dense": "blas-cpu"}[engine]
     save_matches(out_npz, matches, {"source": meta_a["model"], "target": meta_b["model"], "method": method,
                                     "sample": meta_a["sample"], "backend": backend})
     log.info("%s -> %s: best-partner correlation median %.3f (A->B), %.3f (B->A)", meta_a["model"], meta_b["model"],
