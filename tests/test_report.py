@@ -21,8 +21,9 @@ SPEC = {"roots": ["babypython"], "inputs": {"babypython": [], "lua": ["babypytho
                                              "luastories": ["lua", "tinystories"]}}
 
 
-def _sae(l0=30.0, mse=0.001, explained_loss=0.9, dead_fraction=0.0, d_sae=2048):
-    return {"l0": l0, "mse": mse, "explained_loss": explained_loss, "dead_fraction": dead_fraction, "d_sae": d_sae}
+def _sae(l0=30.0, mse=0.001, explained_loss=0.9, dead_fraction=0.0, d_sae=2048, explained_variance=0.8):
+    return {"l0": l0, "mse": mse, "explained_loss": explained_loss, "dead_fraction": dead_fraction, "d_sae": d_sae,
+            "explained_variance": explained_variance}
 
 
 def _counts(d_sae=2048, ours=(500, 700, 300, 400)):
@@ -189,6 +190,37 @@ def test_markdown_and_html_hold_every_row():
     assert md.count("\n| ") - md.count("\n| quantity") - md.count("\n| scale") == len(rows) + len(scale)
     assert html.count("<tr><td") == len(rows) + len(scale)
     assert "<script" not in html and html.count('class="mark ') == len(rows)
+
+
+@pytest.mark.parametrize("off", [{}, {"lua": {"l0": 8700.0, "d_sae": 16384, "explained_variance": -2.8},
+                                      "luastories": {"explained_loss": -0.2}}], ids=["on-target", "two-off-target"])
+def test_off_target_saes_are_named_on_the_first_screen_of_every_page(off, tmp_path, monkeypatch):
+    """index.html, reproduction.html and reproduction.md open with a warning naming each SAE far off target
+    (before the scale block), and say nothing of it when every SAE is fine."""
+    import featureflow.report.jobs as jobs
+
+    run = _run()
+    for model, metrics in off.items():
+        run["sae_metrics"][model] = _sae(**metrics)
+    monkeypatch.setattr(jobs, "load_run", lambda *args: run)
+    out = {name: tmp_path / name for name in ("reproduction.md", "reproduction.html", "index.html")}
+    jobs.write_report({}, SPEC, 0, [], "results", out["reproduction.md"], out["reproduction.html"], out["index.html"])
+    md, html, index = (out[n].read_text() for n in out)
+    if not off:
+        for text in (md, html, index):
+            assert "far off target" not in text and "off-target" not in text
+        return
+    assert md.index("**Warning: SAEs far off target: lua, luastories.") < md.index("This run is **not** at the paper's scale")
+    assert "> - lua: L0 8,700.0 > 350 (10x the paper's 25-35); explained variance -2.800 < 0" in md
+    assert "> - luastories: explained loss -0.200 < 0 (the paper: > 0.88)" in md
+    assert "not findings" in md and "babypython:" not in md.split("This run is")[0]
+    for page in (html, index):
+        body = page.split("<body>")[1]
+        assert body.index('<div class="off-target"') < body.index('<div class="scale">'), "the warning comes first"
+        assert body.index("</h1>") < body.index('<div class="off-target"') < body.index("</h1>") + 10
+        box = body.split('<div class="off-target"')[1].split("</div>")[0]
+        assert "<li><b>lua</b>: L0 8,700.0 &gt; 350" in box and "<li><b>luastories</b>: explained loss -0.200" in box
+        assert "not findings" in box and "babypython" not in box
 
 
 # --- the README's configuration reference --------------------------------------------------------------------------

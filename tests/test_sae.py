@@ -215,3 +215,91 @@ def test_resampling_points_dead_features_at_badly_reconstructed_inputs():
     torch.testing.assert_close(sae.W_dec[7], expected)
     assert torch.equal(sae.W_dec[0], before), "alive features are untouched"
     assert sae.b_enc[3].item() == 0 and opt.state[sae.W_dec]["exp_avg"][3].abs().sum() == 0
+
+
+def test_activation_chunk_is_the_shuffled_concatenation_bit_for_bit(tiny_lm):
+    """A chunk is written batch by batch into its shuffled rows (held once): the same tensor as cat(batches)[order]."""
+    from featureflow.lm import load_model
+    from featureflow.sae.activations import activation_chunks
+
+    lm = load_model(tiny_lm / "lm")
+    source = BlockSource([tiny_lm / "train.npy"], 24, 0, "m")
+    chunk = next(activation_chunks(lm, source, "blocks.0.mlp.hook_post", 50, first_chunk=3, forward_batch=16))
+    ids = torch.from_numpy(source.blocks(50, 3))
+    acts = torch.cat([mlp_hook_post(lm, ids[i:i + 16], "blocks.0.mlp.hook_post").flatten(0, 1) for i in range(0, 50, 16)])
+    order = torch.from_numpy(np.random.default_rng([*source.key, 3, 1]).permutation(len(acts)))
+    assert torch.equal(chunk, acts[order])
+
+
+def test_activation_buffer_holds_at_most_what_training_reads():
+    from featureflow.sae.memory import chunk_batches
+
+    batch = 128 * 24
+    assert chunk_batches(settings(SAESettings, tokens=30_000, buffer_tokens=1_000_000)) == 10, "10 steps read 10 batches"
+    assert chunk_batches(settings(SAESettings, tokens=15_000_000, buffer_tokens=1_000_000)) == 1_000_000 // batch
+    assert chunk_batches(settings(SAESettings, tokens=15_000_000, buffer_tokens=100)) == 1, "at least one batch"
+
+
+def test_memory_estimate_is_within_a_factor_of_the_measured_peak(tmp_path):
+    """Peak RSS of a training subprocess, at a shape where the activation buffer and the training step
+    outweigh the Python runtime, is within MEMORY_FACTOR of `sae_train_memory`."""
+    memory_factor = 1.5
+    arch = {"d_model": 64, "d_mlp": 256, "n_heads": 2, "n_layers": 1, "block_size": 32}
+    (tmp_path / "tok").mkdir()
+    save_model(build_model(architecture(**arch), 512, 0, seed=0), tmp_path / "tok", tmp_path / "lm")
+    np.save(tmp_path / "tokens.npy", np.random.default_rng(0).integers(0, 512, 500_000).astype(np.uint16))
+    recipe = {"expansion_factor": 1, "batch_blocks": 4096, "tokens": 4 * 4096 * 24, "buffer_tokens": 4 * 4096 * 24,
+              "checkpoint_every": 10**6}
+    kw = dict(name="m", model_dir=str(tmp_path / "lm"), token_files=[str(tmp_path / "tokens.npy")], out_dir=str(tmp_path / "sae"),
+              train_log=str(tmp_path / "log.csv"), ckpt_dir=str(tmp_path / "ckpt"), settings=recipe, seed=0)
+    code = (f"import json, resource, sys; sys.path.insert(0, {str(REPO / 'src')!r}); sys.path.insert(0, {str(REPO / 'tests')!r}); "
+            "from helpers import call_sae; call_sae(json.loads(sys.argv[1])); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    run = subprocess.run([sys.executable, "-c", code, json.dumps(kw)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    measured_mb = int(run.stdout.split()[-1]) / 2**20
+
+    from featureflow.sae.memory import LMShape, sae_train_memory
+
+    estimate = sae_train_memory(settings(SAESettings, **recipe), LMShape(64, 256, 1, 2, 512), "cpu", 1_000_000)
+    assert estimate.host["activation buffer"] + estimate.host["training step"] > estimate.host["runtime"]
+    assert 1 / memory_factor <= measured_mb / estimate.host_mb <= memory_factor, (measured_mb, estimate.describe())
+
+
+def _metrics(l0=30.0, d_sae=16384, explained_loss=0.9, explained_variance=0.8):
+    return {"l0": l0, "d_sae": d_sae, "explained_loss": explained_loss, "explained_variance": explained_variance}
+
+
+@pytest.mark.parametrize("metrics, reasons", [
+    (_metrics(), 0),
+    (_metrics(l0=350.0), 0),                       # 10 x the top of 25-35: the ceiling itself is not far
+    (_metrics(l0=350.1), 1),
+    (_metrics(l0=204.8, d_sae=2048), 0),           # 10% of 2,048 features, below 350: the width decides
+    (_metrics(l0=205.0, d_sae=2048), 1),
+    (_metrics(l0=2.5), 0),                         # the bottom of 25-35 / 10
+    (_metrics(l0=2.49), 1),
+    (_metrics(explained_loss=0.0, explained_variance=0.0), 0),
+    (_metrics(explained_loss=-0.001), 1),
+    (_metrics(explained_variance=-0.001), 1),
+    (_metrics(explained_loss=float("nan")), 1),
+    (_metrics(l0=8700.0, explained_loss=-0.5, explained_variance=-2.8), 3),  # the CPU paper-shape SAE of the issue
+], ids=["on-target", "l0-at-ceiling", "l0-above-ceiling", "l0-at-10pct", "l0-above-10pct", "l0-at-floor", "l0-below-floor",
+        "zero-explained", "negative-explained-loss", "negative-explained-variance", "nan", "issue-22"])
+def test_off_target_rule_at_its_edges(metrics, reasons):
+    from featureflow.sae import off_target
+
+    assert len(off_target(metrics)) == reasons, off_target(metrics)
+
+
+def test_sae_eval_warns_about_an_off_target_sae_by_name(caplog):
+    from featureflow.sae import warn_off_target
+
+    with caplog.at_level("WARNING"):
+        assert warn_off_target("lua", _metrics()) == []
+        assert not caplog.records
+        warn_off_target("lua", _metrics(l0=8700.0, explained_variance=-2.8))
+    (record,) = caplog.records
+    assert record.levelname == "WARNING"
+    for text in ("SAE of lua", "L0 8,700.0 of 16,384 features", "explained loss 0.900", "explained variance -2.800",
+                 "targets: L0 25-35, explained loss > 0.88", "not findings"):
+        assert text in record.message, (text, record.message)

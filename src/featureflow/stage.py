@@ -38,5 +38,9 @@ def stage_main(log_path: str) -> Iterator[None]:
 
 
 def job_resources(smk: Any) -> Resources:
-    """The device and compile switch (rule params, from the job's class) and threads a Snakemake job runs with."""
-    return Resources(device=smk.params.device, threads=smk.threads, compile=getattr(smk.params, "compile", "auto"))
+    """The device and compile switch (rule params, from the job's class), threads and memory (MB) a Snakemake job runs with.
+
+    `tensorboard` comes from the config itself, not from params: switching it reruns nothing.
+    """
+    return Resources(device=smk.params.device, threads=smk.threads, compile=getattr(smk.params, "compile", "auto"),
+                     tensorboard=bool(smk.config.get("tensorboard", False)), mem_mb=getattr(smk.resources, "mem_mb", None))

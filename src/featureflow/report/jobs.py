@@ -9,18 +9,24 @@ from typing import Any
 from featureflow.report.landing import landing_html
 from featureflow.report.render import to_html, to_markdown
 from featureflow.report.reproduction import load_run, reproduction_rows, scale_rows, tally
+from featureflow.sae import off_target_saes
 
 log = logging.getLogger(__name__)
 
 
 def write_report(files: dict[str, Any], spec: dict[str, Any], sample_tokens: int, sections: list[dict[str, Any]],
                  results_dir: str, out_md: str | Path, out_html: str | Path, out_index: str | Path) -> dict[str, int]:
-    """Write reproduction.md, reproduction.html and index.html; return the count of rows per mark."""
+    """Write reproduction.md, reproduction.html and index.html; return the count of rows per mark.
+
+    SAEs far off target (featureflow.sae.targets) are named at the top of all three and in the log."""
     run = load_run(files, spec, sample_tokens)
     scale, rows = scale_rows(run), reproduction_rows(run)
-    Path(out_md).write_text(to_markdown(scale, rows))
-    Path(out_html).write_text(to_html(scale, rows))
-    Path(out_index).write_text(landing_html(sections, spec, scale, rows, results_dir))
+    off = off_target_saes(run["sae_metrics"])
+    for model, why in off.items():
+        log.warning("SAE of %s is far off target (%s): the report says its downstream numbers are not findings", model, "; ".join(why))
+    Path(out_md).write_text(to_markdown(scale, rows, off))
+    Path(out_html).write_text(to_html(scale, rows, off))
+    Path(out_index).write_text(landing_html(sections, spec, scale, rows, results_dir, off))
     counts = tally(rows)
     log.info("reproduction table: %d rows (%s); scale rows below the paper's: %d", len(rows),
              ", ".join(f"{v} {k}" for k, v in counts.items()), sum(not s.at_paper_scale for s in scale))

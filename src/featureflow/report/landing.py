@@ -5,7 +5,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
-from featureflow.report.render import mark_html, page, verdict_html
+from featureflow.report.render import mark_html, off_target_html, page, verdict_html
 from featureflow.report.reproduction import MARKS, Row, ScaleRow, tally
 
 SNAKEMAKE_REPORT = "report.html"
@@ -19,15 +19,16 @@ def _item(x: dict[str, Any]) -> str:
 
 
 def landing_html(sections: list[dict[str, Any]], spec: dict[str, Any], scale: list[ScaleRow], rows: list[Row],
-                 results_dir: str = "results") -> str:
-    """The landing page: the lineage, the reproduction verdict, then every output by section.
+                 results_dir: str = "results", off_target: dict[str, list[str]] | None = None) -> str:
+    """The landing page: a warning naming the SAEs far off target (if any), the lineage, the reproduction
+    verdict, then every output by section.
 
     `sections`: [{"title", "items": [{"label", "path", "thumb"?, "also"?: [(label, path)], "note"?}]}],
     paths relative to the results folder (where the page lives)."""
     t = tally(rows)
     lineage = "".join(f"<li><b>{escape(m)}</b>" + (f" ← {escape(' + '.join(ins))}" if ins else " (from scratch)") + "</li>"
                       for m, ins in spec["inputs"].items())
-    body = ["<h1>featureflow: results of this run</h1>",
+    body = ["<h1>featureflow: results of this run</h1>", *filter(None, [off_target_html(off_target)]),
             f"<p>Lineage:</p><ul>{lineage}</ul>",
             f'<div class="scale"><p>{verdict_html(scale)}</p><p><a href="reproduction.html"><b>Reproduction table</b></a> '
             f"(paper vs this run): " + " ".join(f"{mark_html(m)} {t[m]}" for m in MARKS if t[m])

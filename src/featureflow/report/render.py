@@ -7,6 +7,7 @@ from html import escape
 from itertools import groupby
 
 from featureflow.report.reproduction import DIFFERS, MARKS, MEETS, NO_PAPER, NOT_RUN, TALLY_WORDS, Row, ScaleRow, tally
+from featureflow.sae import OFF_TARGET_RULE
 
 TITLE = "Reproduction: Horn & Elliott vs this run"
 PAPER = "Horn & Elliott, <i>Tracking Universal Features Through Fine-Tuning and Model Merging</i>"
@@ -45,6 +46,32 @@ def verdict_html(scale: list[ScaleRow]) -> str:
     return escape(scale_verdict(scale)).replace("**not**", "<b>not</b>")
 
 
+OFF_TARGET_STYLE = "background: #fde2e1; border-left: 4px solid #c62828; padding: .6em 1em; margin: 1em 0;"
+
+
+def _off_target_lead(off_target: dict[str, list[str]]) -> str:
+    return (f"SAEs far off target: {', '.join(off_target)}. Their features do not form a sparse dictionary, so the counts, "
+            "classes, case studies and autointerp of this run that use them are not findings.")
+
+
+def off_target_markdown(off_target: dict[str, list[str]] | None) -> list[str]:
+    """A warning naming each SAE far off target (featureflow.sae.targets), as Markdown lines; none when all are fine."""
+    if not off_target:
+        return []
+    out = [f"> **Warning: {_off_target_lead(off_target)}**", ">"]
+    out += [f"> - {m}: {'; '.join(why)}" for m, why in off_target.items()]
+    return [*out, ">", f"> Far off: {OFF_TARGET_RULE} (`featureflow/sae/targets.py`).", ""]
+
+
+def off_target_html(off_target: dict[str, list[str]] | None) -> str:
+    """The same warning as a box for the top of a page; "" when all SAEs are fine."""
+    if not off_target:
+        return ""
+    items = "".join(f"<li><b>{escape(m)}</b>: {escape('; '.join(why))}</li>" for m, why in off_target.items())
+    return (f'<div class="off-target" style="{OFF_TARGET_STYLE}"><p><b>Warning: {escape(_off_target_lead(off_target))}</b></p>'
+            f"<ul>{items}</ul><p>Far off: {escape(OFF_TARGET_RULE)} (<code>featureflow/sae/targets.py</code>).</p></div>")
+
+
 def _tally_line(rows: list[Row]) -> str:
     t = tally(rows)
     return ", ".join(f"{t[m]} {TALLY_WORDS[m]}" for m in MARKS if t[m])
@@ -54,9 +81,9 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def to_markdown(scale: list[ScaleRow], rows: list[Row]) -> str:
-    """The table as GitHub Markdown (the README includes it)."""
-    out = [f"# {TITLE}", "", scale_verdict(scale), "", "| scale | paper | this run |", "|---|---|---|"]
+def to_markdown(scale: list[ScaleRow], rows: list[Row], off_target: dict[str, list[str]] | None = None) -> str:
+    """The table as GitHub Markdown (the README includes it), below a warning naming the SAEs far off target."""
+    out = [f"# {TITLE}", "", *off_target_markdown(off_target), scale_verdict(scale), "", "| scale | paper | this run |", "|---|---|---|"]
     out += [f"| {s.quantity} | {s.paper} | {s.ours}{'' if s.at_paper_scale else ' (below)'} |" for s in scale]
     out += ["", f"Of {len(rows)} rows, {_tally_line(rows)}. Marks: **{MEETS}** (the row's criterion holds), {DIFFERS}, {NOT_RUN}, "
             f"{NO_PAPER}.", ""]
@@ -78,9 +105,9 @@ def mark_html(mark: str) -> str:
     return f'<span class="mark {mark.replace(" ", "-")}">{escape(mark)}</span>'
 
 
-def to_html(scale: list[ScaleRow], rows: list[Row]) -> str:
-    """The table as a self-contained HTML page."""
-    body = [f"<h1>{escape(TITLE)}</h1>", f"<p>{PAPER} beside the numbers of this run. "
+def to_html(scale: list[ScaleRow], rows: list[Row], off_target: dict[str, list[str]] | None = None) -> str:
+    """The table as a self-contained HTML page, below a warning naming the SAEs far off target."""
+    body = [f"<h1>{escape(TITLE)}</h1>", *filter(None, [off_target_html(off_target)]), f"<p>{PAPER} beside the numbers of this run. "
             '<a href="index.html">All results of this run</a>.</p>',
             f'<div class="scale"><p>{verdict_html(scale)}</p><table><tr><th>scale</th><th>paper</th><th>this run</th></tr>']
     for s in scale:

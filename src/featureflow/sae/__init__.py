@@ -16,4 +16,11 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "held_out_blocks": "evaluate",
     "metrics_table": "evaluate",
     "write_metrics": "evaluate",
+    "LMShape": "memory",
+    "sae_eval_memory": "memory",
+    "sae_train_memory": "memory",
+    "OFF_TARGET_RULE": "targets",
+    "off_target": "targets",
+    "off_target_saes": "targets",
+    "warn_off_target": "targets",
 })

@@ -95,9 +95,29 @@ def activation_chunks(model: torch.nn.Module, source: BlockSource, hook_name: st
     device = next(model.parameters()).device
     forward_batch = forward_batch or (4096 if device.type == "cuda" else 256)
     while True:
-        ids = torch.from_numpy(source.blocks(blocks_per_chunk, chunk)).to(device)
-        acts = torch.cat([mlp_hook_post(model, ids[i:i + forward_batch], hook_name).flatten(0, 1)
-                          for i in range(0, len(ids), forward_batch)])
-        order = torch.from_numpy(np.random.default_rng([*source.key, chunk, 1]).permutation(len(acts))).to(device)
-        yield acts[order]
+        yield _shuffled_chunk(model, source, hook_name, blocks_per_chunk, chunk, forward_batch)
         chunk += 1
+
+
+def _shuffled_chunk(model: torch.nn.Module, source: BlockSource, hook_name: str, n_blocks: int, chunk: int,
+                    forward_batch: int) -> torch.Tensor:
+    """Chunk `chunk`: row j holds token order[j] of its blocks (order: the chunk's seeded permutation).
+
+    Each forward batch goes straight to its shuffled rows, so the chunk is held once (not a
+    concatenation plus a shuffled copy): the same tensor as ``torch.cat(batches)[order]``.
+    """
+    device = next(model.parameters()).device
+    ids = torch.from_numpy(source.blocks(n_blocks, chunk)).to(device)
+    n_tokens = n_blocks * source.context
+    order = np.random.default_rng([*source.key, chunk, 1]).permutation(n_tokens)
+    where = np.empty_like(order)
+    where[order] = np.arange(n_tokens)  # token i of the chunk goes to row where[i]
+    where = torch.from_numpy(where).to(device)
+    out = None
+    for i in range(0, n_blocks, forward_batch):
+        acts = mlp_hook_post(model, ids[i:i + forward_batch], hook_name).flatten(0, 1)  # [tokens, d_mlp]
+        if out is None:
+            out = torch.empty(n_tokens, acts.shape[1], dtype=acts.dtype, device=device)
+        start = i * source.context
+        out[where[start:start + len(acts)]] = acts
+    return out

@@ -23,6 +23,7 @@ import torch
 from featureflow.paper import SAE_TARGETS
 from featureflow.runtime import pick_device
 from featureflow.sae.activations import hook_layer
+from featureflow.sae.memory import gpu_memory_mb, lm_shape, log_memory, sae_eval_memory
 from featureflow.sae.model import SAE_EXTRA, decode_raw, encode_raw, load_sae_weights
 from featureflow.settings import Resources
 
@@ -32,8 +33,10 @@ DENSE_THRESHOLD = 0.1  # a feature firing on more than 10% of tokens counts as d
 
 @torch.no_grad()
 def _ce(model: torch.nn.Module, ids: torch.Tensor) -> float:
-    logits = model(input_ids=ids).logits[:, :-1].float()
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum").item()
+    logits = model(input_ids=ids).logits  # [batch, pos, vocab]
+    shifted = logits[:, :-1].float().reshape(-1, logits.shape[-1])  # a copy: the slice is not contiguous
+    del logits  # so that the log-softmax is the second [batch, pos, vocab] tensor held, not the third
+    return torch.nn.functional.cross_entropy(shifted, ids[:, 1:].reshape(-1), reduction="sum").item()
 
 
 @torch.no_grad()
@@ -46,6 +49,8 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
     device = pick_device(resources.device)
     model = load_model(model_dir).to(device).eval()
     weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
+    memory = sae_eval_memory(weights["W_enc"].shape[1], lm_shape(model.config), blocks.shape[1], batch_size, device.type)
+    log_memory(str(sae_dir), memory, resources.mem_mb, gpu_memory_mb(device))
     scale = json.loads((Path(sae_dir) / SAE_EXTRA).read_text())["activation_scale"]
     down_proj = model.model.layers[hook_layer(hook_name)].mlp.down_proj
     mode: dict[str, str] = {"now": "clean"}
@@ -82,6 +87,8 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
             fired += (f > 0).sum(0)
             n_tok += x.shape[0]
             n_pred += ids[:, 1:].numel()
+            del x, f, x_hat
+            store.clear()  # not held through the next batch's forward passes
     finally:
         handle.remove()
     d_in = weights["W_enc"].shape[0]

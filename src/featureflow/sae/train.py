@@ -2,14 +2,14 @@
 
 Training data: blocks of `context_size` tokens sampled uniformly from the training splits of the
 model's lineage corpora (its own and its ancestors'; paper footnote 5), turned into activations
-chunk by chunk (`buffer_tokens` at a time) and shuffled within the chunk. Chunks are a pure
+chunk by chunk (`buffer_tokens` at a time, never more than training reads) and shuffled within the
+chunk; one chunk is held at a time (its memory: featureflow.sae.memory). Chunks are a pure
 function of (seed, model, chunk index), so a resumed run sees exactly the data it would have seen.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import math
@@ -20,8 +20,9 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint, use_compile
+from featureflow.runtime import TrainLog, list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint, use_compile
 from featureflow.sae.activations import BlockSource, activation_chunks
+from featureflow.sae.memory import chunk_batches, gpu_memory_mb, lm_shape, log_memory, sae_train_memory, stats_blocks
 from featureflow.sae.model import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
 from featureflow.settings import Resources, SAESettings
 
@@ -87,7 +88,7 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
               ckpt_dir: str | Path, settings: SAESettings, seed: int, resources: Resources) -> dict[str, Any]:
     """Train the SAE of model `name` on activations of the model in `model_dir` over `token_files`.
 
-    Saves it in SAELens layout to `out_dir`, the per-step log to `train_log`; resumes from `ckpt_dir`.
+    Saves it in SAELens layout to `out_dir`, the per-step log to `train_log` (as training goes); resumes from `ckpt_dir`.
     """
     from featureflow.lm import load_model
 
@@ -97,13 +98,16 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
     lm = load_model(model_dir).to(dev).eval()
     source = BlockSource(token_files, s.context_size, seed, name)
     batch_tokens = s.batch_blocks * s.context_size
-    chunk_blocks = max(1, s.buffer_tokens // batch_tokens) * s.batch_blocks
-    chunk_tokens = chunk_blocks * s.context_size
     steps = max(1, math.ceil(s.tokens / batch_tokens))
+    chunk_blocks = chunk_batches(s) * s.batch_blocks
+    chunk_tokens = chunk_blocks * s.context_size
+    memory = sae_train_memory(s, lm_shape(lm.config), dev.type, sum(Path(f).stat().st_size for f in token_files))
+    log_memory(name, memory, resources.mem_mb, gpu_memory_mb(dev))
 
-    stats_sample = next(activation_chunks(lm, source, hook_name, min(chunk_blocks, 200_000 // s.context_size + 1), STATS_CHUNK))
+    stats_sample = next(activation_chunks(lm, source, hook_name, stats_blocks(s), STATS_CHUNK))
     scale, mean = activation_stats(stats_sample, s)
     d_in = stats_sample.shape[1]
+    del stats_sample  # not held through training
     sae = SparseAutoencoder(d_in, d_in * s.expansion_factor, seed).to(dev)
     sae.scale.copy_(scale)
     sae.mean.copy_(mean)
@@ -131,10 +135,12 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
     # Running sums stay on the device (float64, as Python floats were) and are read at log steps
     # only: a .item() per step would wait for the GPU every step.
     sums = _zero_sums(dev)
+    step_log = TrainLog(train_log, LOG_FIELDS, rows, resources.tensorboard)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"sae {name}", mininterval=10)
     for step in bar:
         position = step * batch_tokens
         if position // chunk_tokens != chunk_id:
+            chunk = None  # drop the spent chunk before the next one is made: one chunk in memory, not two
             chunk, chunk_id = next(chunks), position // chunk_tokens
         offset = position % chunk_tokens
         x = chunk[offset:offset + batch_tokens] * sae.scale
@@ -165,14 +171,15 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
             row = {"step": done, "tokens": done * batch_tokens, **{k: round(v.item() / n, 6) for k, v in sums.items()},
                    "dead_fraction": round((since_fired > s.dead_window_tokens).float().mean().item(), 5),
                    "lr": s.lr * lr_factor, "l1_coefficient": l1}
-            rows.append(row)
+            step_log.append(row)
             bar.set_postfix(mse=f"{row['mse']:.4f}", l0=f"{row['l0']:.1f}", dead=row["dead_fraction"])
             sums = _zero_sums(dev)
         if done % s.checkpoint_every == 0 and done < steps:
             save_checkpoint(Path(ckpt_dir), {"step": done, "sae": sae.state_dict(), "optimizer": opt.state_dict(),
-                                             "since_fired": since_fired.cpu(), "log_rows": rows, "fingerprint": fingerprint,
+                                             "since_fired": since_fired.cpu(), "log_rows": step_log.rows, "fingerprint": fingerprint,
                                              "elapsed_s": elapsed_before + time.time() - t0})
 
+    step_log.close()
     sae.to("cpu")
     cfg = saelens_cfg(sae, name, hook_name, s.context_size, ",".join(str(f) for f in token_files))
     extra = {"model": name, "model_dir": str(model_dir), "settings": s.recipe(), "seed": seed, "steps": steps,
@@ -181,10 +188,6 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
              "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start,
              "device": str(dev), "compiled": compiled}
     save_sae(sae, out_dir, cfg, extra)
-    with open(train_log, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
     if not s.keep_checkpoints:
         for path in list_checkpoints(Path(ckpt_dir)):
             path.unlink()
