@@ -99,3 +99,17 @@ def resolve_local_files(name: str, patterns: list[str] | tuple[str, ...], workdi
                 raise ConfigError(f"corpus '{name}': file '{m}' is empty")
             paths.append(p)
     return paths
+
+
+# `datasets` builders that read files (local or remote); any other `path` is a hub dataset id.
+FILE_BUILDERS = frozenset({"json", "parquet", "text", "csv", "arrow"})
+
+
+def is_hub_dataset(dspec: dict[str, Any] | None) -> bool:
+    """Whether a `dataset` spec reads from the Hugging Face hub (a dataset id, or files under hf://)."""
+    if not dspec:
+        return False
+    if dspec["path"] not in FILE_BUILDERS:
+        return True
+    files = dspec.get("data_files") or []
+    return any(str(f).startswith("hf://") for f in ([files] if isinstance(files, str) else files))

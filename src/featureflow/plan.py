@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from featureflow.config import ConfigError, resolve_local_files, validate_config
+from featureflow.config import ConfigError, is_hub_dataset, resolve_local_files, validate_config
 from featureflow.lineage import Lineage, build_lineage, parse_edge_name
 from featureflow.paths import SPLITS, TEMPLATES, ResultPaths
 from featureflow.settings import (
@@ -91,8 +91,6 @@ class Plan:
 
     def hub_corpora(self) -> list[str]:
         """Corpora read from the Hugging Face hub (their jobs run where the network is)."""
-        from featureflow.data.sources import is_hub_dataset
-
         return [c for c in self.config["corpora"] if is_hub_dataset(self.config["corpora"][c].get("dataset"))]
 
     def file_corpora(self) -> list[str]:

@@ -15,13 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from featureflow.config import CorpusError
+from featureflow.config import CorpusError, is_hub_dataset  # noqa: F401  (re-exported)
 
 RECORD_SEP = "\x1e"
 DOC_SEP = f"\n{RECORD_SEP}\n"  # how documents are joined in every text file this package writes
 
-# `datasets` builders that read files (local or remote); any other `path` is a hub dataset id.
-FILE_BUILDERS = frozenset({"json", "parquet", "text", "csv", "arrow"})
 HUB_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
@@ -106,16 +104,6 @@ def iter_text_documents(path: str | Path) -> Iterator[str]:
     if path.stat().st_size == 0:
         return
     yield from iter_file_documents(path, RECORD_SEP)
-
-
-def is_hub_dataset(dspec: dict[str, Any] | None) -> bool:
-    """Whether a `dataset` spec reads from the Hugging Face hub (a dataset id, or files under hf://)."""
-    if not dspec:
-        return False
-    if dspec["path"] not in FILE_BUILDERS:
-        return True
-    files = dspec.get("data_files") or []
-    return any(str(f).startswith("hf://") for f in ([files] if isinstance(files, str) else files))
 
 
 @contextlib.contextmanager
