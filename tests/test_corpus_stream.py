@@ -137,8 +137,15 @@ def test_bad_rows_and_shards_stop_with_one_line_and_leave_nothing(tmp_path):
 
 
 def test_an_unreachable_hub_dataset_offline_is_one_line(tmp_path, monkeypatch):
+    import datasets
+    import huggingface_hub
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # the libraries read these once, at import (a workflow job starts with them set)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True, raising=False)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_OFFLINE", True, raising=False)
     with pytest.raises(CorpusError, match=r"corpus 'lua': dataset 'nosuch-org/nosuch-data' cannot be read: "
                                           r"the hub is offline here"):
         run(tmp_path, "o", dataset={"path": "nosuch-org/nosuch-data"})

@@ -122,8 +122,8 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
     # lua's text changes: its tokens, its mixture, the lua model, and every evaluation (lua validation
     # changed); the tokenizer (trained on the base corpora) and the other models stay.
     assert rerun == {"all": 1, "corpus": 1, "tokens": 2, "mixture": 2, "token_summary": 1, "train": 1,
-                     "evaluate": 4, "eval_table": 1, "merge_sweep": 1, "merge": 1,
-                     "sae": 2, "sae_eval": 2, "sae_table": 1,
+                     "evaluate": 4, "eval_table": 1, "lm_curves": 1, "merge_sweep": 1, "merge": 1,
+                     "sae": 2, "sae_eval": 2, "sae_table": 1, "sae_curves": 1,
                      # the common sample draws from lua's tokens too: every model's activations and edge
                      "common_sample": 1, "feature_acts": 4, "correlate": 4, "classify": 1, "sankey": 1,
                      "feature_stats": 4, "case_studies": 1, "browser": 1, "interp_estimate": 1, "report": 1}, dry.stdout

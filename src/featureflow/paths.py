@@ -32,7 +32,7 @@ TEMPLATES: dict[str, str] = {
     "token_summary": "data/tokens/summary.tsv",
     "mixture": "data/mixtures/{model}/{split}.npy",
     "mixture_summary": "data/mixtures/{model}/{split}.json",
-    # lm: every model of the lineage (merged ones included) as a Hugging Face folder
+    # lm: every model of the lineage (merged ones included) as a Hugging Face folder, the training curves
     "model_dir": "lm/{model}",
     "model_weights": "lm/{model}/model.safetensors",
     "model_config": "lm/{model}/config.json",
@@ -40,6 +40,8 @@ TEMPLATES: dict[str, str] = {
     "train_meta": "lm/{model}/train_meta.json",
     "model_eval": "lm/{model}/eval.json",
     "eval_table": "lm/eval.tsv",
+    "lm_curves_html": "lm/training_curves.html",
+    "lm_curves_png": "lm/training_curves.png",
     "lm_checkpoints": "checkpoints/lm/{model}",
     # merge: the t sweep (Figure 5) and the chosen t of each merged model
     "merge_sweep": "merge/{model}/sweep.csv",
@@ -47,7 +49,7 @@ TEMPLATES: dict[str, str] = {
     "merge_figure_html": "merge/{model}/fig5_merge_sweep.html",
     "merge_figure_png": "merge/{model}/fig5_merge_sweep.png",
     "merge_choice": "merge/{model}/choice.json",
-    # sae: one SAELens-format SAE per model, its held-out metrics, and the table of all
+    # sae: one SAELens-format SAE per model, its held-out metrics, the table of all, the training curves
     "sae_dir": "sae/{model}",
     "sae_weights": "sae/{model}/sae_weights.safetensors",
     "sae_cfg": "sae/{model}/cfg.json",
@@ -58,6 +60,8 @@ TEMPLATES: dict[str, str] = {
     "sae_density_html": "sae/{model}/feature_density.html",
     "sae_density_png": "sae/{model}/feature_density.png",
     "sae_table": "sae/metrics.tsv",
+    "sae_curves_html": "sae/training_curves.html",
+    "sae_curves_png": "sae/training_curves.png",
     "sae_checkpoints": "checkpoints/sae/{model}",
     # flow: common sample -> feature activations -> correlations per edge -> classes -> Sankey
     "sample": "flow/sample.npz",

@@ -1,9 +1,12 @@
-"""How jobs run: the torch device, and checkpoints that let a killed job resume."""
+"""How jobs run: the torch device, checkpoints that let a killed job resume, and the training log a
+running job can be watched by."""
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -63,3 +66,55 @@ def load_latest_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] |
         raise CheckpointError(f"all checkpoints in {ckpt_dir} are corrupt ({', '.join(p.name for p in corrupt)}); "
                               "delete the folder to train from scratch")
     return None
+
+
+class TrainLog:
+    """A training job's per-step CSV log, written and flushed row by row so that a running job can be
+    followed (``python -m featureflow.curves results``), with TensorBoard event files beside it when
+    `tensorboard` is set and the package is installed.
+
+    A resumed job writes the file again from the rows its checkpoint holds (`rows`); TensorBoard is
+    told to drop the events a killed run logged, and gets the same rows again.
+    """
+
+    def __init__(self, path: str | Path, fields: Iterable[str], rows: Iterable[dict[str, Any]] = (), tensorboard: bool = False):
+        self.path, self.rows = Path(path), list(rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "w", newline="")
+        self._csv = csv.DictWriter(self._file, fieldnames=tuple(fields))
+        self._csv.writeheader()
+        self._tb = _summary_writer(self.path) if tensorboard else None
+        for row in self.rows:
+            self._write(row)
+        self._file.flush()
+
+    def _write(self, row: dict[str, Any]) -> None:
+        self._csv.writerow(row)
+        if self._tb is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self._tb.add_scalar(key, value, row["step"])
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Log one row; it is flushed to the file (a reader sees it) before this returns."""
+        self.rows.append(row)
+        self._write(row)
+        self._file.flush()
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _summary_writer(csv_path: Path) -> Any:
+    """A TensorBoard SummaryWriter into the CSV's folder (dropping events of earlier runs), or None without tensorboard."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        log.warning("tensorboard is on but the tensorboard package is not installed (pip install tensorboard): "
+                    "writing %s only", csv_path)
+        return None
+    return SummaryWriter(log_dir=str(csv_path.parent), purge_step=0)

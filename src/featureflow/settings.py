@@ -266,12 +266,15 @@ class JobClass:
 class Resources:
     """What a stage function is given to run on: the torch device choice, its CPU threads,
     whether to compile the training step ("auto": on CUDA only; see `runtime.use_compile`), and
-    whether training jobs also write TensorBoard event files (the config's `tensorboard`)."""
+    whether training jobs also write TensorBoard event files (the config's `tensorboard`), and the
+    job class's memory in MB (`mem_mb`; None outside a Snakemake job), which the SAE jobs check
+    their estimated peak against."""
 
     device: Device
     threads: int
     compile: bool | str = "auto"
     tensorboard: bool = False
+    mem_mb: int | None = None
 
 
 # Each settings type and the config block it is built from (tests compare them with the schema).

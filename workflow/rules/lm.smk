@@ -1,5 +1,10 @@
 # Language-model stage (featureflow.lm, results/lm/): train (from scratch or fine-tune), evaluate
-# every model (merged ones included) on every validation set, gather the table.
+# every model (merged ones included) on every validation set, gather the table; draw the training
+# curves (featureflow.curves, which also follows running jobs: python -m featureflow.curves results).
+
+
+localrules:
+    lm_curves,
 
 
 rule train:
@@ -84,3 +89,23 @@ rule eval_table:
         ENV
     script:
         "../scripts/eval_table.py"
+
+
+rule lm_curves:
+    input:
+        logs=[P("train_log", model=m) for m in LINEAGE.trained],
+        done=[P("train_meta", model=m) for m in LINEAGE.trained],
+    output:
+        html=P("lm_curves_html"),
+        png=report(P("lm_curves_png"), caption="../report/lm_curves.rst", category="2. Language models"),
+    params:
+        models=LINEAGE.trained,
+    log:
+        P.log("lm", "lm_curves"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/lm_curves.py"

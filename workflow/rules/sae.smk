@@ -1,5 +1,9 @@
 # SAE stage (featureflow.sae, results/sae/): train one SAE per model, evaluate it on held-out
-# tokens, gather the metrics.
+# tokens, gather the metrics; draw the training curves (featureflow.curves).
+
+
+localrules:
+    sae_curves,
 
 
 rule sae:
@@ -79,3 +83,23 @@ rule sae_table:
         ENV
     script:
         "../scripts/sae_table.py"
+
+
+rule sae_curves:
+    input:
+        logs=[P("sae_train_log", model=m) for m in LINEAGE.order],
+        done=[P("sae_extra", model=m) for m in LINEAGE.order],
+    output:
+        html=P("sae_curves_html"),
+        png=report(P("sae_curves_png"), caption="../report/sae_curves.rst", category="4. Sparse autoencoders"),
+    params:
+        models=LINEAGE.order,
+    log:
+        P.log("sae", "sae_curves"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/sae_curves.py"

@@ -170,8 +170,8 @@ def iter_dataset_documents(corpus: str, dspec: dict[str, Any], seed: int) -> Ite
     field = dspec["text_field"]
     try:
         ds = datasets.load_dataset(dspec["path"], split=dspec["split"], streaming=True, **kwargs)
-        if ds.n_shards > 1:  # shard order only: rows are shuffled by the selection's own buffer
-            ds = ds.shuffle(seed=seed, buffer_size=1)
+        if ds.n_shards > 1:  # shard order only, one shard open at a time: rows are shuffled by our own buffer
+            ds = ds.shuffle(seed=seed, buffer_size=1, max_buffer_input_shards=1)
         if ds.column_names is not None and field not in ds.column_names:
             raise CorpusError(f"corpus '{corpus}': dataset '{dspec['path']}': no column '{field}' "
                               f"(columns: {', '.join(ds.column_names)}); set 'corpora.{corpus}.dataset.text_field'")

@@ -96,7 +96,7 @@ def encode_batch(docs: list[str], tokenizer: Any, eot_id: int, dtype: np.dtype) 
     """Encode documents into one flat array, each document followed by `eot_id` (the tokenizer's threads)."""
     pieces: list[np.ndarray] = []
     eot = np.array([eot_id], dtype=dtype)
-    for enc in tokenizer.encode_batch(docs, add_special_tokens=False):
+    for enc in tokenizer.encode_batch_fast(docs, add_special_tokens=False):  # no offsets: ~25% less CPU
         pieces.append(np.asarray(enc.ids, dtype=dtype))
         pieces.append(eot)
     return np.concatenate(pieces) if pieces else np.zeros(0, dtype=dtype)
@@ -180,10 +180,13 @@ def build_mixture(token_files: dict[str, str | Path], mode: str, out_npy: str | 
     arrays = {name: np.load(path, mmap_mode="r") for name, path in token_files.items()}
     parts = mix_tokens(arrays, mode, eot_ids.pop())
     writer = NpyWriter(out_npy, np.result_type(*arrays.values()))
-    try:
-        for part in parts.values():
-            for start in range(0, part.size, chunk):
-                writer.write(part[start : start + chunk])
+    try:  # plain reads, not the memory maps: copied pages would stay in the job's RSS
+        for name, part in parts.items():
+            src = arrays[name]
+            with open(token_files[name], "rb") as f:
+                f.seek(src.offset)
+                for start in range(0, part.size, chunk):
+                    writer.write(np.fromfile(f, dtype=src.dtype, count=min(chunk, part.size - start)))
     except BaseException:
         writer.abort()
         raise

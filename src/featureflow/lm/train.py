@@ -14,7 +14,6 @@ states this makes a resumed run finish with the same weights as an uninterrupted
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import logging
 import math
@@ -29,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from featureflow.lm.model import build_model, check_parent, load_model, save_model
-from featureflow.runtime import list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint, use_compile
+from featureflow.runtime import TrainLog, list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint, use_compile
 from featureflow.settings import Resources, TrainJob, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -74,7 +73,8 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
     """Train `name` on its mixture and save it as an HF model folder in `out_dir`; resumes from `ckpt_dir`.
 
     A fine-tune starts from the model folder `parent_dir` (named `parent`), a model from scratch from
-    seeded random weights. `train_log` (CSV) and `train_meta` (JSON) record the run.
+    seeded random weights. `train_log` (CSV, written as training goes) and `train_meta` (JSON, at the
+    end) record the run.
     """
     torch.set_num_threads(resources.threads)
     arch, s = settings.architecture, settings.schedule
@@ -118,6 +118,7 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
     t0, loss_sum, loss_n = time.time(), torch.zeros((), dtype=torch.float64, device=dev), 0
     log.info("%s: %d steps of %d x %d tokens on %s (start at %d; torch.compile %s)", name, steps, s.batch_size, block, dev,
              start, "on, fused AdamW" if compiled else "off")
+    step_log = TrainLog(train_log, LOG_FIELDS, rows, resources.tensorboard)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train {name}", mininterval=10)
     for step in bar:
         rows_idx = sampler.batch(step)
@@ -135,21 +136,18 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
         elapsed = elapsed_before + time.time() - t0
         if done % settings.log_every == 0 or done == steps:
             mean_loss = loss_sum.item() / loss_n
-            rows.append({"step": done, "tokens": done * s.batch_size * block, "loss": round(mean_loss, 5),
-                         "lr": sched.get_last_lr()[0], "elapsed_s": round(elapsed, 2)})
+            step_log.append({"step": done, "tokens": done * s.batch_size * block, "loss": round(mean_loss, 5),
+                             "lr": sched.get_last_lr()[0], "elapsed_s": round(elapsed, 2)})
             bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{(done - start) * s.batch_size * block / (time.time() - t0):.0f}")
             loss_sum, loss_n = torch.zeros_like(loss_sum), 0
         if done % settings.checkpoint_every == 0 and done < steps:
             save_checkpoint(ckpt_path, {"step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
                                         "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                                        "log_rows": rows, "elapsed_s": elapsed, "fingerprint": fingerprint})
+                                        "log_rows": step_log.rows, "elapsed_s": elapsed, "fingerprint": fingerprint})
 
+    step_log.close()
     model.to("cpu")
     save_model(model, tokenizer_dir, out_dir)
-    with open(train_log, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
     summary = {"model": name, "parent": parent, "steps": steps, "tokens_seen": steps * s.batch_size * block,
                "mixture_tokens": int(ids.size), "epochs_equivalent": round(steps * s.batch_size / n_blocks, 3),
                "arch": asdict(arch), "settings": asdict(s), "seed": seed, "device": str(dev), "compiled": compiled,
