@@ -20,9 +20,9 @@ Linux it also carries the launching process's high-water mark, so this process s
 generates the shards in a child too). The peak anonymous and file-backed parts are polled as well:
 a memory-mapped file's pages count in RSS but are page cache, dropped under memory pressure.
 
-Beside them (not in the package, for the fixes they suggest): the corpus job with `datasets`' shard
-interleaving switched off (see CANDIDATE_SHUFFLE), and `encode_batch_fast` in the encode-rate run.
-Also: the encode rate of the previous tokenize_split (f3ed4f6: every document in memory,
+Beside them (the package now reads one shard at a time and encodes with `encode_batch_fast`, the
+fixes the first run of this script suggested; --no-candidates drops their rows): the encode rate of the previous
+tokenize_split (f3ed4f6: every document in memory,
 `encode_batch` in batches of 512 documents) and of today's (batches of ~4 MB / 4096 documents) on
 the same text in one process, RAYON_NUM_THREADS=2; the peak RSS of the previous corpus reader
 (f3ed4f6: non-streaming `datasets.load_dataset` and every document in a list) at the smallest
@@ -332,7 +332,7 @@ def old_encode(docs: list[str], tokenizer: Any, eot_id: int, dtype: np.dtype, ba
 
 def child_encode_rate(p: dict[str, Any]) -> dict[str, Any]:
     """Encode loops on the same documents in one process, in turn, `repeats` times each: the previous one
-    (f3ed4f6), today's, and today's with `encode_batch_fast` (no offsets; a candidate, not in the package)."""
+    (f3ed4f6) and today's (`encode_batch_fast`, batches of ~4 MB)."""
     os.environ["RAYON_NUM_THREADS"] = str(p["threads"])
     from featureflow.data.sources import iter_text_documents
     from featureflow.data.tokenizer import load_tokenizer
@@ -347,14 +347,9 @@ def child_encode_rate(p: dict[str, Any]) -> dict[str, Any]:
         if n_bytes >= p["mb"] * MB:
             break
 
-    class Fast:  # encode_batch_fast behind the name encode_batch uses
-        def encode_batch(self, batch: list[str], add_special_tokens: bool) -> list[Any]:
-            return tokenizer.encode_batch_fast(batch, add_special_tokens=add_special_tokens)
-
     loops = {
         "old": lambda: old_encode(docs, tokenizer, eot_id, dtype),
         "new": lambda: np.concatenate([encode_batch(b, tokenizer, eot_id, dtype) for b in batches_by_size(docs)]),
-        "new_encode_batch_fast": lambda: np.concatenate([encode_batch(b, Fast(), eot_id, dtype) for b in batches_by_size(docs)]),
     }
     wall: dict[str, list[float]] = {k: [] for k in loops}
     cpu: dict[str, list[float]] = {k: [] for k in loops}
@@ -493,8 +488,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["", f"Encode rate on {e['text_mb']} MB of the same text, RAYON_NUM_THREADS={e['threads']} (best of "
                       f"{len(e['wall_s']['old'])}; identical ids: {e['identical_ids']}):", "",
                   "| loop | MB/s | MB per CPU-second |", "|---|---:|---:|"]
-        names = {"old": f"previous ({OLD_COMMIT}): all documents, batches of 512", "new": "today: batches of ~4 MB",
-                 "new_encode_batch_fast": "today with encode_batch_fast (candidate)"}
+        names = {"old": f"previous ({OLD_COMMIT}): all documents, batches of 512", "new": "today: batches of ~4 MB"}
         for k, label in names.items():
             lines.append(f"| {label} | {e['mb_per_s'][k]} | {e['mb_per_cpu_s'][k]} |")
         one = result.get("encode_rate_1_thread")
@@ -564,7 +558,7 @@ def main() -> None:
         text = scratch / f"{args.sizes[-1]:g}gb" / "corpus" / "train.txt"
         print(f"encode rate, old vs new, on {args.rate_mb:g} MB of {text} ...", flush=True)
         rate = {"text": str(text), "tok_dir": str(tok_dir), "mb": args.rate_mb, "repeats": 2}
-        result["encode_rate"] = run_child("encode_rate", {**rate, "threads": args.threads, "loops": ["old", "new", "new_encode_batch_fast"]},
+        result["encode_rate"] = run_child("encode_rate", {**rate, "threads": args.threads, "loops": ["old", "new"]},
                                           scratch, "encode_rate", env)
         # today's loop on one thread (RAYON_NUM_THREADS is read once per process): how much the second thread adds
         result["encode_rate_1_thread"] = run_child("encode_rate", {**rate, "threads": 1, "loops": ["new"]}, scratch, "encode_rate_1", env)

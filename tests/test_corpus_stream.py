@@ -184,3 +184,15 @@ def test_hub_corpora_are_fetched_by_a_local_rule(tmp_path):
     data_rules = (REPO / "workflow/rules/data.smk").read_text()
     local = re.search(r"^localrules:\n((?:\s+\w+,\n)+)", data_rules, flags=re.M).group(1)
     assert "fetch_corpus" in local.split() or "fetch_corpus," in local
+
+
+def test_a_corpus_with_both_files_and_dataset_is_refused_before_any_job(tmp_path):
+    from featureflow.config import SCHEMA_PATH, ConfigError
+    from featureflow.plan import load_plan
+    from helpers import lineage_config, write_corpora
+
+    write_corpora(tmp_path)
+    cfg = lineage_config()
+    cfg["corpora"]["lua"]["dataset"] = {"path": "json", "data_files": "x.jsonl"}
+    with pytest.raises(ConfigError, match=r"config key 'corpora.lua' needs exactly one of 'files' or 'dataset'"):
+        load_plan(cfg, SCHEMA_PATH, workdir=tmp_path)

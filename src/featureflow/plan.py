@@ -240,6 +240,8 @@ class Plan:
         if interp:
             figures.append(fig("Figure 6: explanation scores, persisting vs other", "interp_fig6_html", "interp_fig6_png"))
         saes = [fig(f"{m}: feature density", "sae_density_html", "sae_density_png", model=m) for m in order]
+        saes += [fig("Training curves of the language models (loss, learning rate)", "lm_curves_html", "lm_curves_png"),
+                 fig("Training curves of the SAEs (loss, MSE, L0, dead share)", "sae_curves_html", "sae_curves_png")]
         browser = [{"label": f"{m}: every feature", "path": t["browser_index"].format(model=m),
                     "note": "sortable index; each feature's page has its contexts, tokens, logit effects and partners"} for m in order]
         tables = [{"label": label, "path": t[key], "note": note} for key, label, note in (
