@@ -126,15 +126,20 @@ def test_torch_path_gives_the_numba_kernels_partners_and_correlations(data, bloc
             np.testing.assert_allclose(getattr(ours, field), getattr(ref, field), atol=1e-5, equal_nan=True, err_msg=field)
 
 
+def tied_features() -> sp.csr_matrix:
+    """Features 0, 1 and 2 fire together (0 and 1 tie for every partner), 3 elsewhere, 4 never."""
+    x = np.zeros((60, 5))
+    x[::2, 0] = 1.0
+    x[:, 1] = x[:, 0]
+    x[:, 2] = 3 * x[:, 0]
+    x[1::3, 3] = 2.0
+    return sp.csr_matrix(x)
+
+
 def test_torch_path_breaks_ties_and_pads_like_the_kernel():
     from featureflow.flow.correlate_torch import top_k_matches_torch
 
-    x = np.zeros((60, 5))
-    x[::2, 0] = 1.0
-    x[:, 1] = x[:, 0]   # 0 and 1 tie for every partner of either
-    x[:, 2] = 3 * x[:, 0]
-    x[1::3, 3] = 2.0
-    xs = sp.csr_matrix(x)
+    xs = tied_features()
     ours, ref = top_k_matches_torch(xs, xs, k=6, device="cpu", block=2), top_k_matches(xs, xs, k=6)
     np.testing.assert_array_equal(ours.fwd_idx, ref.fwd_idx)
     np.testing.assert_array_equal(ours.bwd_idx, ref.bwd_idx)
@@ -166,12 +171,7 @@ def test_dense_path_equals_the_sparse_kernel_and_numpy(data, block_bytes):
 
 
 def test_dense_path_breaks_ties_and_pads_like_the_kernel():
-    x = np.zeros((60, 5))
-    x[::2, 0] = 1.0
-    x[:, 1] = x[:, 0]   # 0 and 1 tie for every partner of either
-    x[:, 2] = 3 * x[:, 0]
-    x[1::3, 3] = 2.0
-    xs = sp.csr_matrix(x)
+    xs = tied_features()
     dense = top_k_matches_dense(xs, xs, k=6, block_bytes=80)  # blocks of 2 A features, 1 row
     assert_same_matches(dense, top_k_matches(xs, xs, k=6))
     assert list(dense.fwd_idx[0, :3]) == [0, 1, 2] and (dense.fwd_idx[4] == -1).all()

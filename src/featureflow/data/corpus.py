@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from featureflow.config import resolve_local_files
-from featureflow.data.select import SelectionStats, check_selection, select
+from featureflow.data.select import SelectionStats, candidates, check_selection, select
 from featureflow.data.sources import (
     DOC_SEP,
     RECORD_SEP,
@@ -115,8 +115,6 @@ def load_documents(name: str, spec: CorpusSettings, seed: int = 0, workdir: str 
 
     For tests and small corpora: it holds them all in memory.
     """
-    from featureflow.data.select import candidates
-
     return list(candidates(name, raw_documents(name, spec, seed, workdir), spec, seed, SelectionStats()))
 
 
