@@ -26,8 +26,9 @@ import scipy.sparse as sp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from featureflow.analysis.browser import write_assets, write_model_pages  # noqa: E402
-from featureflow.analysis.features import feature_stats, llr_scores  # noqa: E402
+from featureflow.analysis.browser import ModelPage, write_assets, write_model_pages  # noqa: E402
+from featureflow.analysis.features import StatsSizes, feature_stats, llr_scores  # noqa: E402
+from featureflow.settings import BrowserSettings  # noqa: E402
 
 
 def synthetic(positions: int, features: int, l0: int, vocab: int, seed: int = 0) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -56,7 +57,7 @@ def main() -> None:
     result = {"positions": args.positions, "features": args.features, "nnz": int(acts.nnz), "vocab": vocab,
               "synthesis_s": round(time.perf_counter() - t, 1)}
     t = time.perf_counter()
-    stats = feature_stats(acts, tokens, vocab, top_contexts=20, top_tokens=10, min_token_count=5, bins=20)
+    stats = feature_stats(acts, tokens, vocab, StatsSizes(top_contexts=20, top_tokens=10, min_token_count=5, bins=20))
     result["feature_stats_s"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
     llr = llr_scores(acts, tokens, np.array([5, 17]))
@@ -77,7 +78,8 @@ def main() -> None:
         result["browser_assets_s"] = round(time.perf_counter() - t, 1)
         result["browser_assets_mb"] = round(sum(p.stat().st_size for p in Path(tmp).rglob("*")) / 1e6, 1)
         t = time.perf_counter()
-        write_model_pages("model", tmp, stats, table, ["assignment"], edges, acts, sample, contexts=8, window=8)
+        write_model_pages("model", tmp, ModelPage(stats=stats, table=table, edges=edges, acts=acts), sample,
+                          BrowserSettings(hypotheses=("assignment",), contexts=8, window=8))
         result["browser_one_model_s"] = round(time.perf_counter() - t, 1)
         files = list((Path(tmp) / "model").rglob("*"))
         result["browser_one_model_mb"] = round(sum(p.stat().st_size for p in files if p.is_file()) / 1e6, 1)

@@ -215,7 +215,7 @@ def density_rows(args: argparse.Namespace) -> None:
         x, y = at_density(n, d, p, seed=0)
         save(work / "x.npz", x), save(work / "y.npz", y)
         madds = int(np.dot(np.diff(x.indptr).astype(np.int64), np.diff(y.indptr)))
-        choice, est = cd.choose_engine(x, y, args.threads)
+        choice, est = cd.choose_engine(x, y, args.threads, "auto")
         row = {"density": p, "measured_density": x.nnz / (n * d), "nnz_x": int(x.nnz), "madds": madds,
                "estimate_s": est, "choice": choice}
         del x, y

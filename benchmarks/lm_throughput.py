@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from featureflow.data import build_tokenizer  # noqa: E402
-from featureflow.lm import train_model  # noqa: E402
+from featureflow.lm import TrainFiles, train_model  # noqa: E402
 from featureflow.settings import Architecture, Resources, TokenizerSettings, TrainJob, TrainSettings, defaults  # noqa: E402
 
 PAPER_ARCH = {"d_model": 512, "d_mlp": 1024, "n_heads": 16, "n_layers": 1, "block_size": 256}
@@ -34,14 +34,15 @@ def measure(label: str, arch: dict, tok_dir: Path, vocab: int, batch: int, steps
     mixture = tmp / f"{label}.npy"
     np.save(mixture, np.random.default_rng(0).integers(0, vocab, arch["block_size"] * batch * (steps + 2)).astype(np.uint16))
     shape = defaults(Architecture, **arch)
-    resources = Resources(device, torch.get_num_threads())
+    resources = Resources.local(device, torch.get_num_threads())
 
     def run(name: str, n_steps: int) -> dict:
         schedule = defaults(TrainSettings, tokens=arch["block_size"] * batch * n_steps, batch_size=batch, lr=1e-3)
         job = TrainJob(shape, schedule, checkpoint_every=10**9, keep_checkpoints=False, log_every=10**9)
         out = tmp / name
-        return train_model(label, mixture, tok_dir, out, f"{out}_log.csv", f"{out}_meta.json", tmp / f"{name}_ck", job, 0,
-                           resources)
+        files = TrainFiles(mixture_npy=mixture, tokenizer_dir=tok_dir, out_dir=out, train_log=f"{out}_log.csv",
+                           train_meta=f"{out}_meta.json", ckpt_dir=tmp / f"{name}_ck")
+        return train_model(name=label, files=files, settings=job, seed=0, resources=resources)
 
     run(f"{label}_warm", 2)  # one short run first: the first steps of a fresh process are slower (allocator, thread pool)
     meta = run(label, steps)

@@ -68,12 +68,12 @@ from correlation import synthetic  # noqa: E402  (benchmarks/correlation.py: pap
 
 from featureflow.data import build_tokenizer  # noqa: E402
 from featureflow.data.tokens import token_dtype  # noqa: E402
-from featureflow.flow import compute_feature_acts, correlate_edge, draw_common_sample, load_acts, save_acts, save_sample  # noqa: E402
-from featureflow.lm import evaluate_model, load_model, train_model  # noqa: E402
-from featureflow.merge import MergeSpec, build_merged, run_sweep  # noqa: E402
+from featureflow.flow import FeatureSource, compute_feature_acts, correlate_edge, draw_common_sample, load_acts, save_acts, save_sample  # noqa: E402
+from featureflow.lm import ParentModel, TrainFiles, evaluate_model, load_model, train_model  # noqa: E402
+from featureflow.merge import MergedFiles, MergeSpec, build_merged, run_sweep  # noqa: E402
 from featureflow.merge.sweep import sweep_grid  # noqa: E402
 from featureflow.runtime import pick_device, use_compile  # noqa: E402
-from featureflow.sae import evaluate_sae, held_out_blocks, load_sae_weights, mlp_hook_post, train_sae  # noqa: E402
+from featureflow.sae import SAEFiles, evaluate_sae, held_out_blocks, load_sae_weights, mlp_hook_post, train_sae  # noqa: E402
 from featureflow.sae.model import SAE_WEIGHTS  # noqa: E402
 from featureflow.settings import (  # noqa: E402
     ActsSettings,
@@ -241,7 +241,7 @@ def job_class(paper: dict[str, Any], name: str) -> JobClass:
 def resources(paper: dict[str, Any], name: str, device: str) -> Resources:
     """What a job of class `name` runs with, as `stage.job_resources` builds it; threads capped at this machine's cores."""
     jc = job_class(paper, name)
-    return Resources(device, max(1, min(os.cpu_count() or 1, jc.threads)), compile=jc.compile)
+    return Resources(device, max(1, min(os.cpu_count() or 1, jc.threads)), compile=jc.compile, tensorboard=False)
 
 
 # --- data ---------------------------------------------------------------------------------------------
@@ -316,9 +316,10 @@ def run_train(name: str, mixture: str, data: dict[str, Any], root: Path, lm: LMS
     """One train job (as rule `train` runs it); its steady rate from the log and its fixed cost."""
     out = root / name
     job = dataclasses.replace(lm, log_every=log_every).train_job(fine_tune)
-    meta, wall = timed(device, train_model, name, mixture, data["tok"], out, root / f"{name}_log.csv", root / f"{name}_meta.json",
-                       root / f"ckpt_{name}", job, 0, res, parent_dir=parent_dir,
-                       parent="base" if parent_dir else None)
+    files = TrainFiles(mixture_npy=mixture, tokenizer_dir=data["tok"], out_dir=out, train_log=root / f"{name}_log.csv",
+                       train_meta=root / f"{name}_meta.json", ckpt_dir=root / f"ckpt_{name}")
+    meta, wall = timed(device, train_model, name=name, files=files, settings=job, seed=0, resources=res,
+                       parent=ParentModel(model_dir=parent_dir, name="base") if parent_dir else None)
     rate = log_rate(root / f"{name}_log.csv")
     return {"dir": str(out), "compiled": meta.get("compiled"), "wall_s": round(wall, 3), "train_seconds": meta["train_seconds"],
             "steps": meta["steps"], "tokens_seen": meta["tokens_seen"], "window": rate, "tok_s": round(rate["tok_s"], 1),
@@ -397,7 +398,9 @@ def measure_merge(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models
     sweep_json.write_text(json.dumps(summary))
     merged_dir = root / "luastories"
     merge = defaults(MergeSettings, **{**paper["merge"], "eval_tokens": sz.eval_tokens})
-    choice, merged_wall = timed(device, build_merged, "luastories", spec, sweep_json, merged_dir, root / "choice.json", merge, batch, res)
+    choice, merged_wall = timed(device, build_merged, name="luastories", spec=spec,
+                                files=MergedFiles(sweep_json=sweep_json, out_dir=merged_dir, choice_json=root / "choice.json"),
+                                settings=merge, batch_size=batch, resources=res)
     # build_merged: setup + one merge + 3 evaluations (merged and both inputs) on both validation sets; the
     # evaluations scale with eval_tokens (nothing to scale at the paper's eval_tokens)
     merged_s = merged_wall + 3 * per_point * (eval_ratio - 1)
@@ -444,8 +447,9 @@ def measure_sae(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models: 
     for label, tokens in plan:
         settings = sae_settings(paper, sz, tokens)
         out = root / f"sae_{label}"
-        extra, wall = timed(device, train_sae, "base", models["base"], files, out, root / f"sae_{label}_log.csv", root / f"sae_ckpt_{label}",
-                            settings, 0, res)
+        sae_files = SAEFiles(model_dir=models["base"], token_files=files, out_dir=out, train_log=root / f"sae_{label}_log.csv",
+                             ckpt_dir=root / f"sae_ckpt_{label}")
+        extra, wall = timed(device, train_sae, name="base", files=sae_files, settings=settings, seed=0, resources=res)
         with open(root / f"sae_{label}_log.csv") as fh:
             last = list(csv.DictReader(fh))[-1]
         runs.append({"run": label, "compiled": extra.get("compiled"), "tokens": extra["steps"] * batch_tokens, "steps": extra["steps"],
@@ -512,7 +516,9 @@ def measure_acts(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], models:
         sample = root / f"sample_{label}.npz"
         save_sample(draw_common_sample(dict(data["train"]), n, acts.context_size, 0), sample)
         out = root / f"acts_{label}.npz"
-        _, wall = timed(device, compute_feature_acts, "base", models["base"], calibrated, sample, out, hook, acts.batch_tokens, res)
+        source = FeatureSource(model_dir=models["base"], sae_dir=calibrated, hook_name=hook)
+        _, wall = timed(device, compute_feature_acts, model="base", source=source, sample_npz=sample, out_npz=out,
+                        batch_tokens=acts.batch_tokens, resources=res)
         matrix, _, _ = load_acts(out)
         runs.append({"run": label, "positions": matrix.shape[0], "wall_s": round(wall, 3), "mean_l0": matrix.nnz / matrix.shape[0],
                      "peak_gpu_gb": peak_gb(device)})

@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from featureflow.lm import build_model, save_model  # noqa: E402
-from featureflow.sae import train_sae  # noqa: E402
+from featureflow.sae import SAEFiles, train_sae  # noqa: E402
 from featureflow.sae.model import SparseAutoencoder, loss_terms  # noqa: E402
 from featureflow.settings import Architecture, Resources, SAESettings, defaults  # noqa: E402
 
@@ -37,7 +37,7 @@ DEMO = {"d_model": 128, "d_mlp": 512, "n_heads": 4, "n_layers": 1, "block_size":
 def step_alone(sae_settings: SAESettings, d_in: int, device: torch.device, steps: int, compiled: bool = False) -> float:
     """Tokens/s of the SAE step alone on random activations already on the device (compiled as train_sae does)."""
     batch = sae_settings.batch_blocks * sae_settings.context_size
-    sae = SparseAutoencoder(d_in, d_in * sae_settings.expansion_factor).to(device)
+    sae = SparseAutoencoder(d_in, d_in * sae_settings.expansion_factor, seed=0).to(device)
     opt = torch.optim.Adam(sae.parameters(), lr=sae_settings.lr, betas=sae_settings.betas, fused=compiled and device.type == "cuda")
     xs = [torch.randn(batch, d_in, device=device).relu() for _ in range(4)]
     bf16 = sae_settings.bf16 or device.type == "cuda"
@@ -90,12 +90,15 @@ def main() -> None:
         save_model(build_model(defaults(Architecture, **shape), vocab, 0, seed=0), tmp / "tok", tmp / "lm")
         np.save(tmp / "tokens.npy", np.random.default_rng(0).integers(0, vocab, 4_000_000).astype(np.uint16))
         for label, compiled in (("eager", False), ("compiled", True)) if cuda else (("eager", False),):
-            res = Resources(device.type, threads, compile=compiled)
+            res = Resources(device.type, threads, compile=compiled, tensorboard=False)
             # a short warm-up run first: compiled code is cached in the process, so the timed run has no compile time
             warm = dataclasses.replace(settings, tokens=settings.batch_blocks * settings.context_size * 20)
-            train_sae("warm", tmp / "lm", [tmp / "tokens.npy"], tmp / f"w{label}", tmp / f"w{label}.csv", tmp / f"wckpt_{label}", warm, 0, res)
-            extra = train_sae("bench", tmp / "lm", [tmp / "tokens.npy"], tmp / label, tmp / f"{label}.csv", tmp / f"ckpt_{label}",
-                              settings, 0, res)
+            warm_files = SAEFiles(model_dir=tmp / "lm", token_files=[tmp / "tokens.npy"], out_dir=tmp / f"w{label}",
+                                  train_log=tmp / f"w{label}.csv", ckpt_dir=tmp / f"wckpt_{label}")
+            train_sae(name="warm", files=warm_files, settings=warm, seed=0, resources=res)
+            files = SAEFiles(model_dir=tmp / "lm", token_files=[tmp / "tokens.npy"], out_dir=tmp / label,
+                             train_log=tmp / f"{label}.csv", ckpt_dir=tmp / f"ckpt_{label}")
+            extra = train_sae(name="bench", files=files, settings=settings, seed=0, resources=res)
             loop = tokens / extra["train_seconds"]
             alone = step_alone(settings, shape["d_mlp"], device, steps=200 if cuda else 20, compiled=compiled)
             result[label] = {"loop_tok_s": round(loop, 1), "step_alone_tok_s": round(alone, 1), "loop_vs_step": round(loop / alone, 3)}

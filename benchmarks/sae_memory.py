@@ -48,11 +48,13 @@ from pathlib import Path
 sys.path.insert(0, {src!r})
 from featureflow.settings import Resources, SAESettings, defaults
 root, job, over = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-res = Resources("cpu", 2)
+res = Resources.local("cpu", 2)
 if job == "sae":
-    from featureflow.sae import train_sae
+    from featureflow.sae import SAEFiles, train_sae
     s = defaults(SAESettings, **{{**over, "log_every": 1, "checkpoint_every": 10**9}})
-    train_sae("m", root / "lm", [root / "tokens.npy"], root / "trained", root / "train_log.csv", root / "ckpt", s, 0, res)
+    files = SAEFiles(model_dir=root / "lm", token_files=[root / "tokens.npy"], out_dir=root / "trained",
+                     train_log=root / "train_log.csv", ckpt_dir=root / "ckpt")
+    train_sae(name="m", files=files, settings=s, seed=0, resources=res)
 else:
     from featureflow.sae import evaluate_sae, held_out_blocks
     blocks = held_out_blocks([root / "tokens.npy"], int(sys.argv[4]), over["eval_tokens"])

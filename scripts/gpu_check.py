@@ -2,7 +2,7 @@
 """Run every torch stage of a tiny lineage on CUDA and on the CPU, and compare them.
 
 A check for a machine with a GPU (no Snakemake needed): the stage functions are called as the
-rules call them, with `Resources(device, threads)` as a job class gives them. It trains a base
+rules call them, with `Resources.local(device, threads)`, as a job class gives them. It trains a base
 model, two fine-tunes, their SLERP merge (sweep + merged model), an SAE per model, and the feature
 activations on a common sample, once with `device="cuda"` and once with `device="cpu"`, and writes
 what differs to a JSON file:
@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
 from featureflow.data import build_tokenizer, tokenize_split  # noqa: E402
-from featureflow.flow import compute_feature_acts, draw_common_sample, load_acts, save_sample  # noqa: E402
-from featureflow.lm import evaluate_model, train_model  # noqa: E402
-from featureflow.merge import MergeSpec, build_merged, run_sweep  # noqa: E402
-from featureflow.sae import evaluate_sae, held_out_blocks, train_sae  # noqa: E402
+from featureflow.flow import FeatureSource, compute_feature_acts, draw_common_sample, load_acts, save_sample  # noqa: E402
+from featureflow.lm import ParentModel, TrainFiles, evaluate_model, train_model  # noqa: E402
+from featureflow.merge import MergedFiles, MergeSpec, build_merged, run_sweep  # noqa: E402
+from featureflow.sae import SAEFiles, evaluate_sae, held_out_blocks, train_sae  # noqa: E402
 from featureflow.settings import (  # noqa: E402
     Architecture,
     MergeSettings,
@@ -60,7 +60,7 @@ def corpora(root: Path) -> dict[str, Path]:
 
 def lineage(root: Path, tok: Path, tokens: dict[str, Path], device: str) -> dict:
     """Every torch stage on `device`; returns timings and the paths it wrote."""
-    res = Resources(device, 4)
+    res = Resources.local(device, 4)
     arch = defaults(Architecture, d_model=64, d_mlp=256, n_heads=4, n_layers=1, block_size=64)
     times: dict[str, float] = {}
 
@@ -78,8 +78,10 @@ def lineage(root: Path, tok: Path, tokens: dict[str, Path], device: str) -> dict
         schedule = defaults(TrainSettings, tokens=64 * 16 * steps, batch_size=16, lr=2e-3, warmup_steps=10)
         job = TrainJob(arch, schedule, checkpoint_every=50, keep_checkpoints=False, log_every=10)
         out = root / device / name
-        timed(f"train_{name}", train_model, name, tokens[corpus], tok, out, out / "train_log.csv", out / "train_meta.json",
-              root / device / f"ckpt_{name}", job, 0, res, parent_dir=models.get(parent), parent=parent)
+        files = TrainFiles(mixture_npy=tokens[corpus], tokenizer_dir=tok, out_dir=out, train_log=out / "train_log.csv",
+                           train_meta=out / "train_meta.json", ckpt_dir=root / device / f"ckpt_{name}")
+        timed(f"train_{name}", train_model, name=name, files=files, settings=job, seed=0, resources=res,
+              parent=ParentModel(model_dir=models[parent], name=parent) if parent else None)
         models[name] = str(out)
     validation = {c: str(tokens[c]) for c in tokens}
     evals = {m: timed(f"evaluate_{m}", evaluate_model, d, validation, root / device / f"eval_{m}.json", 4096, 64, res)
@@ -91,7 +93,9 @@ def lineage(root: Path, tok: Path, tokens: dict[str, Path], device: str) -> dict
     sweep_json = root / device / "sweep.json"
     sweep_json.write_text(json.dumps(summary))
     merged = root / device / "merged"
-    choice = timed("merge", build_merged, "merged", spec, sweep_json, merged, root / device / "choice.json", merge, 64, res)
+    choice = timed("merge", build_merged, name="merged", spec=spec,
+                   files=MergedFiles(sweep_json=sweep_json, out_dir=merged, choice_json=root / device / "choice.json"),
+                   settings=merge, batch_size=64, resources=res)
     models["merged"] = str(merged)
     sae = defaults(SAESettings, expansion_factor=4, tokens=24 * 64 * 300, batch_blocks=64, lr=3e-3, l1_coefficient=5e-3,
                    normalize="unit_rms", buffer_tokens=24 * 64 * 50, checkpoint_every=10**6, log_every=50)
@@ -101,13 +105,14 @@ def lineage(root: Path, tok: Path, tokens: dict[str, Path], device: str) -> dict
     sae_metrics = {}
     for m, d in models.items():
         sae_dir = root / device / f"sae_{m}"
-        timed(f"sae_{m}", train_sae, m, d, [str(p) for p in tokens.values()], sae_dir, sae_dir / "train_log.csv",
-              root / device / f"sae_ckpt_{m}", sae, 0, res)
+        files = SAEFiles(model_dir=d, token_files=[str(p) for p in tokens.values()], out_dir=sae_dir, train_log=sae_dir / "train_log.csv",
+                         ckpt_dir=root / device / f"sae_ckpt_{m}")
+        timed(f"sae_{m}", train_sae, name=m, files=files, settings=sae, seed=0, resources=res)
         blocks = held_out_blocks([str(p) for p in tokens.values()], 64, 6000)
         sae_metrics[m] = {k: v for k, v in evaluate_sae(d, sae_dir, blocks, sae.hook, res).items()
                           if k in ("l0", "explained_variance", "explained_loss", "dead_fraction")}
-        timed(f"feature_acts_{m}", compute_feature_acts, m, d, sae_dir, sample, root / device / f"acts_{m}.npz", sae.hook,
-              8192, res)
+        timed(f"feature_acts_{m}", compute_feature_acts, model=m, source=FeatureSource(model_dir=d, sae_dir=sae_dir, hook_name=sae.hook),
+              sample_npz=sample, out_npz=root / device / f"acts_{m}.npz", batch_tokens=8192, resources=res)
     return {"times_s": times, "evals": evals, "sweep_t": summary["equilibrium_t"], "choice": choice, "sae": sae_metrics,
             "models": models}
 
@@ -119,8 +124,9 @@ def compare_acts(root: Path, models: list[str]) -> dict:
         sae_dir = root / "cpu" / f"sae_{m}"
         model_dir = root / "cpu" / m
         for device in ("cuda", "cpu"):
-            compute_feature_acts(m, model_dir, sae_dir, root / "sample.npz", root / f"cross_{device}_{m}.npz",
-                                 "blocks.0.mlp.hook_post", 8192, Resources(device, 4))
+            compute_feature_acts(model=m, source=FeatureSource(model_dir=model_dir, sae_dir=sae_dir, hook_name="blocks.0.mlp.hook_post"),
+                                 sample_npz=root / "sample.npz", out_npz=root / f"cross_{device}_{m}.npz", batch_tokens=8192,
+                                 resources=Resources.local(device, 4))
         a, _, _ = load_acts(root / f"cross_cuda_{m}.npz")
         b, _, _ = load_acts(root / f"cross_cpu_{m}.npz")
         diff = abs(a - b)

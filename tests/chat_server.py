@@ -16,19 +16,21 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class ChatServer:
-    def __init__(self, faults: list[str] | None = None, malformed_every: int = 0, timeout_sleep: float = 3.0):
+    def __init__(self, faults: list[str] | None = None, malformed_every: int = 0, timeout_sleep: float = 3.0,
+                 host: str = "127.0.0.1"):
         self.faults = list(faults or [])
         self.malformed_every = malformed_every
         self.timeout_sleep = timeout_sleep
         self.requests: list[dict] = []        # bodies of every request received
         self.authorizations: list[str] = []   # Authorization headers received
         self.lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.host = host  # any 127.x.y.z is this machine; featureflow treats only 127.0.0.1 as loopback
+        self.httpd = ThreadingHTTPServer((host, 0), self._handler())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        return f"http://{self.host}:{self.httpd.server_address[1]}/v1"
 
     def __enter__(self) -> ChatServer:
         self.thread.start()

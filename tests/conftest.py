@@ -19,3 +19,14 @@ def micro_run(tmp_path_factory):
     first = snakemake_local(wd, "--configfile", str(REPO / "config" / "micro.yaml"))
     assert first.returncode == 0, first.stderr[-3000:]
     return wd, first
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test` runs two workers with --dist loadgroup), keep the tests that
+    share one expensive run in one worker: the micro workflow run (and the SLURM tests, which
+    compare with it and share one cluster) and the paper-shaped run. The rest spread freely."""
+    for item in items:
+        if "micro_run" in getattr(item, "fixturenames", ()) or item.path.name == "test_slurm.py":
+            item.add_marker(pytest.mark.xdist_group("micro"))
+        elif item.path.name == "test_paper_shapes.py":
+            item.add_marker(pytest.mark.xdist_group("paper"))

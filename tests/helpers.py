@@ -73,29 +73,59 @@ def architecture(**shape: Any) -> Any:
     return settings(Architecture, **shape)
 
 
+def _no_other_keys(kw: dict[str, Any], record: type, *names: str) -> None:
+    """A typo in a call_train / call_sae key fails as a wrong keyword argument would."""
+    from dataclasses import fields
+
+    other = set(kw) - {f.name for f in fields(record)} - set(names)
+    if other:
+        raise TypeError(f"unexpected arguments: {sorted(other)}")
+
+
+def job_resources(device: str = "cpu", threads: int = 2, **switches: Any) -> Any:
+    """Resources of a job outside Snakemake (the schema's defaults) with some switches (compile, tensorboard) set."""
+    import dataclasses
+
+    from featureflow.settings import Resources
+
+    return dataclasses.replace(Resources.local(device, threads), **switches)
+
+
 def call_train(kw: dict[str, Any]) -> dict[str, Any]:
     """train_model from JSON-able keyword arguments (a subprocess can pass them on its command line).
 
-    `settings` holds `architecture` and `schedule` overrides plus the run options; `resources` is
-    {"device", "threads"}.
+    The paths of `TrainFiles` come as flat keys (mixture_npy, ..., ckpt_dir), a fine-tune's parent as
+    `parent_dir` and `parent`; `settings` holds `architecture` and `schedule` overrides plus the run
+    options; `resources` is {"device", "threads"}.
     """
-    from featureflow.lm import train_model
-    from featureflow.settings import Resources, TrainJob, TrainSettings
+    from dataclasses import fields
+
+    from featureflow.lm import ParentModel, TrainFiles, train_model
+    from featureflow.settings import TrainJob, TrainSettings
 
     s = kw["settings"]
     job = TrainJob(architecture(**s["architecture"]), settings(TrainSettings, **s["schedule"]),
                    checkpoint_every=s.get("checkpoint_every", 500), keep_checkpoints=s.get("keep_checkpoints", False),
                    log_every=s.get("log_every", 50))
-    return train_model(**{**kw, "settings": job, "resources": Resources(**kw.get("resources", {"device": "cpu", "threads": 2}))})
+    _no_other_keys(kw, TrainFiles, "name", "settings", "seed", "resources", "parent_dir", "parent")
+    files = TrainFiles(**{f.name: kw[f.name] for f in fields(TrainFiles)})
+    parent = ParentModel(model_dir=kw["parent_dir"], name=kw.get("parent")) if kw.get("parent_dir") is not None else None
+    return train_model(name=kw["name"], files=files, settings=job, seed=kw["seed"],
+                       resources=job_resources(**kw.get("resources", {})), parent=parent)
 
 
 def call_sae(kw: dict[str, Any]) -> dict[str, Any]:
-    """train_sae from JSON-able keyword arguments: `settings` overrides the schema's `sae` defaults."""
-    from featureflow.sae import train_sae
-    from featureflow.settings import Resources, SAESettings
+    """train_sae from JSON-able keyword arguments: the paths of `SAEFiles` as flat keys (model_dir, ...,
+    ckpt_dir); `settings` overrides the schema's `sae` defaults."""
+    from dataclasses import fields
 
-    return train_sae(**{**kw, "settings": settings(SAESettings, **kw["settings"]),
-                        "resources": Resources(**kw.get("resources", {"device": "cpu", "threads": 2}))})
+    from featureflow.sae import SAEFiles, train_sae
+    from featureflow.settings import SAESettings
+
+    _no_other_keys(kw, SAEFiles, "name", "settings", "seed", "resources")
+    files = SAEFiles(**{f.name: kw[f.name] for f in fields(SAEFiles)})
+    return train_sae(name=kw["name"], files=files, settings=settings(SAESettings, **kw["settings"]), seed=kw["seed"],
+                     resources=job_resources(**kw.get("resources", {})))
 
 
 def snakemake_local(workdir: Path, *args: str) -> subprocess.CompletedProcess:

@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from featureflow.analysis.case_studies import find_case_studies, page, snippet_html
-from featureflow.analysis.features import feature_stats, hypothesis_tokens, llr_scores
+from featureflow.analysis.features import StatsSizes, feature_stats, hypothesis_tokens, llr_scores
 from helpers import chromium_url
 
 
@@ -38,7 +38,7 @@ def test_feature_stats_match_a_naive_reference():
     dense[:, 11] = 0
     dense[[3, 9, 20], 11] = [2.5, 2.5, 1.0]            # a tie: the earlier position comes first
     tokens = rng.integers(0, vocab, n)
-    s = feature_stats(sp.csr_matrix(dense), tokens, vocab, top_contexts=5, top_tokens=3, min_token_count=4, bins=bins)
+    s = feature_stats(sp.csr_matrix(dense), tokens, vocab, StatsSizes(top_contexts=5, top_tokens=3, min_token_count=4, bins=bins))
     counts = np.bincount(tokens, minlength=vocab)
     for j in range(d):
         col = dense[:, j]
@@ -143,7 +143,8 @@ def test_highlight_pages_show_hostile_tokens_as_text(tmp_path):
 
 
 def test_browser_pages_render_hostile_tokens_as_text_and_link_along_the_lineage(tmp_path):
-    from featureflow.analysis.browser import write_assets, write_model_pages, write_threshold
+    from featureflow.analysis.browser import ModelPage, write_assets, write_model_pages, write_threshold
+    from featureflow.settings import BrowserSettings
 
     rng = np.random.default_rng(1)
     vocab = HOSTILE + [f"tok{i}" for i in range(20)]
@@ -154,7 +155,7 @@ def test_browser_pages_render_hostile_tokens_as_text_and_link_along_the_lineage(
     tokens = blocks.reshape(-1)
     dense = np.where(rng.random((n_blocks * ctx, d)) < 0.3, rng.exponential(1.0, (n_blocks * ctx, d)), 0).astype(np.float32)
     acts = sp.csr_matrix(dense)
-    stats = feature_stats(acts, tokens, len(vocab), top_contexts=6, top_tokens=3, min_token_count=1, bins=5)
+    stats = feature_stats(acts, tokens, len(vocab), StatsSizes(top_contexts=6, top_tokens=3, min_token_count=1, bins=5))
     table = pd.DataFrame({"feature": range(d), "llr_assignment": llr_scores(acts, tokens, np.array([4]))["llr"]})
     sample = {"blocks": blocks, "corpus": np.zeros(n_blocks, dtype=int), "start": np.zeros(n_blocks, dtype=int),
               "corpora": np.array(["<b>corpus</b>"])}
@@ -164,9 +165,10 @@ def test_browser_pages_render_hostile_tokens_as_text_and_link_along_the_lineage(
     out = tmp_path / "browser"
     write_assets(out, vocab)
     write_threshold(out / "assets/threshold.js", 0.8)
-    write_model_pages("parent", out, stats, table, ["assignment"], edges, acts, sample, contexts=4, window=2)
-    write_model_pages("child", out, stats, table, ["assignment"], [{**edges[0], "label": "<- parent", "side": "target",
-                                                                    "other": "parent"}], acts, sample, contexts=4, window=2)
+    shown = BrowserSettings(hypotheses=("assignment",), contexts=4, window=2)
+    write_model_pages("parent", out, ModelPage(stats=stats, table=table, edges=edges, acts=acts), sample, shown)
+    child_edges = [{**edges[0], "label": "<- parent", "side": "target", "other": "parent"}]
+    write_model_pages("child", out, ModelPage(stats=stats, table=table, edges=child_edges, acts=acts), sample, shown)
     assert sum(p.stat().st_size for p in out.rglob("*")) < 6_000_000
     for page_path, fragment, expect in ((out / "parent/index.html", "", "Features of parent (5)"),
                                         (out / "parent/feature.html", "#3", "parent feature #3")):

@@ -33,17 +33,76 @@ def test_snakemake_lint_is_clean():
     assert run.returncode == 0 and "Lints for" not in run.stdout + run.stderr, run.stdout[-3000:] + run.stderr[-3000:]
 
 
-def test_every_rule_uses_the_one_environment_and_its_job_class():
-    rules = {p.name: p.read_text() for p in (REPO / "workflow/rules").glob("*.smk") if p.name != "common.smk"}
-    for name, text in rules.items():
-        blocks = re.split(r"\n(?=rule \w+:)", text)[1:]
-        assert blocks, name
-        for block in blocks:
-            rule = block.split(":")[0]
-            assert "conda:\n        ENV" in block, rule
-            classes = set(re.findall(r'job\("(\w+)"\)', block))
-            assert len(classes) == 1, f"{rule} takes its threads and resources from one job class, not {classes}"
-            assert 'CFG["lm"]' not in block and "CFG[" not in block, rule
+# Each convention is a function from source text to its violations; each test checks today's
+# files and a planted violation, so that a convention test that can no longer fail shows up.
+
+def rule_problems(text: str) -> list[str]:
+    """Rules of one .smk file that break the rule conventions: one software environment, one job
+    class, a log, and no config read inline (typed settings come from PLAN: PLAN.seed, PLAN.sae, ...)."""
+    problems = []
+    for block in re.split(r"\n(?=(?:use )?rule \w+)", text):
+        head = re.match(r"rule (\w+):", block)
+        if not head:
+            continue
+        rule = head.group(1)
+        if "conda:\n        ENV" not in block:
+            problems.append(f"{rule}: no `conda: ENV`")
+        classes = set(re.findall(r'job\("(\w+)"\)', block))
+        if len(classes) != 1:
+            problems.append(f"{rule}: threads and resources from one job class, not {sorted(classes)}")
+        if "\n    log:" not in block:
+            problems.append(f"{rule}: no log")
+        problems += [f"{rule}: reads {m} (use a typed PLAN accessor)" for m in re.findall(r"\b(?:PLAN\.)?config\[[^\]]*\]", block)]
+    return problems
+
+
+def script_problems(text: str) -> list[str]:
+    """A rule script that decodes input roles from names, or calls a stage function positionally."""
+    problems = [f"decodes input names: {m}" for m in re.findall(r"\.removeprefix\(|\.startswith\(|\binput\[f|\bi\[f", text)]
+    tree = ast.parse(text)
+    stage_names = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+                   and node.module.split(".")[:2][-1] in STAGES for a in node.names}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in stage_names and node.args:
+            problems.append(f"{node.func.id}(...) called with {len(node.args)} positional argument(s)")
+    return problems
+
+
+def wide_functions(text: str, limit: int = 6) -> list[str]:
+    """Public top-level functions with more than `limit` parameters."""
+    out = []
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.FunctionDef) and not node.name.startswith("_"):
+            a = node.args
+            n = len(a.posonlyargs) + len(a.args) + len(a.kwonlyargs)
+            if n > limit:
+                out.append(f"{node.name} ({n} parameters)")
+    return out
+
+
+def test_every_rule_uses_one_environment_one_job_class_a_log_and_no_inline_config():
+    for path in (REPO / "workflow/rules").glob("*.smk"):
+        if path.name != "common.smk":
+            assert rule_problems(path.read_text()) == [], path.name
+    planted = ('rule bad:\n    output:\n        "x"\n    params:\n        seed=PLAN.config["seed"],\n'
+               '    threads: job("light").threads\n    resources:\n        **job("heavy").resources,\n    script:\n        "x.py"\n')
+    found = rule_problems(planted)
+    assert len(found) == 4 and any("PLAN.config" in f for f in found) and any("no log" in f for f in found), found
+
+
+def test_scripts_take_inputs_by_role_and_call_stages_with_keywords():
+    for path in (REPO / "workflow/scripts").glob("*.py"):
+        assert script_problems(path.read_text()) == [], path.name
+    planted = ("from featureflow.analysis import build_browser\n"
+               "edges = [k.removeprefix('corr_') for k in i.keys() if k.startswith('corr_')]\n"
+               "build_browser(i[f'table_{m}'], spec=1)\n")
+    assert len(script_problems(planted)) == 4, script_problems(planted)
+
+
+def test_no_public_function_has_more_than_six_parameters():
+    for path in (REPO / "src/featureflow").rglob("*.py"):
+        assert wide_functions(path.read_text()) == [], path.relative_to(REPO)
+    assert wide_functions("def f(a, b, c, d, e, f, g=1):\n    pass\ndef _g(a, b, c, d, e, f, g):\n    pass\n") == ["f (7 parameters)"]
 
 
 def _featureflow_imports(path) -> list[str]:
@@ -81,3 +140,71 @@ def test_stage_exports_resolve():
             # an export named like a module would be shadowed by the module once it is imported
             assert name not in modules, f"featureflow.{stage}.{name} is both an export and a module"
             assert getattr(package, name) is not None, f"featureflow.{stage}.{name}"
+
+
+def schema_defaults() -> dict[str, set[str]]:
+    """Every scalar default of the config schema, by key name (repr of the value; None left out:
+    it means "absent" everywhere)."""
+    found: dict[str, set[str]] = {}
+
+    def walk(node: object, key: str) -> None:
+        if not isinstance(node, dict):
+            return
+        if "default" in node and node["default"] is not None and not isinstance(node["default"], dict | list):
+            found.setdefault(key, set()).add(repr(node["default"]))
+        for name, sub in (node.get("properties") or {}).items():
+            walk(sub, name)
+        for extra in ("additionalProperties", "items", "then"):
+            walk(node.get(extra), key)
+
+    walk(yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text()), "")
+    return found
+
+
+def duplicated_defaults(text: str, defaults: dict[str, set[str]]) -> list[str]:
+    """Parameters and dataclass fields named like a schema key whose literal default is the schema's:
+    a default kept twice, which drifts the day one of them changes."""
+    out = []
+    for node in ast.walk(ast.parse(text)):
+        pairs: list[tuple[str, ast.expr]] = []
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = node.args
+            pos = a.posonlyargs + a.args
+            pairs += [(p.arg, d) for p, d in zip(pos[len(pos) - len(a.defaults):], a.defaults, strict=True)]
+            pairs += [(p.arg, d) for p, d in zip(a.kwonlyargs, a.kw_defaults, strict=True) if d is not None]
+        elif isinstance(node, ast.ClassDef):
+            pairs += [(b.target.id, b.value) for b in node.body
+                      if isinstance(b, ast.AnnAssign) and b.value is not None and isinstance(b.target, ast.Name)]
+        out += [f"{node.name}: {name}={d.value!r}" for name, d in pairs
+                if isinstance(d, ast.Constant) and d.value is not None and repr(d.value) in defaults.get(name, ())]
+    return out
+
+
+def test_defaults_live_in_the_schema_only():
+    defaults = schema_defaults()
+    assert {"'auto'", "'cpu'"} <= defaults["device"] and defaults["seed"] == {"0"}  # the walk reaches job classes too
+    for path in (REPO / "src/featureflow").rglob("*.py"):
+        assert duplicated_defaults(path.read_text(), defaults) == [], path.relative_to(REPO)
+    threshold = next(iter(defaults["threshold"]))
+    for path in (REPO / "src/featureflow/analysis/assets").glob("*.js"):
+        assert not re.search(rf"(?<![\w.]){re.escape(threshold)}(?![\w.])", path.read_text()), path.name
+    planted = "def f(x, seed=0, threads=999):\n    pass\n\nclass C:\n    seed: int = 3\n    device: str = 'cpu'\n"
+    assert duplicated_defaults(planted, defaults) == ["f: seed=0", "C: device='cpu'"]
+
+
+def folder_file_literals(text: str) -> list[str]:
+    """String literals naming a file inside a model, SAE or tokenizer folder (paths.py names them once),
+    plain or at the end of a path."""
+    from featureflow import paths
+
+    names = {v for k, v in vars(paths).items() if k.isupper() and isinstance(v, str) and "." in v}
+    return [node.value for node in ast.walk(ast.parse(text)) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and (node.value in names or node.value.rsplit("/", 1)[-1] in names)]
+
+
+def test_file_names_inside_a_folder_come_from_paths():
+    for path in (REPO / "src/featureflow").rglob("*.py"):
+        if path.name != "paths.py":
+            assert folder_file_literals(path.read_text()) == [], path.relative_to(REPO)
+    planted = 'cfg = json.loads((Path(d) / "config.json").read_text())\nw = load(f"{d}/model.safetensors")\nx = "lm/a/model.safetensors"\n'
+    assert sorted(folder_file_literals(planted)) == ["/model.safetensors", "config.json", "lm/a/model.safetensors"]

@@ -41,7 +41,7 @@ def test_split_is_a_partition_and_deterministic(tmp_path):
     train, val = read_documents(tmp_path / "a/train.txt"), read_documents(tmp_path / "a/validation.txt")
     assert (a["train"]["documents"], a["validation"]["documents"]) == (24, 6)
     assert not set(train) & set(val)
-    assert sorted(train + val) == sorted(load_documents("lua", spec))
+    assert sorted(train + val) == sorted(load_documents("lua", spec, seed=0))
     for split in ("train", "validation"):
         assert (tmp_path / f"a/{split}.txt").read_bytes() == (tmp_path / f"b/{split}.txt").read_bytes()
     assert read_documents(tmp_path / "c/validation.txt") != val, "another seed holds out other documents"
@@ -106,6 +106,6 @@ def test_record_separator_inside_dataset_text_cannot_split_documents(tmp_path):
 
     path = tmp_path / "d.json"
     pd.DataFrame({"text": [f"a\n\x1e\nb{i}" for i in range(4)]}).to_json(path, orient="records", lines=True)
-    docs = load_documents("x", corpus_settings(dataset={"path": "json", "data_files": str(path)}))
+    docs = load_documents("x", corpus_settings(dataset={"path": "json", "data_files": str(path)}), seed=0)
     assert len(docs) == 4 and all("\x1e" not in d for d in docs)
     assert DOC_SEP not in "".join(docs)

@@ -100,7 +100,7 @@ def test_correlate_edge_reads_acts_files_and_labels_the_method(tmp_path, data):
     save_acts(sp.csr_matrix(y, dtype=np.float32), sample, "b", tmp_path / "b.npz")
     for method, rows in (("positional", x.shape[0]), ("token_type", 37)):
         correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{method}.npz", CorrelationSettings(method, 2, "auto"),
-                       Resources("cpu", 2))
+                       Resources.local("cpu", 2))
         m, meta = load_matches(tmp_path / f"{method}.npz")
         assert meta == {"source": "a", "target": "b", "method": method, "sample": "abc", "backend": "numba-cpu"}
         assert m.n_rows == rows
@@ -108,7 +108,7 @@ def test_correlate_edge_reads_acts_files_and_labels_the_method(tmp_path, data):
     save_acts(sp.csr_matrix(y, dtype=np.float32), other, "c", tmp_path / "c.npz")
     with pytest.raises(ValueError, match="different token samples"):
         correlate_edge(tmp_path / "a.npz", tmp_path / "c.npz", tmp_path / "bad.npz", CorrelationSettings("positional", 1, "auto"),
-                       Resources("cpu", 2))
+                       Resources.local("cpu", 2))
 
 
 @pytest.mark.parametrize("block", [7, 4096])
@@ -196,14 +196,14 @@ def test_cost_model_picks_sparse_for_sparse_saes_and_dense_for_dense_ones(n, fea
 def test_choose_engine_measures_the_density_and_can_be_forced():
     rng = np.random.default_rng(3)
     sparse_x, dense_x = (sp.csr_matrix(sparse_acts(rng, 4000, 400, p)) for p in (0.01, 0.6))
-    assert choose_engine(sparse_x, sparse_x, 2)[0] == "sparse"
-    assert choose_engine(dense_x, dense_x, 2)[0] == "dense"
+    assert choose_engine(sparse_x, sparse_x, 2, "auto")[0] == "sparse"
+    assert choose_engine(dense_x, dense_x, 2, "auto")[0] == "dense"
     assert choose_engine(sparse_x, sparse_x, 2, "dense")[0] == "dense"
     assert choose_engine(dense_x, dense_x, 2, "sparse")[0] == "sparse"
     with pytest.raises(ValueError, match="engine"):
         choose_engine(sparse_x, sparse_x, 2, "gpu")
     forced, engine = top_k_matches_auto(dense_x, dense_x[::-1], k=2, threads=2, engine="sparse")
-    auto, chosen = top_k_matches_auto(dense_x, dense_x[::-1], k=2, threads=2)
+    auto, chosen = top_k_matches_auto(dense_x, dense_x[::-1], k=2, threads=2, engine="auto")
     assert (engine, chosen) == ("sparse", "dense")
     assert_same_matches(auto, forced, atol=1e-6)
 
@@ -215,7 +215,7 @@ def test_correlate_edge_with_a_forced_engine_gives_the_same_file(tmp_path, data)
     save_acts(sp.csr_matrix(y, dtype=np.float32), sample, "b", tmp_path / "b.npz")
     for engine in ("sparse", "dense"):
         correlate_edge(tmp_path / "a.npz", tmp_path / "b.npz", tmp_path / f"{engine}.npz",
-                       CorrelationSettings("positional", 3, engine), Resources("cpu", 2))
+                       CorrelationSettings("positional", 3, engine), Resources.local("cpu", 2))
     (sparse, meta_s), (dense, meta_d) = load_matches(tmp_path / "sparse.npz"), load_matches(tmp_path / "dense.npz")
     assert meta_s["backend"] == "numba-cpu" and meta_d["backend"] == "blas-cpu"
     assert_same_matches(dense, sparse, atol=1e-6)

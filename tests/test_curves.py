@@ -236,7 +236,7 @@ def test_tensorboard_is_off_by_default_and_reaches_jobs_from_the_config_not_para
 
     cfg = validate_config({"corpora": {"t": {"files": ["t.txt"]}}, "models": {"m": {"train_on": ["t"]}}}, SCHEMA_PATH)
     assert cfg["tensorboard"] is False
-    assert Resources(device="cpu", threads=1).tensorboard is False
+    assert Resources.local(device="cpu", threads=1).tensorboard is False
     for on in (False, True):
         smk = types.SimpleNamespace(params=types.SimpleNamespace(device="cpu"), threads=1, resources=types.SimpleNamespace(),
                                     config={**cfg, "tensorboard": on})

@@ -91,3 +91,47 @@ def test_a_higher_threshold_changes_the_classes(corr_files, tmp_path):
     assert by[("features traceable to a merge input", "m", "")] == 3
     assert by[("of which persisted from the inputs' ancestors", "m", "")] == 1       # m0 only
     assert by[("of which emerged in the inputs (fine-tuning)", "m", "")] == 2
+
+
+def test_the_browsers_javascript_classifies_as_python_does_at_the_boundary_and_nan(tmp_path):
+    """browser.js's featureClass on exactly the data the browser ships (best partner's correlation,
+    NaN as null) gives side_classes' answer, at values next to each threshold and on it."""
+    import json
+    import math
+    import os
+    import shutil
+    import subprocess
+
+    from featureflow.analysis.browser import ASSETS, _exact
+    from featureflow.flow import side_classes
+
+    node = shutil.which("node")
+    if node is None:
+        assert not os.environ.get("FEATUREFLOW_REQUIRE_NODE"), "FEATUREFLOW_REQUIRE_NODE is set but node is missing"
+        pytest.skip("no node (apt-get install nodejs)")
+    thresholds = [0.3, 0.5, 0.8, 0.95, 1 / 3]
+    corr = [np.float32(t) for t in thresholds]
+    corr += [np.nextafter(c, np.float32(d)) for c in corr for d in (-1, 2)]
+    corr += [np.float32(x) for x in (np.nan, -1.0, 0.0, 0.999, 1.0)]
+    col = np.array(corr, dtype=np.float32)[:, None]
+    cases, expected = [], []
+    for threshold in thresholds:
+        for side in ("source", "target"):
+            for active in (True, False):
+                act = np.full(len(col), active)
+                expected += side_classes(act, col, side, threshold).tolist()
+                cases += [[active, _exact(c), side, threshold] for c in col[:, 0]]
+    assert any(c[1] is None for c in cases) and "persisting" in expected and "disappearing" in expected
+    script = tmp_path / "mirror.js"
+    script.write_text(f"const {{featureClass}} = require({json.dumps(str(ASSETS / 'browser.js'))});\n"
+                      "const cases = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+                      "process.stdout.write(JSON.stringify(cases.map(c => featureClass(c[0], c[1], c[2], c[3]))));\n")
+    run = subprocess.run([node, str(script)], input=json.dumps(cases), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)
+    wrong = [(c, e, g) for c, e, g in zip(cases, expected, got, strict=True) if e != g]
+    assert not wrong, wrong[:5]
+    # the boundary itself: a correlation equal to the threshold does not persist, the next float32 up does
+    at = [e for c, e in zip(cases, expected, strict=True) if c[0] and c[2] == "source" and c[3] == 0.8
+          and c[1] is not None and 0.8 - 1e-7 < c[1] < 0.8 + 1e-7]  # float32(0.8), the float32 below it, the one above
+    assert at == ["disappearing", "disappearing", "persisting"] and math.isclose(_exact(np.float32(0.8)), 0.8, rel_tol=1e-7)

@@ -1,5 +1,6 @@
-"""Autointerp against a real chat-completions server on loopback: faults, cache, budget, secrets."""
+"""Autointerp against a real chat-completions server on loopback: faults, cache, budget, secrets, prices."""
 
+import dataclasses
 import json
 import re
 
@@ -9,13 +10,19 @@ import pytest
 import scipy.sparse as sp
 from chat_server import ChatServer
 
-from featureflow.analysis.features import feature_stats
+from featureflow.analysis.features import StatsSizes, feature_stats
 from featureflow.config import ConfigError
-from featureflow.interp.client import ChatClient, Ledger
+from featureflow.interp.client import ChatClient, Ledger, is_loopback
 from featureflow.interp.prompts import parse_simulation
 from featureflow.interp.run import Records, chain_features, interpret_model, select_features
+from featureflow.settings import InterpFeatures, InterpSettings
+from helpers import settings as defaults
 
 SECRET = "sk-test-SECRET-4f1e2d"
+
+
+def client(s, cache_dir):
+    return ChatClient(s, cache_dir, Ledger(s.budget_usd))
 
 
 def settings(server, **over):
@@ -24,7 +31,7 @@ def settings(server, **over):
          "concurrency": 2, "budget_usd": 10.0, "json_mode": True, "chars_per_token": 4.0,
          "prices": {"test-model": {"input": 1000.0, "output": 2000.0}},
          "records": {"explain_top": 3, "explain_random": 1, "simulate_top": 2, "simulate_random": 1}}
-    return {**s, **over}
+    return defaults(InterpSettings, **{**s, **over})
 
 
 @pytest.fixture
@@ -38,7 +45,7 @@ def records():
     for f in range(12):
         dense[tokens == f, f] = rng.uniform(1, 3, (tokens == f).sum())
     acts = sp.csr_matrix(dense)
-    stats = feature_stats(acts, tokens, len(vocab), top_contexts=10, top_tokens=3, min_token_count=1, bins=4)
+    stats = feature_stats(acts, tokens, len(vocab), StatsSizes(top_contexts=10, top_tokens=3, min_token_count=1, bins=4))
     csc = acts.tocsc()
     csc.sort_indices()
     return Records(csc, stats, blocks, vocab)
@@ -53,7 +60,7 @@ def test_full_run_survives_faults_then_a_rerun_sends_nothing(records, tmp_path, 
     features = [(f, "persisting" if f < 4 else "other") for f in range(8)]
     with ChatServer(faults=["429", "500", "timeout", "badjson"], malformed_every=7) as server:
         s = settings(server)
-        first = interpret_model("m", features, records, s, 0, tmp_path / "cache", tmp_path / "m.jsonl")
+        first = interpret_model("m", features, records, client(s, tmp_path / "cache"), 0, tmp_path / "m.jsonl")
         sent = len(server.requests)
         rows = read(tmp_path / "m.jsonl")
         assert [r["feature"] for r in rows] == list(range(8))
@@ -64,7 +71,7 @@ def test_full_run_survives_faults_then_a_rerun_sends_nothing(records, tmp_path, 
         assert malformed and all(f["stage"] == "simulate" and f["raw"].startswith("Sure!") for f in malformed)
         assert first["requests_sent"] == sent - 4 == 8 * 4 and first["spent_usd"] > 0  # 4 faulty attempts were retried
         assert all(a == f"Bearer {SECRET}" for a in server.authorizations)
-        again = interpret_model("m", features, records, s, 0, tmp_path / "cache", tmp_path / "m2.jsonl")
+        again = interpret_model("m", features, records, client(s, tmp_path / "cache"), 0, tmp_path / "m2.jsonl")
         assert len(server.requests) == sent and again["requests_sent"] == 0 and again["cache_hits"] == 32
     second = read(tmp_path / "m2.jsonl")
     assert [(r["explanation"], r["score"]) for r in second] == [(r["explanation"], r["score"]) for r in rows]
@@ -79,13 +86,13 @@ def test_budget_cap_stops_before_the_request_that_could_pass_it(records, tmp_pat
     features = [(f, "other") for f in range(6)]
     with ChatServer() as server:
         s = settings(server, concurrency=1)
-        interpret_model("m", features, records, s, 0, tmp_path / "free", tmp_path / "free.jsonl")  # what each feature costs
+        interpret_model("m", features, records, client(s, tmp_path / "free"), 0, tmp_path / "free.jsonl")  # what each feature costs
         costs = [r["cost_usd"] for r in read(tmp_path / "free.jsonl")]
-        s["budget_usd"] = sum(costs[:3]) + 0.3 * min(costs)  # three features, and not a whole fourth
+        s = dataclasses.replace(s, budget_usd=sum(costs[:3]) + 0.3 * min(costs))  # three features, and not a whole fourth
         before = len(server.requests)
-        summary = interpret_model("m", features, records, s, 0, tmp_path / "capped", tmp_path / "m.jsonl")
+        summary = interpret_model("m", features, records, client(s, tmp_path / "capped"), 0, tmp_path / "m.jsonl")
         rows = read(tmp_path / "m.jsonl")
-    assert summary["spent_usd"] <= s["budget_usd"] and summary["requests_sent"] == len(server.requests) - before
+    assert summary["spent_usd"] <= s.budget_usd and summary["requests_sent"] == len(server.requests) - before
     complete = [r["feature"] for r in rows if r["score"] is not None and not r["failures"]]
     assert complete == list(range(len(complete))) and len(complete) >= 2  # (a request reserves its worst case first)
     refused = [r for r in rows if any(f["error"].startswith("budget") for f in r["failures"])]
@@ -93,14 +100,43 @@ def test_budget_cap_stops_before_the_request_that_could_pass_it(records, tmp_pat
     assert stop == len(complete) and all(r["requests"] == 0 for r in rows[stop + 1:])  # it stopped there
     first = next(f["error"] for f in refused[0]["failures"] if f["error"].startswith("budget"))
     spent, worst = (float(x) for x in re.search(r"spent ([\d.]+), next request up to ([\d.]+)", first).groups())
-    assert spent + worst > s["budget_usd"]                                                # and only because it had to
+    assert spent + worst > s.budget_usd                                                # and only because it had to
 
 
 def test_no_key_for_a_remote_endpoint_is_a_one_line_error(tmp_path, monkeypatch):
     monkeypatch.delenv("FF_NO_SUCH_KEY", raising=False)
-    s = {"base_url": "https://api.example.com/v1", "api_key_env": "FF_NO_SUCH_KEY"}
+    s = defaults(InterpSettings, base_url="https://api.example.com/v1", api_key_env="FF_NO_SUCH_KEY", model="m",
+                 prices={"m": {"input": 1.0, "output": 1.0}})
     with pytest.raises(ConfigError, match="environment variable FF_NO_SUCH_KEY is not set"):
         ChatClient(s, tmp_path, Ledger(1.0))
+
+
+@pytest.mark.parametrize("url, loopback", [
+    ("http://127.0.0.1:8000/v1", True), ("http://localhost/v1", True), ("http://[::1]:5/v1", True),
+    ("http://127.0.0.2:8000/v1", False), ("http://localhost.example.com/v1", False), ("http://127.0.0.1.nip.io/v1", False),
+    ("https://api.openai.com/v1", False), (None, False)])
+def test_only_this_machines_own_addresses_are_free(url, loopback):
+    assert is_loopback(url) is loopback
+
+
+def test_a_remote_endpoint_without_a_price_sends_nothing(records, tmp_path, monkeypatch):
+    """127.0.0.2 is loopback to the kernel but remote to featureflow: no price, no request."""
+    monkeypatch.setenv("FF_TEST_KEY", SECRET)
+    features = [(f, "other") for f in range(3)]
+    with ChatServer(host="127.0.0.2") as server:
+        assert server.base_url.startswith("http://127.0.0.2:")
+        unpriced = settings(server, model="gpt-4.1", prices={})
+        with pytest.raises(ConfigError) as err:
+            interpret_model("m", features, records, client(unpriced, tmp_path / "cache"), 0, tmp_path / "m.jsonl")
+        assert str(err.value).startswith("config key 'interp.prices.gpt-4.1' is missing") and "\n" not in str(err.value)
+        assert server.requests == [] and not (tmp_path / "m.jsonl").exists()
+        priced = settings(server, model="gpt-4.1", prices={"gpt-4.1": {"input": 2.0, "output": 8.0}})
+        summary = interpret_model("m", features, records, client(priced, tmp_path / "cache"), 0, tmp_path / "m.jsonl")
+        assert summary["requests_sent"] == len(server.requests) > 0 and summary["spent_usd"] > 0
+    with ChatServer() as local:  # the same unpriced model on 127.0.0.1: free, and it runs
+        unpriced_local = client(settings(local, model="gpt-4.1", prices={}), tmp_path / "c2")
+        free = interpret_model("m", features, records, unpriced_local, 0, tmp_path / "free.jsonl")
+        assert free["requests_sent"] == len(local.requests) > 0 and free["spent_usd"] == 0
 
 
 @pytest.mark.parametrize("reply, expected", [
@@ -134,8 +170,8 @@ def test_chain_features_follow_persisting_links_from_root_to_leaf():
     chains = chain_features(pd.DataFrame(rows), spec)
     # b0 -> l5 -> m9 is a chain; b1 -> l6 stops (l6 does not persist); b2 -> t7 stops; t8 -> m3 is not reached from b
     assert chains == {"b": {0}, "l": {5}, "t": set(), "m": {9}}
-    picked = select_features("b", chains["b"], np.ones(10, dtype=bool), {"persisting_chain": True, "random_others": 3,
-                                                                        "max_per_model": 3}, seed=0)
+    picked = select_features("b", chains["b"], np.ones(10, dtype=bool),
+                             InterpFeatures(persisting_chain=True, random_others=3, max_per_model=3), seed=0)
     assert picked[0] == (0, "persisting") and len(picked) == 3 and all(g == "other" and f != 0 for f, g in picked[1:])
 
 
@@ -181,3 +217,22 @@ def test_micro_workflow_with_a_loopback_endpoint(micro_run, tmp_path, monkeypatc
     for path in wd.rglob("*"):  # results, logs, cache, Snakemake's metadata
         if path.is_file() and not path.is_symlink() and path.stat().st_size < 50_000_000:
             assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_the_estimate_rule_stops_an_unpriced_remote_run_before_any_request(micro_run, tmp_path, monkeypatch):
+    """In the workflow: a remote endpoint (127.0.0.2) and a model without a price stop at the estimate, one line."""
+    import shutil
+
+    from helpers import REPO, dump_yaml, snakemake_local
+
+    wd = tmp_path / "wd"
+    shutil.copytree(micro_run[0], wd, symlinks=True)
+    monkeypatch.setenv("FF_TEST_KEY", SECRET)
+    with ChatServer(host="127.0.0.2") as server:
+        cfg = {"interp": {"enabled": True, "base_url": server.base_url, "model": "gpt-4.1", "api_key_env": "FF_TEST_KEY",
+                          "prices": {}, "features": {"random_others": 2, "max_per_model": 4}}}
+        run = snakemake_local(wd, "--configfile", str(REPO / "config/micro.yaml"), str(dump_yaml(cfg, tmp_path / "remote.yaml")))
+        assert run.returncode != 0 and server.requests == []
+    lines = [line for line in (run.stdout + run.stderr).splitlines() if line.startswith("error: config key 'interp.prices.gpt-4.1'")]
+    assert lines and "is not loopback" in lines[0], run.stderr[-3000:]
+    assert not list((wd / "results/interp").glob("*.jsonl"))

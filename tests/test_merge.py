@@ -127,7 +127,7 @@ def test_models_of_other_shape_or_tokenizer_cannot_merge(models, tmp_path):
 
 
 def test_fixed_t_is_used_and_choice_compares_with_inputs_and_base(models, tmp_path):
-    from featureflow.merge import MergeSpec, build_merged
+    from featureflow.merge import MergedFiles, MergeSpec, build_merged
 
     ids = np.random.default_rng(0).integers(0, 300, 4 * 128).astype(np.uint16)
     np.save(tmp_path / "val.npy", ids)
@@ -136,13 +136,15 @@ def test_fixed_t_is_used_and_choice_compares_with_inputs_and_base(models, tmp_pa
     dirs = {n: str(models / n) for n in ("lua", "stories", "base")}
     own = {"lua": [str(tmp_path / "val.npy")], "stories": [str(tmp_path / "val.npy")]}
     spec = MergeSpec("lua", "stories", "base", "slerp", 0.25, dirs, own)
-    run = (settings(MergeSettings), 64, Resources("cpu", 2))
-    choice = build_merged("m", spec, tmp_path / "sweep.json", tmp_path / "m", tmp_path / "choice.json", *run)
+    run = dict(settings=settings(MergeSettings), batch_size=64, resources=Resources.local("cpu", 2))
+    choice = build_merged(name="m", spec=spec, files=MergedFiles(sweep_json=tmp_path / "sweep.json", out_dir=tmp_path / "m",
+                                                                 choice_json=tmp_path / "choice.json"), **run)
     assert (choice["t"], choice["t_from"]) == (0.25, "config")
     expected = merge_weights("slerp", load_weights(models / "lua"), load_weights(models / "stories"), 0.25)
     written = load_weights(tmp_path / "m")
     assert all(torch.equal(written[k], expected[k]) for k in expected)
     assert choice["merged_vs_base"]["lua"] == pytest.approx(choice["merged_accuracy"]["lua"] / 0.5 - 1)
-    auto = build_merged("m", dataclasses.replace(spec, t="auto"), tmp_path / "sweep.json", tmp_path / "m2",
-                        tmp_path / "choice2.json", *run)
+    auto = build_merged(name="m", spec=dataclasses.replace(spec, t="auto"),
+                        files=MergedFiles(sweep_json=tmp_path / "sweep.json", out_dir=tmp_path / "m2", choice_json=tmp_path / "choice2.json"),
+                        **run)
     assert (auto["t"], auto["t_from"]) == (0.61, "sweep equilibrium")

@@ -204,7 +204,8 @@ def test_off_target_saes_are_named_on_the_first_screen_of_every_page(off, tmp_pa
         run["sae_metrics"][model] = _sae(**metrics)
     monkeypatch.setattr(jobs, "load_run", lambda *args: run)
     out = {name: tmp_path / name for name in ("reproduction.md", "reproduction.html", "index.html")}
-    jobs.write_report({}, SPEC, 0, [], "results", out["reproduction.md"], out["reproduction.html"], out["index.html"])
+    pages = jobs.ReportPages(md=out["reproduction.md"], html=out["reproduction.html"], index=out["index.html"])
+    jobs.write_report(files={}, spec=SPEC, sample_tokens=0, sections=[], results_dir="results", pages=pages)
     md, html, index = (out[n].read_text() for n in out)
     if not off:
         for text in (md, html, index):

@@ -20,7 +20,7 @@ import torch
 import yaml
 from slurm_cluster import LocalSlurm, available
 
-from featureflow.lm import load_model, train_model
+from featureflow.lm import TrainFiles, load_model, train_model
 from featureflow.plan import load_plan
 from featureflow.settings import Resources
 from helpers import REPO, SCHEMA, dump_yaml
@@ -128,8 +128,8 @@ def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, tmp_path):
     script run again must cancel that orphaned job, clear the stale lock, and resume training from
     the checkpoint, ending with the weights of an uninterrupted run."""
     cfg = yaml.safe_load(MICRO.read_text())
-    cfg["lm"]["scratch"]["tokens"] = 600_000  # long enough to be killed halfway (2300 steps)
-    cfg["lm"]["checkpoint_every"] = 100
+    cfg["lm"]["scratch"]["tokens"] = 240_000  # long enough to be killed early (920 steps, ~25 s on 2 cores)
+    cfg["lm"]["checkpoint_every"] = 50
     config = dump_yaml(cfg, tmp_path / "long.yaml")
     target = "results/lm/babypython/model.safetensors"
     wd = tmp_path / "run"
@@ -162,9 +162,10 @@ def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, tmp_path):
     # the same training, uninterrupted, on the data the cluster run prepared
     plan = load_plan({**cfg, "resources": yaml.safe_load(FAKE_GPUS.read_text())["resources"]}, SCHEMA, workdir=REPO)
     res, out = wd / "results", tmp_path / "straight"
-    train_model("babypython", res / "data/mixtures/babypython/train.npy", res / "data/tokenizer", out, out / "train_log.csv",
-                out / "train_meta.json", tmp_path / "straight_ckpt", plan.train_job("babypython"), cfg["seed"],
-                Resources(plan.job_class("train").device, plan.job_class("train").threads))
+    files = TrainFiles(mixture_npy=res / "data/mixtures/babypython/train.npy", tokenizer_dir=res / "data/tokenizer", out_dir=out,
+                       train_log=out / "train_log.csv", train_meta=out / "train_meta.json", ckpt_dir=tmp_path / "straight_ckpt")
+    train_model(name="babypython", files=files, settings=plan.train_job("babypython"), seed=cfg["seed"],
+                resources=Resources.local(plan.job_class("train").device, plan.job_class("train").threads))
     resumed, uninterrupted = load_model(res / "lm/babypython"), load_model(out)
     for (name, a), (_, b) in zip(resumed.state_dict().items(), uninterrupted.state_dict().items(), strict=True):
         assert torch.equal(a, b), name

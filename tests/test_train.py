@@ -14,7 +14,7 @@ from featureflow.config import ConfigError
 from featureflow.data import build_tokenizer, tokenize_split
 from featureflow.lm.model import build_model, check_parent, load_model, save_model
 from featureflow.lm.train import BlockSampler, lr_factor, total_steps
-from featureflow.runtime import CheckpointError
+from featureflow.runtime import CheckpointError, TrainingRun
 from featureflow.settings import TokenizerSettings, TrainSettings
 from helpers import DOC_SEP, REPO, WORDS, architecture, call_train, settings
 
@@ -116,6 +116,30 @@ def test_compile_switch_logs_itself_and_keeps_the_weights_and_their_names(data, 
     assert wa.keys() == wb.keys()  # no "_orig_mod." prefixes: checkpoints and folders stay interchangeable
     for k in wa:
         torch.testing.assert_close(wb[k], wa[k], rtol=1e-3, atol=1e-4)
+
+
+def test_training_run_resumes_its_own_checkpoints_only_and_tidies_up(tmp_path):
+    """The scaffold shared by the LM and SAE loops: which steps checkpoint, what a resume restores."""
+    first = TrainingRun("t", tmp_path / "ck", "fp-A", total_steps=7, checkpoint_every=3)
+    assert first.resume() is None and [d for d in range(1, 8) if first.checkpoint_due(d)] == [3, 6]  # not after the last
+    first.open_log(tmp_path / "log.csv", ("step", "loss"), tensorboard=False)
+    for step in first.steps():
+        if step + 1 == 5:
+            break  # killed after step 5: the newest checkpoint is step 3's
+        first.log({"step": step + 1, "loss": 1.0 / (step + 1)})
+        if first.checkpoint_due(step + 1):
+            first.save_checkpoint(step + 1, {"weights": torch.full((2,), float(step + 1))})
+    again = TrainingRun("t", tmp_path / "ck", "fp-A", total_steps=7, checkpoint_every=3)
+    state = again.resume()
+    assert again.start == 3 and [r["step"] for r in again.rows] == [1, 2, 3] and torch.equal(state["weights"], torch.full((2,), 3.0))
+    assert list(again.steps()) == [3, 4, 5, 6]
+    again.open_log(tmp_path / "log.csv", ("step", "loss"), tensorboard=False)
+    assert (tmp_path / "log.csv").read_text().splitlines()[1:] == ["1,1.0", "2,0.5", "3,0.3333333333333333"]
+    assert TrainingRun("t", tmp_path / "ck", "fp-B", 7, 3).resume() is None  # other settings: not this run's checkpoint
+    again.finish(keep_checkpoints=True)
+    assert list((tmp_path / "ck").glob("step_*.pt"))
+    again.finish(keep_checkpoints=False)
+    assert not list((tmp_path / "ck").glob("step_*.pt"))
 
 
 def test_killed_run_resumes_past_a_corrupt_checkpoint_to_identical_weights(data, tmp_path):

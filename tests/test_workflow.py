@@ -110,15 +110,21 @@ def test_second_run_with_nothing_changed_runs_nothing(micro_run):
     assert "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
-    wd, _ = micro_run
-    cfg = yaml.safe_load(MICRO.read_text())
-    cfg["corpora"]["lua"]["max_bytes"] = 80000
-    dry = snakemake(wd, "--configfile", str(dump_yaml(cfg, wd / "changed.yaml")), "-n", "--quiet", "rules")
+def planned_reruns(wd, cfg: dict, name: str) -> dict[str, int]:
+    """Rule -> jobs that Snakemake would run for config `cfg` in the run folder `wd` (a dry run)."""
+    dry = snakemake(wd, "--configfile", str(dump_yaml(cfg, wd / f"{name}.yaml")), "-n", "--quiet", "rules")
     assert dry.returncode == 0, dry.stderr
     job_lines = [line.split() for line in dry.stdout.splitlines() if line.split()[:1] and line.split()[0].isidentifier()]
     rerun = {parts[0]: int(parts[1]) for parts in job_lines if len(parts) == 2 and parts[1].isdigit()}
     rerun.pop("total", None)
+    return rerun
+
+
+def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
+    wd, _ = micro_run
+    cfg = yaml.safe_load(MICRO.read_text())
+    cfg["corpora"]["lua"]["max_bytes"] = 80000
+    rerun = planned_reruns(wd, cfg, "changed")
     # lua's text changes: its tokens, its mixture, the lua model, and every evaluation (lua validation
     # changed); the tokenizer (trained on the base corpora) and the other models stay.
     assert rerun == {"all": 1, "corpus": 1, "tokens": 2, "mixture": 2, "token_summary": 1, "train": 1,
@@ -126,7 +132,29 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
                      "sae": 2, "sae_eval": 2, "sae_table": 1, "sae_curves": 1,
                      # the common sample draws from lua's tokens too: every model's activations and edge
                      "common_sample": 1, "feature_acts": 4, "correlate": 4, "classify": 1, "sankey": 1,
-                     "feature_stats": 4, "case_studies": 1, "browser": 1, "interp_estimate": 1, "report": 1}, dry.stdout
+                     "feature_stats": 4, "case_studies": 1, "browser": 1, "interp_estimate": 1, "report": 1}
+
+
+@pytest.mark.parametrize("block, key, value, expected", [
+    # how autointerp talks to its endpoint changes no output; the prompts' sizes change the estimate
+    ("interp", "concurrency", 7, {}),
+    ("interp", "timeout_s", 99.0, {}),
+    ("interp", "max_tokens_explain", 41, {"interp_estimate": 1, "report": 1, "all": 1}),
+    # the browser's own settings rerun the browser alone, not the statistics it reads
+    ("analysis", "browser_window", 3, {"browser": 1, "report": 1, "all": 1}),
+    ("analysis", "top_tokens", 4, {"feature_stats": 4, "case_studies": 1, "browser": 1, "interp_estimate": 1, "report": 1,
+                                   "all": 1}),
+    # a case-study setting reruns the case studies, not the statistics
+    ("analysis.case_studies", "contexts", 2, {"case_studies": 1, "report": 1, "all": 1}),
+])
+def test_a_setting_reruns_exactly_the_jobs_whose_outputs_it_changes(micro_run, block, key, value, expected):
+    wd, _ = micro_run
+    cfg = yaml.safe_load(MICRO.read_text())
+    node = cfg
+    for part in block.split("."):
+        node = node.setdefault(part, {})
+    node[key] = value
+    assert planned_reruns(wd, cfg, f"{block}-{key}") == expected
 
 
 def test_micro_feature_acts_correlations_and_flow(micro_run):

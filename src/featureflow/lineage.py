@@ -18,7 +18,6 @@ from typing import Any, Literal
 from featureflow.config import ConfigError
 
 ModelKind = Literal["scratch", "finetune", "merge"]
-MERGE_DEFAULTS = {"method": "slerp", "t": "auto"}
 EDGE_SEP = "__"
 # Model and corpus names become folder names and Snakemake wildcard values; an edge name joins two
 # model names with "__", so a name may not hold "__" or end in "_" (either would make it ambiguous).
@@ -52,7 +51,7 @@ class Model:
     train_on: tuple[str, ...] = ()
     parent: str | None = None
     merge: tuple[str, ...] = ()
-    mix: str = "even"
+    mix: str | None = None  # trained models: `even` or `concat` (the schema default); merged: None
     method: str | None = None
     t: float | str | None = None
 
@@ -135,8 +134,8 @@ def _model_from_spec(name: str, spec: dict[str, Any], corpora: set[str]) -> Mode
         inputs = tuple(spec["merge"])
         if inputs[0] == inputs[1]:
             raise ConfigError(f"config key '{where}.merge' lists '{inputs[0]}' twice; a merge needs two different models")
-        opts = {k: spec.get(k, v) for k, v in MERGE_DEFAULTS.items()}
-        return Model(name, "merge", merge=inputs, method=opts["method"], t=opts["t"])
+        return Model(name, "merge", merge=inputs, method=spec["method"], t=spec["t"])  # defaults: the schema's
+
     for key in ("method", "t"):
         if key in spec:
             raise ConfigError(f"config key '{where}.{key}' only applies to merged models (models with 'merge')")
@@ -144,7 +143,7 @@ def _model_from_spec(name: str, spec: dict[str, Any], corpora: set[str]) -> Mode
         if corpus not in corpora:
             raise ConfigError(f"config key '{where}.train_on': '{corpus}' is not a corpus (known: {', '.join(sorted(corpora))})")
     kind: ModelKind = "finetune" if "parent" in spec else "scratch"
-    return Model(name, kind, train_on=tuple(spec["train_on"]), parent=spec.get("parent"), mix=spec.get("mix", "even"))
+    return Model(name, kind, train_on=tuple(spec["train_on"]), parent=spec.get("parent"), mix=spec["mix"])
 
 
 def _topological_order(models: dict[str, Model], lineage: Lineage) -> list[str]:

@@ -20,13 +20,26 @@ from dataclasses import dataclass
 
 SPLITS = ("train", "validation")
 
+# Files inside one folder, named by the formats the folders follow (a Hugging Face model or
+# tokenizer folder, an SAELens SAE folder). Code that opens a folder takes the names from here.
+MODEL_WEIGHTS = "model.safetensors"
+MODEL_CONFIG = "config.json"
+TOKENIZER_JSON = "tokenizer.json"
+TOKENIZER_META = "tokenizer_meta.json"
+TOKENIZER_FILES = (TOKENIZER_JSON, "tokenizer_config.json", "special_tokens_map.json", TOKENIZER_META)  # all of a tokenizer folder
+SAE_WEIGHTS = "sae_weights.safetensors"
+SAE_CFG = "cfg.json"
+SAE_EXTRA = "featureflow_sae.json"
+TRAIN_LOG = "train_log.csv"
+TRAIN_META = "train_meta.json"
+
 TEMPLATES: dict[str, str] = {
     # data: corpora -> tokenizer -> token arrays -> training mixtures
     "corpus_text": "data/corpora/{corpus}/{split}.txt",
     "corpus_summary": "data/corpora/{corpus}/split.json",
     "tokenizer_dir": "data/tokenizer",
-    "tokenizer_json": "data/tokenizer/tokenizer.json",
-    "tokenizer_meta": "data/tokenizer/tokenizer_meta.json",
+    "tokenizer_json": f"data/tokenizer/{TOKENIZER_JSON}",
+    "tokenizer_meta": f"data/tokenizer/{TOKENIZER_META}",
     "tokens": "data/tokens/{corpus}/{split}.npy",
     "token_counts": "data/tokens/{corpus}/{split}.json",
     "token_summary": "data/tokens/summary.tsv",
@@ -34,10 +47,10 @@ TEMPLATES: dict[str, str] = {
     "mixture_summary": "data/mixtures/{model}/{split}.json",
     # lm: every model of the lineage (merged ones included) as a Hugging Face folder, the training curves
     "model_dir": "lm/{model}",
-    "model_weights": "lm/{model}/model.safetensors",
-    "model_config": "lm/{model}/config.json",
-    "train_log": "lm/{model}/train_log.csv",
-    "train_meta": "lm/{model}/train_meta.json",
+    "model_weights": f"lm/{{model}}/{MODEL_WEIGHTS}",
+    "model_config": f"lm/{{model}}/{MODEL_CONFIG}",
+    "train_log": f"lm/{{model}}/{TRAIN_LOG}",
+    "train_meta": f"lm/{{model}}/{TRAIN_META}",
     "model_eval": "lm/{model}/eval.json",
     "eval_table": "lm/eval.tsv",
     "lm_curves_html": "lm/training_curves.html",
@@ -51,10 +64,10 @@ TEMPLATES: dict[str, str] = {
     "merge_choice": "merge/{model}/choice.json",
     # sae: one SAELens-format SAE per model, its held-out metrics, the table of all, the training curves
     "sae_dir": "sae/{model}",
-    "sae_weights": "sae/{model}/sae_weights.safetensors",
-    "sae_cfg": "sae/{model}/cfg.json",
-    "sae_extra": "sae/{model}/featureflow_sae.json",
-    "sae_train_log": "sae/{model}/train_log.csv",
+    "sae_weights": f"sae/{{model}}/{SAE_WEIGHTS}",
+    "sae_cfg": f"sae/{{model}}/{SAE_CFG}",
+    "sae_extra": f"sae/{{model}}/{SAE_EXTRA}",
+    "sae_train_log": f"sae/{{model}}/{TRAIN_LOG}",
     "sae_metrics": "sae/{model}/metrics.json",
     "sae_density": "sae/{model}/feature_density.npy",
     "sae_density_html": "sae/{model}/feature_density.html",

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from featureflow.config import ConfigError, is_hub_dataset, resolve_local_files, validate_config
+from featureflow.inputs import LineageFiles
 from featureflow.lineage import Lineage, build_lineage, parse_edge_name
 from featureflow.paths import SPLITS, TEMPLATES, ResultPaths
 from featureflow.settings import (
@@ -40,6 +41,26 @@ class Plan:
         self.paths = ResultPaths(self.config["results_dir"])
 
     # --- settings, one typed object per config block -------------------------------------------
+
+    @property
+    def seed(self) -> int:
+        """The run's seed (`seed`): every random choice of every stage derives from it."""
+        return int(self.config["seed"])
+
+    @property
+    def threshold(self) -> float:
+        """The correlation above which a feature persists along an edge (`threshold`)."""
+        return float(self.config["threshold"])
+
+    @property
+    def data_cache(self) -> str | None:
+        """Where hub datasets are cached (`data_cache`; None: the `datasets` library's own cache)."""
+        return self.config["data_cache"]
+
+    @property
+    def sae_eval_tokens(self) -> int:
+        """Held-out tokens the SAE metrics are computed on (`sae.eval_tokens`; read by sae_eval alone)."""
+        return int(self.config["sae"]["eval_tokens"])
 
     def corpus(self, name: str) -> CorpusSettings:
         return from_block(CorpusSettings, self.config["corpora"][name])
@@ -182,33 +203,40 @@ class Plan:
     def correlation_files(self) -> dict[str, str]:
         return {e.name: self.paths("corr", edge=e.name) for e in self.lineage.edges}
 
-    def case_study_inputs(self) -> dict[str, str]:
+    def _lineage_files(self, models: list[str], roles: dict[str, str], with_corr: bool = False, **single: str) -> LineageFiles:
+        """LineageFiles of `models`: per-model `roles` (role -> result key), every edge's correlations
+        when `with_corr`, and the shared files `single` (role -> result key)."""
+        per_model = {role: {m: self.paths(key, model=m) for m in models} for role, key in roles.items()}
+        corr = self.correlation_files() if with_corr else {}
+        return LineageFiles(models=tuple(models), edge_names=tuple(corr), corr=corr, **per_model,
+                            **{role: self.paths(key) for role, key in single.items()})
+
+    def feature_stats_files(self, model: str) -> LineageFiles:
+        """What one model's feature statistics read: its activations, model and SAE weights, the tokenizer."""
+        return self._lineage_files([model], {"acts": "acts", "weights": "model_weights", "sae_weights": "sae_weights"},
+                                   tokenizer="tokenizer_meta")
+
+    def case_study_files(self) -> LineageFiles:
         """What the case studies read: classes, counts, every model's statistics and activations, the sample."""
-        p = self.paths
-        files = {"edges": p("edges"), "counts": p("counts"), "sample": p("sample"), "tokenizer": p("tokenizer_meta")}
-        for m in self.lineage.order:
-            files |= {f"table_{m}": p("feature_table", model=m), f"stats_{m}": p("feature_stats", model=m),
-                      f"acts_{m}": p("acts", model=m)}
-        return files
+        return self._lineage_files(self.lineage.order, {"tables": "feature_table", "stats": "feature_stats", "acts": "acts"},
+                                   edges="edges", counts="counts", sample="sample", tokenizer="tokenizer_meta")
 
-    def browser_inputs(self) -> dict[str, str]:
-        """What the browser reads: every model's statistics and activations, every edge's partners, the sample."""
-        p = self.paths
-        files = {"sample": p("sample"), "tokenizer": p("tokenizer_meta")}
-        for m in self.lineage.order:
-            files |= {f"table_{m}": p("feature_table", model=m), f"stats_{m}": p("feature_stats", model=m),
-                      f"acts_{m}": p("acts", model=m)}
-        if self.config["interp"]["enabled"]:  # explanations and scores appear in the browser
-            files |= {f"interp_{m}": p("interp_jsonl", model=m) for m in self.lineage.order}
-        return files | {f"corr_{name}": path for name, path in self.correlation_files().items()}
+    def browser_files(self) -> LineageFiles:
+        """What the browser reads: every model's statistics and activations, every edge's partners, the sample,
+        and the explanations when autointerp runs."""
+        roles = {"tables": "feature_table", "stats": "feature_stats", "acts": "acts"}
+        if self.config["interp"]["enabled"]:
+            roles["interp"] = "interp_jsonl"
+        return self._lineage_files(self.lineage.order, roles, with_corr=True, sample="sample", tokenizer="tokenizer_meta")
 
-    def interp_inputs(self, model: str | None = None) -> dict[str, str]:
-        """What autointerp reads (for one model, or all): classes, statistics, activations, the sample."""
-        p = self.paths
-        files = {"edges": p("edges"), "sample": p("sample"), "tokenizer": p("tokenizer_meta")}
-        for m in [model] if model else self.lineage.order:
-            files |= {f"stats_{m}": p("feature_stats", model=m), f"acts_{m}": p("acts", model=m)}
-        return files
+    def interp_files(self, model: str | None = None) -> LineageFiles:
+        """What autointerp reads: classes, statistics, activations and the sample, for one model (with
+        the cost estimate, which shares the budget out) or for all (the estimate itself)."""
+        single = {"edges": "edges", "sample": "sample", "tokenizer": "tokenizer_meta"}
+        if model:
+            single["estimate"] = "interp_estimate"
+        return self._lineage_files([model] if model else self.lineage.order, {"stats": "feature_stats", "acts": "acts"},
+                                   **single)
 
     def report_files(self) -> dict[str, Any]:
         """What the reproduction table reads, grouped as `featureflow.report.load_run` wants them."""

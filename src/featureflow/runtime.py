@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import logging
 import os
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,76 @@ def load_latest_checkpoint(ckpt_dir: Path, fingerprint: str) -> dict[str, Any] |
     return None
 
 
+class TrainingRun:
+    """The loop around one training job's steps, shared by the LM and the SAE jobs: resume from the
+    newest checkpoint of this exact run (same `fingerprint`), log rows as they come, checkpoint
+    atomically every `checkpoint_every` steps, keep the wall time across resumes, tidy up at the end::
+
+        run = TrainingRun(f"sae {name}", ckpt_dir, fingerprint, steps, checkpoint_every)
+        state = run.resume()          # None, or what `checkpoint` saved: restore the job's own objects from it
+        run.open_log(log_path, FIELDS, tensorboard)
+        for step in run.steps():      # from the resumed step on, with a progress bar
+            ...                       # one step; run.log(row) at log steps
+            if run.checkpoint_due(step + 1):
+                run.save_checkpoint(step + 1, {"model": model.state_dict(), ...})
+        run.finish(keep_checkpoints)
+
+    What the job saves is its own; the run adds the step, the log rows, the elapsed time and the fingerprint.
+    """
+
+    def __init__(self, label: str, ckpt_dir: str | Path, fingerprint: str, total_steps: int, checkpoint_every: int):
+        self.label, self.ckpt_dir, self.fingerprint = label, Path(ckpt_dir), fingerprint
+        self.total_steps, self.checkpoint_every = total_steps, checkpoint_every
+        self.start, self.rows, self.elapsed_before = 0, [], 0.0
+        self.bar: Any = None
+        self._log: TrainLog | None = None
+        self._t0 = time.time()
+
+    def resume(self) -> dict[str, Any] | None:
+        """The newest checkpoint of this run (and the step, log rows and time it holds), or None."""
+        state = load_latest_checkpoint(self.ckpt_dir, self.fingerprint)
+        if state is not None:
+            self.start, self.rows, self.elapsed_before = state["step"], state["log_rows"], state["elapsed_s"]
+        return state
+
+    def open_log(self, path: str | Path, fields: Iterable[str], tensorboard: bool) -> None:
+        """Start the per-step log, with the rows a resumed run had logged."""
+        self._log = TrainLog(path, fields, self.rows, tensorboard=tensorboard)
+
+    def steps(self) -> Iterator[int]:
+        """The steps left to run, shown as a progress bar in the job's log."""
+        self._t0 = time.time()
+        self.bar = tqdm(range(self.start, self.total_steps), initial=self.start, total=self.total_steps, desc=self.label,
+                        mininterval=10)
+        yield from self.bar
+
+    def elapsed(self) -> float:
+        """Wall seconds of training so far, earlier runs of a resumed job included."""
+        return self.elapsed_before + time.time() - self._t0
+
+    def log(self, row: dict[str, Any]) -> None:
+        if self._log is None:
+            raise RuntimeError("TrainingRun.log before open_log")
+        self._log.append(row)
+
+    def checkpoint_due(self, done: int) -> bool:
+        """Whether a checkpoint is due after `done` steps (every `checkpoint_every`; none after the last step)."""
+        return done % self.checkpoint_every == 0 and done < self.total_steps
+
+    def save_checkpoint(self, done: int, state: dict[str, Any]) -> None:
+        """Save the job's `state` after `done` steps, atomically, with the run's own step, log rows, time and fingerprint."""
+        save_checkpoint(self.ckpt_dir, {"step": done, **state, "log_rows": self._log.rows if self._log else [],
+                                        "elapsed_s": self.elapsed(), "fingerprint": self.fingerprint})
+
+    def finish(self, keep_checkpoints: bool) -> None:
+        """Close the log; delete the checkpoints unless they are to be kept."""
+        if self._log is not None:
+            self._log.close()
+        if not keep_checkpoints:
+            for path in list_checkpoints(self.ckpt_dir):
+                path.unlink()
+
+
 class TrainLog:
     """A training job's per-step CSV log, written and flushed row by row so that a running job can be
     followed (``python -m featureflow.curves results``), with TensorBoard event files beside it when
@@ -77,7 +149,7 @@ class TrainLog:
     told to drop the events a killed run logged, and gets the same rows again.
     """
 
-    def __init__(self, path: str | Path, fields: Iterable[str], rows: Iterable[dict[str, Any]] = (), tensorboard: bool = False):
+    def __init__(self, path: str | Path, fields: Iterable[str], rows: Iterable[dict[str, Any]] = (), *, tensorboard: bool):
         self.path, self.rows = Path(path), list(rows)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "w", newline="")

@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 T = TypeVar("T")
 Device = Literal["auto", "cpu", "cuda"]
@@ -186,6 +186,35 @@ class AnalysisSettings:
     hypotheses: dict[str, list[str]]
     case_studies: CaseStudySettings
 
+    def feature_stats(self) -> FeatureStatsSettings:
+        """The `feature_stats` jobs' view: the browser's and case studies' settings recompute no statistics."""
+        return FeatureStatsSettings(self.top_contexts, self.top_tokens, self.min_token_count, self.histogram_bins,
+                                    self.hypotheses)
+
+    def browser(self) -> BrowserSettings:
+        """The `browser` job's view: which LLR columns it shows and how much context per feature."""
+        return BrowserSettings(tuple(self.hypotheses), self.browser_contexts, self.browser_window)
+
+
+@dataclass(frozen=True)
+class FeatureStatsSettings:
+    """Per-feature statistics on the common sample and the LLR hypotheses (a view of `analysis`)."""
+
+    top_contexts: int
+    top_tokens: int
+    min_token_count: int
+    histogram_bins: int
+    hypotheses: dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class BrowserSettings:
+    """The feature browser's view of `analysis`: hypothesis names (LLR columns), contexts per feature, tokens around each."""
+
+    hypotheses: tuple[str, ...]
+    contexts: int
+    window: int
+
 
 @dataclass(frozen=True)
 class InterpFeatures:
@@ -224,6 +253,30 @@ class InterpSettings:
     concurrency: int
     budget_usd: float
     chars_per_token: float
+    prices: dict[str, dict[str, float]]
+    features: InterpFeatures
+    records: InterpRecords
+
+    # How a run talks to the endpoint, not what it asks: changing them reruns nothing (the
+    # request cache would make a rerun free anyway, but its jobs would still be scheduled).
+    RUN_ONLY: ClassVar[tuple[str, ...]] = ("concurrency", "timeout_s", "max_retries", "backoff_s")
+
+    def cost(self) -> InterpCost:
+        """What the cost estimate depends on: the selection, the prompts' sizes and the prices."""
+        return InterpCost(self.enabled, self.base_url, self.model, self.chars_per_token, self.max_tokens_explain,
+                          self.max_tokens_simulate, self.prices, self.features, self.records)
+
+
+@dataclass(frozen=True)
+class InterpCost:
+    """The `interp_estimate` job's view of `interp`: which features, how large their prompts are, at what price."""
+
+    enabled: bool
+    base_url: str | None
+    model: str
+    chars_per_token: float
+    max_tokens_explain: int
+    max_tokens_simulate: int
     prices: dict[str, dict[str, float]]
     features: InterpFeatures
     records: InterpRecords
@@ -272,9 +325,16 @@ class Resources:
 
     device: Device
     threads: int
-    compile: bool | str = "auto"
-    tensorboard: bool = False
+    compile: bool | str
+    tensorboard: bool
     mem_mb: int | None = None
+
+    @classmethod
+    def local(cls, device: Device, threads: int) -> Resources:
+        """Resources outside a Snakemake job (tests, benchmarks, notebooks), with the schema's defaults
+        for compiling (`resources.train.compile`) and TensorBoard."""
+        cfg = _validated_minimal_config()
+        return cls(device=device, threads=threads, compile=cfg["resources"]["train"]["compile"], tensorboard=cfg["tensorboard"])
 
 
 # Each settings type and the config block it is built from (tests compare them with the schema).
@@ -306,7 +366,7 @@ def _convert(hint: Any, value: Any) -> Any:
     if value is None:
         return None
     if dataclasses.is_dataclass(hint):
-        return from_block(hint, value)
+        return value if isinstance(value, hint) else from_block(hint, value)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         inner = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -333,15 +393,20 @@ def from_block(cls: type[T], block: Mapping[str, Any]) -> T:
     return cls(**{n: _convert(hints[n], block.get(n)) for n in names})
 
 
+def _validated_minimal_config() -> dict[str, Any]:
+    """The smallest valid config with every default of the schema filled in."""
+    from featureflow.config import SCHEMA_PATH, validate_config
+
+    minimal = {"corpora": {"text": {"files": ["text.txt"]}}, "models": {"model": {"train_on": ["text"]}}}
+    return validate_config(minimal, SCHEMA_PATH)
+
+
 def defaults(cls: type[T], **overrides: Any) -> T:
     """Settings type `cls` with the schema's defaults and some `overrides` (scripts, benchmarks, tests).
 
     A fine-tune's `TrainSettings` default to `lm.scratch`; ask for `lm.finetune` values explicitly.
     """
-    from featureflow.config import SCHEMA_PATH, validate_config
-
-    minimal = {"corpora": {"text": {"files": ["text.txt"]}}, "models": {"model": {"train_on": ["text"]}}}
-    node: Any = validate_config(minimal, SCHEMA_PATH)
+    node: Any = _validated_minimal_config()
     path = BLOCKS[cls].replace("corpora.*", "corpora.text").replace("resources.*", "resources.train")
     for key in path.split("."):
         node = node[key]
@@ -349,6 +414,8 @@ def defaults(cls: type[T], **overrides: Any) -> T:
     return from_block(cls, {**block, **overrides})
 
 
-def as_params(settings: Any) -> dict[str, Any]:
-    """Plain-data form of a settings object, for a rule's `params:` (what Snakemake compares)."""
-    return dataclasses.asdict(settings)
+def as_params(settings: Any, without: Iterable[str] = ()) -> dict[str, Any]:
+    """Plain-data form of a settings object, for a rule's `params:` (what Snakemake compares to
+    decide a rerun); `without` leaves out fields that change no output (see `featureflow.stage.rule_settings`)."""
+    skip = set(without)
+    return {k: v for k, v in dataclasses.asdict(settings).items() if k not in skip}

@@ -5,18 +5,13 @@
 
 rule feature_stats:
     input:
-        acts=P("acts"),
-        tokenizer=P("tokenizer_meta"),
-        weights=P("model_weights"),
-        sae=P("sae_weights"),
+        unpack(lambda w: PLAN.feature_stats_files(w.model).as_input()),
     output:
         stats=P("feature_stats"),
         table=P("feature_table"),
     params:
-        settings={k: v for k, v in as_params(PLAN.analysis).items() if k not in ("case_studies", "browser_contexts", "browser_window")},
-        tokenizer_dir=in_dir("tokenizer"),
-        model_dir=in_dir("weights"),
-        sae_dir=in_dir("sae"),
+        layout=lambda w: PLAN.feature_stats_files(w.model).layout(),
+        settings=as_params(PLAN.analysis.feature_stats()),
         hook=PLAN.sae.hook,
     log:
         P.log("analysis", "feature_stats/{model}"),
@@ -33,16 +28,16 @@ rule feature_stats:
 
 rule case_studies:
     input:
-        unpack(lambda w: PLAN.case_study_inputs()),
+        **PLAN.case_study_files().as_input(),
     output:
         json=report(P("case_studies"), caption="../report/case_studies.rst", category="6. Case studies"),
         fig3=report(P("fig3_html"), caption="../report/fig3.rst", category="6. Case studies"),
         fig4=report(P("fig4_html"), caption="../report/fig4.rst", category="6. Case studies"),
     params:
+        layout=PLAN.case_study_files().layout(),
         spec=PLAN.flow_spec(),
-        studies=as_params(PLAN.analysis.case_studies),
+        settings=as_params(PLAN.analysis.case_studies),
         sample_files=PLAN.common_sample_files(),
-        tokenizer_dir=in_dir("tokenizer"),
     log:
         P.log("analysis", "case_studies"),
     threads: job("light").threads
@@ -56,17 +51,15 @@ rule case_studies:
 
 rule browser:
     input:
-        unpack(lambda w: PLAN.browser_inputs()),
+        **PLAN.browser_files().as_input(),
     output:
         script=P("browser_script"),
         index=expand(P("browser_index"), model=LINEAGE.order),
         feature=expand(P("browser_feature"), model=LINEAGE.order),
     params:
+        layout=PLAN.browser_files().layout(),
         spec=PLAN.flow_spec(),
-        hypotheses=list(PLAN.analysis.hypotheses),
-        contexts=PLAN.analysis.browser_contexts,
-        window=PLAN.analysis.browser_window,
-        tokenizer_dir=in_dir("tokenizer"),
+        settings=as_params(PLAN.analysis.browser()),
         out_dir=lambda w, output: str(Path(output.script).parents[1]),
     log:
         P.log("analysis", "browser"),
@@ -91,7 +84,7 @@ rule browser_threshold:
     output:
         P("browser_threshold"),
     params:
-        threshold=PLAN.config["threshold"],
+        threshold=PLAN.threshold,
     log:
         P.log("analysis", "browser_threshold"),
     threads: job("light").threads

@@ -20,7 +20,7 @@ for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
 
 from featureflow.config import ConfigError
 from featureflow.plan import load_plan
-from featureflow.settings import as_params
+from featureflow.settings import InterpSettings, as_params
 
 try:
     PLAN = load_plan(config, Path(workflow.basedir) / "workflow/schemas/config.schema.yaml")

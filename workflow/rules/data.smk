@@ -15,7 +15,7 @@ rule corpus:
         summary=P("corpus_summary"),
     params:
         spec=lambda w: as_params(PLAN.corpus(w.corpus)),
-        seed=PLAN.config["seed"],
+        seed=PLAN.seed,
         hub_cache=None,
     wildcard_constraints:
         corpus=only(PLAN.file_corpora()),
@@ -40,8 +40,8 @@ use rule corpus as fetch_corpus with:
         [],
     params:
         spec=lambda w: as_params(PLAN.corpus(w.corpus)),
-        seed=PLAN.config["seed"],
-        hub_cache=PLAN.config["data_cache"],
+        seed=PLAN.seed,
+        hub_cache=PLAN.data_cache,
     wildcard_constraints:
         corpus=only(PLAN.hub_corpora()),
     log:

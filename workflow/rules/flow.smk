@@ -13,7 +13,7 @@ rule common_sample:
         files=PLAN.common_sample_files(),
         tokens=PLAN.acts.tokens,
         context_size=PLAN.acts.context_size,
-        seed=PLAN.config["seed"],
+        seed=PLAN.seed,
     log:
         P.log("flow", "common_sample"),
     threads: job("light").threads
@@ -79,7 +79,7 @@ rule classify:
         edges=P("edges"),
         counts=report(P("counts"), caption="../report/counts.rst", category="5. Feature flow"),
     params:
-        threshold=PLAN.config["threshold"],
+        threshold=PLAN.threshold,
         files=PLAN.correlation_files(),
         spec=PLAN.flow_spec(),
     log:

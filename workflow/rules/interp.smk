@@ -6,14 +6,14 @@
 
 rule interp_estimate:
     input:
-        unpack(lambda w: PLAN.interp_inputs()),
+        **PLAN.interp_files().as_input(),
     output:
         report(P("interp_estimate"), caption="../report/interp_estimate.rst", category="7. Autointerp"),
     params:
-        settings=as_params(PLAN.interp),
+        layout=PLAN.interp_files().layout(),
+        settings=as_params(PLAN.interp.cost()),
         spec=PLAN.flow_spec(),
-        seed=PLAN.config["seed"],
-        tokenizer_dir=in_dir("tokenizer"),
+        seed=PLAN.seed,
     log:
         P.log("interp", "interp_estimate"),
     threads: job("light").threads
@@ -27,14 +27,14 @@ rule interp_estimate:
 
 rule interp:
     input:
-        unpack(lambda w: PLAN.interp_inputs(w.model) | {"estimate": P("interp_estimate")}),
+        unpack(lambda w: PLAN.interp_files(w.model).as_input()),
     output:
         P("interp_jsonl"),
     params:
-        settings=as_params(PLAN.interp),
+        layout=lambda w: PLAN.interp_files(w.model).layout(),
+        settings=as_params(PLAN.interp, without=InterpSettings.RUN_ONLY),
         spec=PLAN.flow_spec(),
-        seed=PLAN.config["seed"],
-        tokenizer_dir=in_dir("tokenizer"),
+        seed=PLAN.seed,
         cache_dir=P("interp_cache"),
     log:
         P.log("interp", "interp/{model}"),
@@ -57,7 +57,7 @@ rule interp_summary:
         html=P("interp_fig6_html"),
         png=report(P("interp_fig6_png"), caption="../report/fig6.rst", category="7. Autointerp"),
     params:
-        settings=as_params(PLAN.interp),
+        endpoint_model=PLAN.interp.model,
         files={m: P("interp_jsonl", model=m) for m in LINEAGE.order},
     log:
         P.log("interp", "interp_summary"),

@@ -20,7 +20,7 @@ rule sae:
         model_dir=in_dir("weights"),
         sae_dir=out_dir("weights"),
         checkpoints=lambda w: P("sae_checkpoints", model=w.model),
-        seed=PLAN.config["seed"],
+        seed=PLAN.seed,
         device=job("sae").device,
         compile=job("sae").compile,
     log:
@@ -49,7 +49,7 @@ rule sae_eval:
                    subcategory="feature density", labels={"model": "{model}"}),
     params:
         hook=PLAN.sae.hook,
-        eval_tokens=PLAN.config["sae"]["eval_tokens"],
+        eval_tokens=PLAN.sae_eval_tokens,
         block_size=PLAN.lm.architecture.block_size,
         model_dir=in_dir("weights"),
         sae_dir=in_dir("sae"),

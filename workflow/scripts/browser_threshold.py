@@ -2,4 +2,4 @@ from featureflow.analysis import write_threshold
 from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]):
-    write_threshold(snakemake.output[0], snakemake.params.threshold)
+    write_threshold(path=snakemake.output[0], threshold=snakemake.params.threshold)

@@ -3,4 +3,5 @@ from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]):
     p = snakemake.params
-    save_sample(draw_common_sample(p.files, p.tokens, p.context_size, p.seed), snakemake.output[0])
+    sample = draw_common_sample(token_files=p.files, n_tokens=p.tokens, context_size=p.context_size, seed=p.seed)
+    save_sample(sample=sample, out_npz=snakemake.output[0])

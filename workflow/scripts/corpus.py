@@ -1,10 +1,10 @@
 from featureflow.data.sources import hub_access
 from featureflow.stage import stage_main
 
-with stage_main(snakemake.log[0]), hub_access(snakemake.params.hub_cache, online=snakemake.rule == "fetch_corpus"):
+with stage_main(snakemake.log[0]), hub_access(cache_dir=snakemake.params.hub_cache, online=snakemake.rule == "fetch_corpus"):
     from featureflow.data import prepare_corpus
     from featureflow.settings import CorpusSettings, from_block
 
     p, out = snakemake.params, snakemake.output
-    prepare_corpus(snakemake.wildcards.corpus, {"train": out.train, "validation": out.validation}, out.summary,
-                   from_block(CorpusSettings, p.spec), p.seed)
+    prepare_corpus(name=snakemake.wildcards.corpus, texts={"train": out.train, "validation": out.validation}, summary_json=out.summary,
+                   spec=from_block(CorpusSettings, p.spec), seed=p.seed)

@@ -4,5 +4,5 @@ from featureflow.stage import job_resources, stage_main
 
 with stage_main(snakemake.log[0]):
     p = snakemake.params
-    correlate_edge(snakemake.input.source, snakemake.input.target, snakemake.output[0],
-                   from_block(CorrelationSettings, p.settings), job_resources(snakemake))
+    correlate_edge(acts_a=snakemake.input.source, acts_b=snakemake.input.target, out_npz=snakemake.output[0],
+                   settings=from_block(CorrelationSettings, p.settings), resources=job_resources(snakemake))

@@ -1,8 +1,8 @@
 from featureflow.analysis import write_feature_stats
-from featureflow.stage import stage_main
+from featureflow.settings import FeatureStatsSettings, from_block
+from featureflow.stage import lineage_files, stage_main
 
 with stage_main(snakemake.log[0]):
     p, out = snakemake.params, snakemake.output
-    settings = dict(p.settings)
-    write_feature_stats(snakemake.wildcards.model, snakemake.input.acts, p.tokenizer_dir, settings.pop("hypotheses"), settings,
-                        out.stats, out.table, p.model_dir, p.sae_dir, p.hook)
+    write_feature_stats(files=lineage_files(snakemake), settings=from_block(FeatureStatsSettings, p.settings), hook_name=p.hook,
+                        out_npz=out.stats, out_csv=out.table)

@@ -1,7 +1,9 @@
 from featureflow.interp import run_interp
-from featureflow.stage import stage_main
+from featureflow.settings import InterpSettings
+from featureflow.stage import lineage_files, rule_settings, stage_main
 
 with stage_main(snakemake.log[0]):
-    p, i, model = snakemake.params, snakemake.input, snakemake.wildcards.model
-    run_interp(model, i.edges, p.spec, i[f"stats_{model}"], i[f"acts_{model}"], i.sample, p.tokenizer_dir,
-               p.settings, p.seed, p.cache_dir, snakemake.output[0], i.estimate)
+    p = snakemake.params
+    run_interp(files=lineage_files(snakemake), spec=p.spec,
+               settings=rule_settings(snakemake, InterpSettings, "interp", run_only=InterpSettings.RUN_ONLY),
+               seed=p.seed, cache_dir=p.cache_dir, out_jsonl=snakemake.output[0])

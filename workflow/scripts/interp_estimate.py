@@ -1,8 +1,8 @@
 from featureflow.interp import write_estimate
-from featureflow.stage import stage_main
+from featureflow.settings import InterpCost, from_block
+from featureflow.stage import lineage_files, stage_main
 
 with stage_main(snakemake.log[0]):
-    p, i = snakemake.params, snakemake.input
-    models = list(p.spec["inputs"])
-    write_estimate(i.edges, p.spec, {m: i[f"stats_{m}"] for m in models}, {m: i[f"acts_{m}"] for m in models}, i.sample,
-                   p.tokenizer_dir, p.settings, p.seed, snakemake.output[0])
+    p = snakemake.params
+    write_estimate(files=lineage_files(snakemake), spec=p.spec, cost=from_block(InterpCost, p.settings), seed=p.seed,
+                   out_json=snakemake.output[0])

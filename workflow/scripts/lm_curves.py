@@ -3,4 +3,5 @@ from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]):
     models, inp, out = snakemake.params.models, snakemake.input, snakemake.output
-    draw_curves("lm", dict(zip(models, inp.logs, strict=True)), dict(zip(models, inp.done, strict=True)), out.html, out.png)
+    draw_curves(stage="lm", logs=dict(zip(models, inp.logs, strict=True)), done=dict(zip(models, inp.done, strict=True)),
+                out_html=out.html, out_png=out.png)

@@ -1,6 +1,7 @@
-from featureflow.report import write_report
+from featureflow.report import ReportPages, write_report
 from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]):
     p, o = snakemake.params, snakemake.output
-    write_report(p.files, p.spec, p.sample_tokens, p.sections, p.results_dir, o.md, o.html, o.index)
+    write_report(files=p.files, spec=p.spec, sample_tokens=p.sample_tokens, sections=p.sections, results_dir=p.results_dir,
+                 pages=ReportPages(md=o.md, html=o.html, index=o.index))

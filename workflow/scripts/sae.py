@@ -1,8 +1,10 @@
-from featureflow.sae import train_sae
+from featureflow.sae import SAEFiles, train_sae
 from featureflow.settings import SAESettings, from_block
 from featureflow.stage import job_resources, stage_main
 
 with stage_main(snakemake.log[0]):
     p = snakemake.params
-    train_sae(snakemake.wildcards.model, p.model_dir, list(snakemake.input.tokens), p.sae_dir, snakemake.output.train_log,
-              p.checkpoints, from_block(SAESettings, p.settings), p.seed, job_resources(snakemake))
+    files = SAEFiles(model_dir=p.model_dir, token_files=list(snakemake.input.tokens), out_dir=p.sae_dir,
+                     train_log=snakemake.output.train_log, ckpt_dir=p.checkpoints)
+    train_sae(name=snakemake.wildcards.model, files=files, settings=from_block(SAESettings, p.settings), seed=p.seed,
+              resources=job_resources(snakemake))

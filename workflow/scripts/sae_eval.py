@@ -2,9 +2,9 @@ from featureflow.sae import density_histogram, evaluate_sae, held_out_blocks, wa
 from featureflow.stage import job_resources, stage_main
 
 with stage_main(snakemake.log[0]):
-    p, out = snakemake.params, snakemake.output
-    blocks = held_out_blocks(list(snakemake.input.tokens), p.block_size, p.eval_tokens)
-    metrics = evaluate_sae(p.model_dir, p.sae_dir, blocks, p.hook, job_resources(snakemake))
-    write_metrics(metrics, out.metrics, out.density)
-    warn_off_target(snakemake.wildcards.model, metrics)
-    density_histogram(metrics, snakemake.wildcards.model, out.html, out.png)
+    p, out, model = snakemake.params, snakemake.output, snakemake.wildcards.model
+    blocks = held_out_blocks(token_files=list(snakemake.input.tokens), block_size=p.block_size, eval_tokens=p.eval_tokens)
+    metrics = evaluate_sae(model_dir=p.model_dir, sae_dir=p.sae_dir, blocks=blocks, hook_name=p.hook, resources=job_resources(snakemake))
+    write_metrics(metrics=metrics, out_json=out.metrics, out_density=out.density)
+    warn_off_target(model=model, metrics=metrics)
+    density_histogram(metrics=metrics, title=model, out_html=out.html, out_png=out.png)

@@ -4,4 +4,4 @@ from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]):
     p = snakemake.params
-    build_tokenizer(from_block(TokenizerSettings, p.settings), list(snakemake.input), p.out_dir)
+    build_tokenizer(cfg=from_block(TokenizerSettings, p.settings), train_texts=list(snakemake.input), out_dir=p.out_dir)

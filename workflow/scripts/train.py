@@ -1,9 +1,11 @@
-from featureflow.lm import train_model
+from featureflow.lm import ParentModel, TrainFiles, train_model
 from featureflow.settings import TrainJob, from_block
 from featureflow.stage import job_resources, stage_main
 
 with stage_main(snakemake.log[0]):
     p, out = snakemake.params, snakemake.output
-    train_model(snakemake.wildcards.model, snakemake.input.mixture, p.tokenizer_dir, p.model_dir, out.train_log, out.meta,
-                p.checkpoints, from_block(TrainJob, p.settings), p.seed, job_resources(snakemake),
-                parent_dir=p.parent_dir, parent=p.parent)
+    files = TrainFiles(mixture_npy=snakemake.input.mixture, tokenizer_dir=p.tokenizer_dir, out_dir=p.model_dir,
+                       train_log=out.train_log, train_meta=out.meta, ckpt_dir=p.checkpoints)
+    parent = ParentModel(model_dir=p.parent_dir, name=p.parent) if p.parent_dir is not None else None
+    train_model(name=snakemake.wildcards.model, files=files, settings=from_block(TrainJob, p.settings), seed=p.seed,
+                resources=job_resources(snakemake), parent=parent)

@@ -4,6 +4,7 @@ proxy, and the paper's case studies (Figures 3 and 4)."""
 from featureflow.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
+    "StatsSizes": "features",
     "feature_stats": "features",
     "hypothesis_tokens": "features",
     "llr_scores": "features",

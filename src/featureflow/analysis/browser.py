@@ -10,8 +10,8 @@ Layout (``results/browser/``)::
 
 The data files are JavaScript assignments loaded by <script src>, which browsers allow from
 file:// (fetch() is not). They are threshold-free: the class on each edge is worked out in the
-page from the best partner's correlation, as classify does (strictly above the threshold; no
-partner: inactive), so a new threshold rewrites threshold.js only. Token text reaches the page
+page from the best partner's correlation (stored exactly) by `featureClass` in browser.js, the
+tested mirror of `featureflow.flow.side_classes`, so a new threshold rewrites threshold.js only. Token text reaches the page
 through textContent alone, and the JSON is ASCII with every "<" escaped.
 """
 
@@ -20,10 +20,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from featureflow.inputs import LineageFiles
+from featureflow.settings import BrowserSettings
 
 CHUNK = 256
 ASSETS = Path(__file__).with_name("assets")
@@ -47,6 +51,12 @@ def _js(name: str, key: str | None, value: Any) -> str:
 def _r(x: float, digits: int = 4) -> float | None:
     x = float(x)
     return None if math.isnan(x) or math.isinf(x) else float(f"{x:.{digits}g}")
+
+
+def _exact(x: float) -> float | None:
+    """A stored (float32) correlation as JSON keeps it exactly (shortest repr of its double), NaN as null."""
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else x
 
 
 def write_assets(out_dir: str | Path, token_texts: list[str]) -> None:
@@ -88,7 +98,7 @@ def _partners(edges: list[dict[str, Any]], f: int, full: bool) -> list[Any]:
     out = []
     for e in edges:
         idx, corr = e["idx"][f], e["corr"][f]
-        entry = [int(idx[0]), _r(corr[0]), int(bool(e["active"][f]))]
+        entry = [int(idx[0]), _exact(corr[0]), int(bool(e["active"][f]))]  # exact: the page classifies on it
         if full:
             entry.append([[int(i), _r(c)] for i, c in zip(idx[1:], corr[1:], strict=True) if i >= 0])
         out.append(entry)
@@ -126,10 +136,22 @@ def _logits(stats: dict[str, np.ndarray], f: int) -> list[list[list[Any]]] | Non
             for side in ("up", "down")]
 
 
-def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarray], table: Any, hypotheses: list[str],
-                      edges: list[dict[str, Any]], acts: Any, sample: dict[str, np.ndarray], contexts: int, window: int,
-                      explanations: dict[int, list[Any]] | None = None) -> None:
+@dataclass(frozen=True)
+class ModelPage:
+    """What one model's browser pages show: feature statistics and table, lineage edges, activations, explanations."""
+
+    stats: dict[str, np.ndarray]
+    table: Any
+    edges: list[dict[str, Any]]
+    acts: Any
+    explanations: dict[int, list[Any]] | None = None
+
+
+def write_model_pages(model: str, out_dir: str | Path, page: ModelPage, sample: dict[str, np.ndarray],
+                      settings: BrowserSettings) -> None:
     """index.html, feature.html and the data files of one model (with autointerp's explanations when given)."""
+    stats, table, edges, acts, explanations = page.stats, page.table, page.edges, page.acts, page.explanations
+    hypotheses, contexts, window = list(settings.hypotheses), settings.contexts, settings.window
     explanations = explanations or {}
     folder = Path(out_dir) / model
     data = folder / "data"
@@ -161,10 +183,7 @@ def write_model_pages(model: str, out_dir: str | Path, stats: dict[str, np.ndarr
                                                       extra='<script src="../assets/plotly.min.js"></script>'))
 
 
-def build_browser(models: list[str], spec: dict[str, Any], tables_csv: dict[str, str], stats_npz: dict[str, str],
-                  acts_npz: dict[str, str], corr_npz: dict[str, str], sample_npz: str | Path, tokenizer_dir: str | Path,
-                  hypotheses: list[str], contexts: int, window: int, out_dir: str | Path,
-                  interp_jsonl: dict[str, str] | None = None) -> dict[str, Any]:
+def build_browser(files: LineageFiles, spec: dict[str, Any], settings: BrowserSettings, out_dir: str | Path) -> dict[str, Any]:
     """The `browser` rule: assets and every model's pages; returns the size and time it took."""
     import pandas as pd
 
@@ -172,15 +191,16 @@ def build_browser(models: list[str], spec: dict[str, Any], tables_csv: dict[str,
     from featureflow.flow import load_acts, load_sample
 
     t0 = time.time()
-    write_assets(out_dir, token_texts(tokenizer_dir))
-    sample = load_sample(sample_npz)
+    write_assets(out_dir, token_texts(files.tokenizer_dir))
+    sample = load_sample(files.sample)
     corr = {}
-    for name, path in corr_npz.items():
+    for name, path in files.corr.items():
         with np.load(path) as z:
             corr[name] = {k: z[k] for k in ("fwd_idx", "fwd_corr", "bwd_idx", "bwd_corr", "active_a", "active_b")}
-    for m in models:
-        write_model_pages(m, out_dir, load_feature_stats(stats_npz[m]), pd.read_csv(tables_csv[m]), hypotheses,
-                          model_edges(m, spec["edges"], corr), load_acts(acts_npz[m])[0], sample, contexts, window,
-                          load_explanations((interp_jsonl or {}).get(m)))
+    for m in files.models:
+        page = ModelPage(stats=load_feature_stats(files.stats[m]), table=pd.read_csv(files.tables[m]),
+                         edges=model_edges(m, spec["edges"], corr), acts=load_acts(files.acts[m])[0],
+                         explanations=load_explanations(files.interp.get(m)))
+        write_model_pages(m, out_dir, page, sample, settings)
     size = sum(p.stat().st_size for p in Path(out_dir).rglob("*") if p.is_file())
     return {"seconds": round(time.time() - t0, 2), "bytes": size}

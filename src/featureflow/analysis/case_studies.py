@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from featureflow.analysis.features import block_activations, load_feature_stats, token_texts, top_blocks
+from featureflow.inputs import LineageFiles
 from featureflow.lineage import edge_name
+from featureflow.settings import CaseStudySettings
 
 EXTRA_CONTEXT = 12  # unshaded tokens shown on each side of a sampled block, from the token file
 
@@ -174,22 +176,24 @@ def feature_panels(text: SampleText, acts: dict[str, Any], stats: dict[str, dict
     return "\n".join(out)
 
 
-def write_case_studies(edges_csv: str | Path, counts_csv: str | Path, tables_csv: dict[str, str], stats_npz: dict[str, str], acts_npz: dict[str, str],
-                       sample_npz: str | Path, token_files: dict[str, str], tokenizer_dir: str | Path, spec: dict[str, Any],
-                       persisting: str, disappearing: str, n_contexts: int, out_json: str | Path, out_fig3: str | Path,
-                       out_fig4: str | Path) -> dict[str, Any]:
-    """The `case_studies` rule: case_studies.json and the two highlight pages."""
+def write_case_studies(files: LineageFiles, spec: dict[str, Any], settings: CaseStudySettings, sample_files: dict[str, str],
+                       out_json: str | Path, out_figs: tuple[str | Path, str | Path]) -> dict[str, Any]:
+    """The `case_studies` rule: case_studies.json and the two highlight pages (Figures 3 and 4, `out_figs`).
+
+    `sample_files` are the token files the common sample was drawn from (corpus -> file)."""
     from featureflow.flow import load_acts, load_sample
 
-    edges = pd.read_csv(edges_csv)
-    stats = {m: load_feature_stats(p) for m, p in stats_npz.items()}
-    tables = {m: pd.read_csv(p) for m, p in tables_csv.items()}
-    found = {"threshold": float(pd.read_csv(counts_csv)["threshold"].iloc[0]),
+    persisting, disappearing, n_contexts = settings.persisting, settings.disappearing, settings.contexts
+    out_fig3, out_fig4 = out_figs
+    edges = pd.read_csv(files.edges)
+    stats = {m: load_feature_stats(files.stats[m]) for m in files.models}
+    tables = {m: pd.read_csv(files.tables[m]) for m in files.models}
+    found = {"threshold": float(pd.read_csv(files.counts)["threshold"].iloc[0]),
              **find_case_studies(edges, tables, spec, persisting, disappearing)}
     Path(out_json).write_text(json.dumps(found, indent=2) + "\n")
 
-    text = SampleText(load_sample(sample_npz), token_files, token_texts(tokenizer_dir))
-    acts = {m: load_acts(p)[0].tocsc() for m, p in acts_npz.items()}
+    text = SampleText(load_sample(files.sample), sample_files, token_texts(files.tokenizer_dir))
+    acts = {m: load_acts(files.acts[m])[0].tocsc() for m in files.models}
     for a in acts.values():
         a.sort_indices()
     a, b = found["persisting"], found["disappearing"]

@@ -23,12 +23,15 @@ active for other tokens").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numba
 import numpy as np
 import scipy.sparse as sp
+
+from featureflow.inputs import LineageFiles, folder_of
+from featureflow.settings import FeatureStatsSettings
 
 STATS_VERSION = 1
 
@@ -120,11 +123,20 @@ def llr_scores(acts: sp.csr_matrix, tokens: np.ndarray, h_ids: np.ndarray) -> di
     return {"llr": llr, "mass_share": share, "other_to_h": other, "fires_on_h": fires_h, "fires": fires, "p_h": np.float64(p_h)}
 
 
-def feature_stats(acts: sp.csr_matrix, tokens: np.ndarray, vocab_size: int, top_contexts: int, top_tokens: int,
-                  min_token_count: int, bins: int) -> dict[str, np.ndarray]:
-    """Density, max and mean activation, histogram [d_sae, bins] (linear from 0 to the feature's max),
-    top-activating positions and values [d_sae, top_contexts], and the tokens with the highest mean
-    activation [d_sae, top_tokens] (tokens seen fewer than `min_token_count` times are skipped)."""
+@dataclass(frozen=True)
+class StatsSizes:
+    """How much `feature_stats` keeps per feature: top contexts, top tokens (seen `min_token_count` times or more), histogram bins."""
+
+    top_contexts: int
+    top_tokens: int
+    min_token_count: int
+    bins: int
+
+
+def feature_stats(acts: sp.csr_matrix, tokens: np.ndarray, vocab_size: int, sizes: StatsSizes) -> dict[str, np.ndarray]:
+    """Density, max and mean activation, histogram [d_sae, sizes.bins] (linear from 0 to the feature's max),
+    top-activating positions and values [d_sae, sizes.top_contexts], and the tokens with the highest mean
+    activation [d_sae, sizes.top_tokens] (tokens seen fewer than `sizes.min_token_count` times are skipped)."""
     csc = acts.tocsc()
     csc.sort_indices()
     indptr, rows, vals = csc.indptr.astype(np.int64), csc.indices.astype(np.int64), csc.data.astype(np.float32)
@@ -136,12 +148,12 @@ def feature_stats(acts: sp.csr_matrix, tokens: np.ndarray, vocab_size: int, top_
     mass = np.add.reduceat(vals.astype(np.float64), indptr[:-1][nonempty]) if vals.size else np.zeros(0)
     mean = np.zeros(acts.shape[1], dtype=np.float32)
     mean[nonempty] = mass / fires[nonempty]
-    top_rows, top_vals = _top_per_column(indptr, rows, vals, top_contexts)
+    top_rows, top_vals = _top_per_column(indptr, rows, vals, sizes.top_contexts)
     token_count = np.bincount(tokens, minlength=vocab_size).astype(np.int64)
-    tok_ids, tok_mean = _top_tokens(indptr, rows, vals, tokens.astype(np.int64), token_count, min_token_count, top_tokens,
+    tok_ids, tok_mean = _top_tokens(indptr, rows, vals, tokens.astype(np.int64), token_count, sizes.min_token_count, sizes.top_tokens,
                                     vocab_size)
     return {"density": (fires / max(n_pos, 1)).astype(np.float32), "fires": fires.astype(np.int64), "max": col_max,
-            "mean": mean, "hist": _histograms(indptr, vals, col_max, bins), "top_rows": top_rows, "top_vals": top_vals,
+            "mean": mean, "hist": _histograms(indptr, vals, col_max, sizes.bins), "top_rows": top_rows, "top_vals": top_vals,
             "top_token_ids": tok_ids, "top_token_means": tok_mean, "positions": np.int64(n_pos),
             "version": np.int64(STATS_VERSION)}
 
@@ -170,22 +182,22 @@ def logit_effects(model_dir: str | Path, sae_dir: str | Path, hook_name: str, k:
             "logit_down_ids": torch.cat(down_i).numpy(), "logit_down": torch.cat(down_v).numpy()}
 
 
-def write_feature_stats(model: str, acts_npz: str | Path, tokenizer_dir: str | Path, hypotheses: dict[str, list[str]],
-                        settings: dict[str, Any], out_npz: str | Path, out_csv: str | Path,
-                        model_dir: str | Path | None = None, sae_dir: str | Path | None = None, hook_name: str | None = None) -> None:
-    """The `feature_stats` rule: one model's statistics (npz; with the logit effects when the model
-    and SAE folders are given) and its per-feature table with LLRs (csv)."""
+def write_feature_stats(files: LineageFiles, settings: FeatureStatsSettings, hook_name: str | None, out_npz: str | Path,
+                        out_csv: str | Path) -> None:
+    """The `feature_stats` rule for the one model of `files`: its statistics (npz; with the logit
+    effects when its model and SAE weights are among the files) and its per-feature table with LLRs (csv)."""
     import pandas as pd
 
     from featureflow.flow import load_acts
 
-    acts, tokens, meta = load_acts(acts_npz)
-    texts = token_texts(tokenizer_dir)
-    stats = feature_stats(acts, tokens.astype(np.int64), len(texts), settings["top_contexts"], settings["top_tokens"],
-                          settings["min_token_count"], settings["histogram_bins"])
+    (model,) = files.models
+    acts, tokens, meta = load_acts(files.acts[model])
+    texts = token_texts(files.tokenizer_dir)
+    stats = feature_stats(acts, tokens.astype(np.int64), len(texts), StatsSizes(settings.top_contexts, settings.top_tokens,
+                                                                                settings.min_token_count, settings.histogram_bins))
     table = pd.DataFrame({"feature": np.arange(acts.shape[1]), "density": stats["density"], "fires": stats["fires"],
                           "max": stats["max"], "mean": stats["mean"]})
-    for name, strings in hypotheses.items():
+    for name, strings in settings.hypotheses.items():
         ids = hypothesis_tokens(texts, strings)
         s = llr_scores(acts, tokens, ids)
         table[f"llr_{name}"] = s["llr"]
@@ -193,8 +205,8 @@ def write_feature_stats(model: str, acts_npz: str | Path, tokenizer_dir: str | P
         table[f"other_to_{name}"] = s["other_to_h"]
         table[f"fires_on_{name}"] = s["fires_on_h"]
         stats[f"p_{name}"] = s["p_h"]
-    if model_dir is not None and sae_dir is not None and hook_name is not None:
-        stats |= logit_effects(model_dir, sae_dir, hook_name, settings["top_tokens"])
+    if model in files.weights and model in files.sae_weights and hook_name is not None:
+        stats |= logit_effects(folder_of(files.weights[model]), folder_of(files.sae_weights[model]), hook_name, settings.top_tokens)
     np.savez_compressed(out_npz, **stats, model=np.array(model), sample=np.array(meta["sample"]))
     table.round(6).to_csv(out_csv, index=False)
 

@@ -110,7 +110,7 @@ def corpus_summary(name: str, spec: CorpusSettings, seed: int, stats: SelectionS
     return summary
 
 
-def load_documents(name: str, spec: CorpusSettings, seed: int = 0, workdir: str | Path = ".") -> list[str]:
+def load_documents(name: str, spec: CorpusSettings, seed: int, workdir: str | Path = ".") -> list[str]:
     """Every document a corpus spec would choose from (cleaned, sampled and filtered), in reading order.
 
     For tests and small corpora: it holds them all in memory.

@@ -17,6 +17,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featureflow.paths import TOKENIZER_JSON, TOKENIZER_META
 from featureflow.settings import TokenizerSettings
 
 if TYPE_CHECKING:  # transformers is slow to import; stages that only encode do not need it
@@ -29,10 +30,9 @@ MISTRAL_EOT = "</s>"
 # The Mistral-7B-v0.1 SentencePiece model as shipped inside the mistral-common wheel (Apache-2.0).
 MISTRAL_WHEEL_FILE = "data/tokenizer.model.v1"
 MISTRAL_SHA256 = "dadfd56d766715c61d2ef780a525ab43b8e6da4de6865bda3d95fdef5e134055"
-META_FILE = "tokenizer_meta.json"
 
 
-def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int = 2) -> PreTrainedTokenizerFast:
+def train_bpe(texts: Iterable[str], vocab_size: int, min_frequency: int) -> PreTrainedTokenizerFast:
     """Train a byte-level BPE (GPT-2 style) with one special token, the end-of-text marker."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -105,7 +105,7 @@ def build_tokenizer(cfg: TokenizerSettings, train_texts: list[str | Path], out_d
         "source": source,
         "trained_on": [str(p) for p in train_texts] if cfg.kind == "bpe" else [],
     }
-    (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    (out / TOKENIZER_META).write_text(json.dumps(meta, indent=2) + "\n")
     log.info("tokenizer %s: vocab %d, eot %r = %d", cfg.kind, meta["vocab_size"], eot, meta["eot_id"])
     return meta
 
@@ -118,5 +118,5 @@ def load_tokenizer(tok_dir: str | Path) -> tuple[Any, dict[str, Any]]:
     """
     from tokenizers import Tokenizer
 
-    meta = json.loads((Path(tok_dir) / META_FILE).read_text())
-    return Tokenizer.from_file(str(Path(tok_dir) / "tokenizer.json")), meta
+    meta = json.loads((Path(tok_dir) / TOKENIZER_META).read_text())
+    return Tokenizer.from_file(str(Path(tok_dir) / TOKENIZER_JSON)), meta

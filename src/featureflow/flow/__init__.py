@@ -3,6 +3,7 @@
 from featureflow.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
+    "FeatureSource": "feature_acts",
     "compute_feature_acts": "feature_acts",
     "draw_common_sample": "feature_acts",
     "load_acts": "arrays",
@@ -15,5 +16,6 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "save_matches": "correlate",
     "top_k_matches": "correlate",
     "classify": "classes",
+    "side_classes": "classes",
     "sankey_figure": "sankey",
 })

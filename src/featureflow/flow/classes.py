@@ -43,23 +43,29 @@ class FlowSpec:
 
 
 def _above(corr: np.ndarray, threshold: float) -> np.ndarray:
-    """Which top-k partners correlate more than `threshold` (NaN: no partner)."""
-    return np.nan_to_num(corr, nan=-np.inf) > threshold
+    """Which top-k partners correlate more than `threshold` (NaN: no partner). The comparison is in
+    float32, the precision of the stored correlations (the browser's JavaScript does the same)."""
+    return np.nan_to_num(np.asarray(corr, dtype=np.float32), nan=-np.inf) > np.float32(threshold)
 
 
-def _side_rows(idx: np.ndarray, corr: np.ndarray, active: np.ndarray, threshold: float, other_label: str) -> pd.DataFrame:
-    n_above = _above(corr, threshold).sum(1)
-    cls = np.where(~active, "inactive", np.where(n_above > 0, "persisting", other_label))
+def side_classes(active: np.ndarray, corr: np.ndarray, side: str, threshold: float) -> np.ndarray:
+    """Each feature's class on one side ("source" or "target") of an edge from its top-k partners'
+    correlations `corr` [n, k]; the feature browser's `featureClass` (browser.js) mirrors it."""
+    other = {"source": "disappearing", "target": "emerging"}[side]
+    return np.where(~np.asarray(active, dtype=bool), "inactive", np.where(_above(corr, threshold).any(1), "persisting", other))
+
+
+def _side_rows(idx: np.ndarray, corr: np.ndarray, active: np.ndarray, threshold: float, side: str) -> pd.DataFrame:
     return pd.DataFrame({"feature": np.arange(len(idx)), "active": active, "partner": idx[:, 0], "corr": corr[:, 0],
-                         "partners_above": n_above, "class": cls})
+                         "partners_above": _above(corr, threshold).sum(1), "class": side_classes(active, corr, side, threshold)})
 
 
 def classify_edge(m: Matches, source: str, target: str, kind: str, threshold: float) -> pd.DataFrame:
     """One row per feature of the source and per feature of the target, with its class on this edge."""
     frames = []
-    for side, model, idx, corr, active, other in (("source", source, m.fwd_idx, m.fwd_corr, m.active_a, "disappearing"),
-                                                  ("target", target, m.bwd_idx, m.bwd_corr, m.active_b, "emerging")):
-        df = _side_rows(idx, corr, active, threshold, other)
+    for side, model, idx, corr, active in (("source", source, m.fwd_idx, m.fwd_corr, m.active_a),
+                                           ("target", target, m.bwd_idx, m.bwd_corr, m.active_b)):
+        df = _side_rows(idx, corr, active, threshold, side)
         df.insert(0, "model", model)
         df.insert(0, "side", side)
         frames.append(df)

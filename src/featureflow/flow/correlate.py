@@ -166,11 +166,10 @@ def prepare_inputs(x: sp.spmatrix, y: sp.spmatrix, k: int) -> tuple[sp.csr_matri
     return x, y, mu_x, _inverse_sd(sd_x, mu_x), mu_y, _inverse_sd(sd_y, mu_y)
 
 
-def matches_from_lists(fwd_val: np.ndarray, fwd_idx: np.ndarray, bwd_val: np.ndarray, bwd_idx: np.ndarray,
-                       inv_x: np.ndarray, inv_y: np.ndarray, n_rows: int) -> Matches:
-    """Matches from float64 top-k lists in which -inf (or NaN) marks a missing partner."""
-    return Matches(*_finish(fwd_val, fwd_idx), *_finish(bwd_val, bwd_idx),
-                   active_a=np.isfinite(inv_x), active_b=np.isfinite(inv_y), n_rows=n_rows)
+def matches_from_lists(fwd: tuple[np.ndarray, np.ndarray], bwd: tuple[np.ndarray, np.ndarray], inv_x: np.ndarray,
+                       inv_y: np.ndarray, n_rows: int) -> Matches:
+    """Matches from float64 top-k lists, each a (values, indices) pair, in which -inf (or NaN) marks a missing partner."""
+    return Matches(*_finish(*fwd), *_finish(*bwd), active_a=np.isfinite(inv_x), active_b=np.isfinite(inv_y), n_rows=n_rows)
 
 
 def top_k_matches(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | None = None) -> Matches:
@@ -193,7 +192,7 @@ def top_k_matches(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | Non
     finally:
         numba.set_num_threads(previous)
     bwd_val, bwd_idx = _merge_parts(col_val, col_idx, k)
-    return matches_from_lists(row_val, row_idx, bwd_val, bwd_idx, inv_x, inv_y, n)
+    return matches_from_lists((row_val, row_idx), (bwd_val, bwd_idx), inv_x, inv_y, n)
 
 
 def _merge_parts(col_val: np.ndarray, col_idx: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -249,7 +248,7 @@ def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, 
     else:
         from featureflow.flow.correlate_dense import top_k_matches_auto
 
-        matches, engine = top_k_matches_auto(a, b, top_k, resources.threads, settings.engine)
+        matches, engine = top_k_matches_auto(a, b, top_k, resources.threads, engine=settings.engine)
         backend = {"sparse": "numba-cpu", "dense": "blas-cpu"}[engine]
     save_matches(out_npz, matches, {"source": meta_a["model"], "target": meta_b["model"], "method": method,
                                     "sample": meta_a["sample"], "backend": backend})

@@ -38,7 +38,7 @@ PAIR_S = 2e-9           # per (A, B) pair: correlation and top-k updates, in bot
 DENSE_FIXED_S = 0.05    # wall seconds the dense path takes even on tiny inputs (buffers, torch's threads)
 
 
-def estimate_seconds(n: int, a: int, b: int, nnz_x: int, madds: int, threads: int = 1) -> dict[str, float]:
+def estimate_seconds(n: int, a: int, b: int, nnz_x: int, madds: int, threads: int) -> dict[str, float]:
     """Estimated wall seconds of the sparse kernel and of the dense path for X [n, a] and Y [n, b].
 
     sparse = nnz_x * row fetch + madds * multiply-add + a b * pair;  dense = 2 n a b * flop + a b * pair
@@ -49,7 +49,7 @@ def estimate_seconds(n: int, a: int, b: int, nnz_x: int, madds: int, threads: in
             "dense": (2.0 * n * a * b * DENSE_FLOP_S + pairs) / threads + DENSE_FIXED_S}
 
 
-def choose_engine(x: sp.spmatrix, y: sp.spmatrix, threads: int = 1, engine: str = "auto") -> tuple[str, dict[str, float]]:
+def choose_engine(x: sp.spmatrix, y: sp.spmatrix, threads: int, engine: str) -> tuple[str, dict[str, float]]:
     """The engine to run ("sparse" or "dense"; `engine` forces one) and the cost model's estimates."""
     if engine not in ENGINES:
         raise ValueError(f"correlation engine {engine!r}: expected one of {ENGINES}")
@@ -61,8 +61,8 @@ def choose_engine(x: sp.spmatrix, y: sp.spmatrix, threads: int = 1, engine: str 
     return engine, est
 
 
-def top_k_matches_auto(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | None = None,
-                       engine: str = "auto") -> tuple[Matches, str]:
+def top_k_matches_auto(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int | None = None, *,
+                       engine: str) -> tuple[Matches, str]:
     """`top_k_matches` by the cheaper engine (or the one forced); returns the matches and the engine run."""
     chosen, est = choose_engine(x, y, threads or numba.get_num_threads(), engine)
     log.info("correlation engine %s (%s; estimated sparse %.3g s, dense %.3g s on %d threads)", chosen,
@@ -141,4 +141,4 @@ def top_k_matches_dense(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, threads: int
     finally:
         numba.set_num_threads(previous[0])
         torch.set_num_threads(previous[1])
-    return matches_from_lists(row_val, row_idx, col_val, col_idx, inv_x, inv_y, n)
+    return matches_from_lists((row_val, row_idx), (col_val, col_idx), inv_x, inv_y, n)

@@ -97,4 +97,4 @@ def top_k_matches_torch(x: sp.spmatrix, y: sp.spmatrix, k: int = 1, device: str 
         pad = k - col_val.shape[1]
         col_val = torch.cat([col_val, torch.full((b, pad), -torch.inf, dtype=torch.float64)], dim=1)
         col_idx = torch.cat([col_idx, torch.full((b, pad), -1, dtype=torch.int64)], dim=1)
-    return matches_from_lists(row_val.numpy(), row_idx.numpy(), col_val.numpy(), col_idx.numpy(), inv_x, inv_y, n)
+    return matches_from_lists((row_val.numpy(), row_idx.numpy()), (col_val.numpy(), col_idx.numpy()), inv_x, inv_y, n)

@@ -13,6 +13,7 @@ from raw ``hook_post`` activations with the saved (SAELens-format) SAE weights.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def draw_common_sample(token_files: dict[str, str | Path], n_tokens: int, contex
 
 @torch.no_grad()
 def feature_activations(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str,
-                        device: torch.device | str = "cpu", batch_tokens: int = 8192) -> sp.csr_matrix:
+                        device: torch.device | str, batch_tokens: int) -> sp.csr_matrix:
     """SAE features of every token position of `blocks` [n_blocks, context]: CSR [n_blocks*context, d_sae]."""
     from featureflow.lm import load_model
 
@@ -61,11 +62,20 @@ def feature_activations(model_dir: str | Path, sae_dir: str | Path, blocks: np.n
     return sp.vstack(pieces, format="csr", dtype=np.float32)
 
 
-def compute_feature_acts(model: str, model_dir: str | Path, sae_dir: str | Path, sample_npz: str | Path, out_npz: str | Path,
-                         hook_name: str, batch_tokens: int, resources: Resources) -> None:
-    """The `feature_acts` rule: one model's SAE features (at `hook_name`) on the common sample."""
+@dataclass(frozen=True)
+class FeatureSource:
+    """Where one model's features come from: its model folder, its SAE folder and the SAE's hook."""
+
+    model_dir: str | Path
+    sae_dir: str | Path
+    hook_name: str
+
+
+def compute_feature_acts(model: str, source: FeatureSource, sample_npz: str | Path, out_npz: str | Path, batch_tokens: int,
+                         resources: Resources) -> None:
+    """The `feature_acts` rule: one model's SAE features (at `source.hook_name`) on the common sample."""
     torch.set_num_threads(resources.threads)
     sample = load_sample(sample_npz)
-    acts = feature_activations(model_dir, sae_dir, sample["blocks"], hook_name, pick_device(resources.device),
+    acts = feature_activations(source.model_dir, source.sae_dir, sample["blocks"], source.hook_name, pick_device(resources.device),
                                batch_tokens)
     save_acts(acts, sample, model, out_npz)

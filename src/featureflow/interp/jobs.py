@@ -20,7 +20,10 @@ import numpy as np
 import pandas as pd
 
 from featureflow.analysis import token_texts
+from featureflow.inputs import LineageFiles
+from featureflow.interp.client import ChatClient, Ledger, price_problem, require_price
 from featureflow.interp.run import Records, chain_features, estimate_model, interpret_model, select_features
+from featureflow.settings import InterpCost, InterpFeatures, InterpSettings
 
 PUNCTUATION_WORDS = ("punctuation", "comma", "period", "full stop", "colon", "semicolon", "bracket", "parenthes", "brace",
                      "quotation", "quote", "apostrophe", "hyphen", "dash", "symbol")
@@ -56,62 +59,72 @@ def load_records(stats_npz: str | Path, acts_npz: str | Path, sample: dict[str, 
     return Records(csc, load_feature_stats(stats_npz), sample["blocks"], texts)
 
 
-def _selection(edges_csv: str | Path, spec: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], s: dict[str, Any],
+def _selection(edges_csv: str | Path, spec: dict[str, Any], stats: dict[str, dict[str, np.ndarray]], sel: InterpFeatures,
                seed: int) -> tuple[dict[str, set[int]], dict[str, list[tuple[int, str]]]]:
     """Every model's persisting-chain features, and the features picked for the models in `stats`."""
     chains = chain_features(pd.read_csv(edges_csv), spec)
-    picked = {m: select_features(m, chains[m], st["fires"] > 0, s["features"], seed) for m, st in stats.items()}
+    picked = {m: select_features(m, chains[m], st["fires"] > 0, sel, seed) for m, st in stats.items()}
     return chains, picked
 
 
-def write_estimate(edges_csv: str | Path, spec: dict[str, Any], stats_npz: dict[str, str], acts_npz: dict[str, str],
-                   sample_npz: str | Path, tokenizer_dir: str | Path, s: dict[str, Any], seed: int, out_json: str | Path) -> dict:
+def write_estimate(files: LineageFiles, spec: dict[str, Any], cost: InterpCost, seed: int, out_json: str | Path) -> dict:
     """What autointerp of the selected features would send and cost (nothing is sent), and the
-    token-based categories of every model's persisting-chain features."""
+    token-based categories of every model's persisting-chain features.
+
+    Requests that could not be priced (a remote endpoint, a model without a price) stop the job
+    when autointerp is enabled, and are stated in the estimate when it is not."""
     from featureflow.analysis import load_feature_stats
     from featureflow.flow import load_sample
 
-    texts, sample = token_texts(tokenizer_dir), load_sample(sample_npz)
-    stats = {m: load_feature_stats(p) for m, p in stats_npz.items()}
-    chains, picked = _selection(edges_csv, spec, stats, s, seed)
+    if cost.enabled:
+        require_price(cost)
+    texts, sample = token_texts(files.tokenizer_dir), load_sample(files.sample)
+    stats = {m: load_feature_stats(files.stats[m]) for m in files.models}
+    chains, picked = _selection(files.edges, spec, stats, cost.features, seed)
     per_model, categories = {}, {}
     for m in stats:
-        per_model[m] = estimate_model(picked[m], load_records(stats_npz[m], acts_npz[m], sample, texts), s, seed)
+        per_model[m] = estimate_model(picked[m], load_records(files.stats[m], files.acts[m], sample, texts), cost, seed)
         cats = [token_category([texts[t] for t in stats[m]["top_token_ids"][f] if t >= 0]) for f in sorted(chains[m])]
         categories[m] = {"chain_features": len(cats), **{c: cats.count(c) for c in ("punctuation", "formatting", "other")}}
     total = {k: sum(v[k] for v in per_model.values()) for k in ("features", "requests", "prompt_tokens", "completion_tokens_max")}
     total["usd_max"] = round(sum(v["usd_max"] for v in per_model.values()), 4)
-    out = {"model": s["model"], "prices_per_million_tokens": s["prices"].get(s["model"]), "enabled": s["enabled"],
+    out = {"model": cost.model, "prices_per_million_tokens": cost.prices.get(cost.model), "enabled": cost.enabled,
            "per_model": per_model, "total": total,
-           "note": f"worst case: prompts counted at {s['chars_per_token']} characters per token, every completion at its "
+           "note": f"worst case: prompts counted at {cost.chars_per_token} characters per token, every completion at its "
                    "max_tokens; the paper paid USD 0.11 per feature with GPT-4 Turbo",
            "chain_feature_categories_by_tokens": categories}
+    problem = price_problem(cost)
+    if problem:  # (autointerp is off, or the job would have stopped above)
+        out["unpriced"] = problem
     Path(out_json).write_text(json.dumps(out, indent=2) + "\n")
     return out
 
 
-def run_interp(model: str, edges_csv: str | Path, spec: dict[str, Any], stats_npz: str | Path, acts_npz: str | Path,
-               sample_npz: str | Path, tokenizer_dir: str | Path, s: dict[str, Any], seed: int, cache_dir: str | Path,
-               out_jsonl: str | Path, estimate_json: str | Path | None = None) -> dict[str, Any]:
-    """The `interp` rule for one model. `budget_usd` caps the whole run: this model's job may spend
+def run_interp(files: LineageFiles, spec: dict[str, Any], settings: InterpSettings, seed: int, cache_dir: str | Path,
+               out_jsonl: str | Path) -> dict[str, Any]:
+    """The `interp` rule for the one model of `files`. `budget_usd` caps the whole run: this model's job may spend
     the share of it that its estimate has of the total estimate (all of it without an estimate)."""
+    import dataclasses
     import logging
 
     from featureflow.analysis import load_feature_stats
     from featureflow.flow import load_sample
 
-    _, picked = _selection(edges_csv, spec, {model: load_feature_stats(stats_npz)}, s, seed)
-    records = load_records(stats_npz, acts_npz, load_sample(sample_npz), token_texts(tokenizer_dir))
-    if estimate_json is not None:
-        est = json.loads(Path(estimate_json).read_text())
+    (model,) = files.models
+    require_price(settings)
+    _, picked = _selection(files.edges, spec, {model: load_feature_stats(files.stats[model])}, settings.features, seed)
+    records = load_records(files.stats[model], files.acts[model], load_sample(files.sample), token_texts(files.tokenizer_dir))
+    if files.estimate is not None:
+        est = json.loads(Path(files.estimate).read_text())
         total, own = est["total"]["usd_max"], est["per_model"].get(model, {}).get("usd_max", 0.0)
-        s = {**s, "budget_usd": s["budget_usd"] * (own / total if total > 0 else 1.0)}
-    summary = interpret_model(model, picked[model], records, s, seed, cache_dir, out_jsonl)
+        settings = dataclasses.replace(settings, budget_usd=settings.budget_usd * (own / total if total > 0 else 1.0))
+    client = ChatClient(settings, cache_dir, Ledger(budget_usd=settings.budget_usd))
+    summary = interpret_model(model, picked[model], records, client, seed, out_jsonl)
     logging.getLogger(__name__).info("%s: %s", model, summary)
     return summary
 
 
-def write_summary(jsonl: dict[str, str], s: dict[str, Any], out_json: str | Path, out_html: str | Path, out_png: str | Path) -> dict:
+def write_summary(jsonl: dict[str, str], endpoint_model: str, out_json: str | Path, out_html: str | Path, out_png: str | Path) -> dict:
     """Figure 6 (score histograms, persisting vs other) and the scores, costs, failures and categories."""
     import plotly.graph_objects as go
 
@@ -119,7 +132,7 @@ def write_summary(jsonl: dict[str, str], s: dict[str, Any], out_json: str | Path
 
     rows = [json.loads(line) for p in jsonl.values() for line in Path(p).read_text().splitlines()]
     df = pd.DataFrame(rows)
-    out: dict[str, Any] = {"endpoint_model": s["model"], "features": len(df), "cost_usd": round(float(df["cost_usd"].sum()), 4) if len(df) else 0,
+    out: dict[str, Any] = {"endpoint_model": endpoint_model, "features": len(df), "cost_usd": round(float(df["cost_usd"].sum()), 4) if len(df) else 0,
                            "failures": int(df["failures"].map(len).sum()) if len(df) else 0, "groups": {}}
     fig = go.Figure()
     for group, colour in (("persisting", "#2a7d2a"), ("other", "#888888")):

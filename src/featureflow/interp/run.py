@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from featureflow.analysis import block_activations, top_blocks
-from featureflow.interp.client import BudgetExceeded, ChatClient, Ledger, RequestFailed, estimate_tokens, price_of
+from featureflow.interp.client import BudgetExceeded, ChatClient, RequestFailed, estimate_tokens, price_of
 from featureflow.interp.prompts import clean_explanation, explain_messages, parse_simulation, quantise, score, simulate_messages
+from featureflow.settings import InterpCost, InterpFeatures, InterpRecords, InterpSettings
 
 
 def chain_features(edges: pd.DataFrame, spec: dict[str, Any]) -> dict[str, set[int]]:
@@ -52,12 +53,12 @@ def chain_features(edges: pd.DataFrame, spec: dict[str, Any]) -> dict[str, set[i
     return {m: reach[m] & good[m] for m in order}
 
 
-def select_features(model: str, chain: set[int], active: np.ndarray, sel: dict[str, Any], seed: int) -> list[tuple[int, str]]:
+def select_features(model: str, chain: set[int], active: np.ndarray, sel: InterpFeatures, seed: int) -> list[tuple[int, str]]:
     """(feature, group) pairs: chain features ("persisting") and a random sample of the others ("other")."""
     rng = np.random.default_rng([seed, zlib.crc32(model.encode())])
     others = np.array(sorted(set(np.flatnonzero(active)) - chain), dtype=np.int64)
-    n_chain = min(len(chain), sel["max_per_model"]) if sel["persisting_chain"] else 0
-    n_other = min(sel["random_others"], len(others), sel["max_per_model"] - n_chain)
+    n_chain = min(len(chain), sel.max_per_model) if sel.persisting_chain else 0
+    n_other = min(sel.random_others, len(others), sel.max_per_model - n_chain)
     picked_chain = sorted(rng.choice(sorted(chain), n_chain, replace=False).tolist()) if n_chain else []
     picked_other = sorted(rng.choice(others, n_other, replace=False).tolist()) if n_other else []
     return [(int(f), "persisting") for f in picked_chain] + [(int(f), "other") for f in picked_other]
@@ -70,18 +71,18 @@ class Records:
         self.acts, self.stats, self.blocks, self.texts = acts_csc, stats, blocks, token_texts
         self.context = blocks.shape[1]
 
-    def for_feature(self, feature: int, rec: dict[str, int], seed: int) -> dict[str, list[int]]:
+    def for_feature(self, feature: int, rec: InterpRecords, seed: int) -> dict[str, list[int]]:
         """Block ids: {"explain": top + random, "simulate": held-out top + random}."""
         top = top_blocks(self.stats, feature, self.context)
         rng = np.random.default_rng([seed, feature])
-        rand, wanted, taken = [], rec["explain_random"] + rec["simulate_random"], set(top)
+        rand, wanted, taken = [], rec.explain_random + rec.simulate_random, set(top)
         for b in rng.permutation(len(self.blocks)).tolist():  # the first `wanted` blocks of the permutation not in top
             if len(rand) == wanted:
                 break
             if b not in taken:
                 rand.append(b)
-        return {"explain": top[:rec["explain_top"]] + rand[:rec["explain_random"]],
-                "simulate": top[rec["explain_top"]:rec["explain_top"] + rec["simulate_top"]] + rand[rec["explain_random"]:]}
+        return {"explain": top[:rec.explain_top] + rand[:rec.explain_random],
+                "simulate": top[rec.explain_top:rec.explain_top + rec.simulate_top] + rand[rec.explain_random:]}
 
     def record(self, feature: int, block: int) -> tuple[list[str], np.ndarray]:
         """(token texts, the feature's activations) of one sample block."""
@@ -99,11 +100,11 @@ def _result(model: str, feature: int, group: str) -> dict[str, Any]:
             "requests": 0, "cached_requests": 0, "cost_usd": 0.0, "failures": []}
 
 
-def interpret_feature(client: ChatClient, records: Records, model: str, feature: int, group: str, s: dict[str, Any],
-                      seed: int) -> dict[str, Any]:
-    """Explain, simulate and score one feature; every failure is recorded in the result, never raised."""
+def interpret_feature(client: ChatClient, records: Records, model: str, picked: tuple[int, str], seed: int) -> dict[str, Any]:
+    """Explain, simulate and score one (feature, group); every failure is recorded in the result, never raised."""
+    feature, group, s = picked[0], picked[1], client.s
     out = _result(model, feature, group)
-    blocks = records.for_feature(feature, s["records"], seed)
+    blocks = records.for_feature(feature, s.records, seed)
 
     def ask(stage: str, messages: list[dict[str, str]], max_tokens: int, json_mode: bool) -> str | None:
         try:
@@ -119,7 +120,7 @@ def interpret_feature(client: ChatClient, records: Records, model: str, feature:
         out["cost_usd"] = round(out["cost_usd"] + reply["cost_usd"], 6)
         return reply["text"]
 
-    text = ask("explain", explain_messages(records.explain_records(feature, blocks["explain"])), s["max_tokens_explain"], False)
+    text = ask("explain", explain_messages(records.explain_records(feature, blocks["explain"])), s.max_tokens_explain, False)
     if text is None:
         return out
     out["explanation"] = clean_explanation(text)
@@ -129,7 +130,7 @@ def interpret_feature(client: ChatClient, records: Records, model: str, feature:
     simulated, true = [], []
     for b in blocks["simulate"]:
         tokens, acts = records.record(feature, b)
-        reply = ask("simulate", simulate_messages(out["explanation"], tokens), s["max_tokens_simulate"], True)
+        reply = ask("simulate", simulate_messages(out["explanation"], tokens), s.max_tokens_simulate, True)
         if reply is None:
             continue
         try:
@@ -144,13 +145,13 @@ def interpret_feature(client: ChatClient, records: Records, model: str, feature:
     return out
 
 
-def interpret_model(model: str, features: list[tuple[int, str]], records: Records, s: dict[str, Any], seed: int,
-                    cache_dir: str | Path, out_jsonl: str | Path) -> dict[str, Any]:
-    """The `interp` rule for one model: every selected feature, `s["concurrency"]` at a time, into a jsonl."""
-    ledger = Ledger(budget_usd=s["budget_usd"])
-    client = ChatClient(s, cache_dir, ledger)
-    with ThreadPoolExecutor(max_workers=s["concurrency"]) as pool:
-        results = list(pool.map(lambda fg: interpret_feature(client, records, model, fg[0], fg[1], s, seed), features))
+def interpret_model(model: str, features: list[tuple[int, str]], records: Records, client: ChatClient, seed: int,
+                    out_jsonl: str | Path) -> dict[str, Any]:
+    """The `interp` rule for one model: every selected feature through `client` (its settings, cache
+    and budget), `concurrency` at a time, into a jsonl."""
+    ledger = client.ledger
+    with ThreadPoolExecutor(max_workers=client.s.concurrency) as pool:
+        results = list(pool.map(lambda fg: interpret_feature(client, records, model, fg, seed), features))
     with open(out_jsonl, "w") as fh:
         for r in results:
             fh.write(json.dumps(r) + "\n")
@@ -158,18 +159,18 @@ def interpret_model(model: str, features: list[tuple[int, str]], records: Record
             "spent_usd": round(ledger.spent_usd, 6), "failures": sum(len(r["failures"]) for r in results)}
 
 
-def estimate_model(features: list[tuple[int, str]], records: Records, s: dict[str, Any], seed: int) -> dict[str, Any]:
+def estimate_model(features: list[tuple[int, str]], records: Records, s: InterpCost | InterpSettings, seed: int) -> dict[str, Any]:
     """Requests, tokens and worst-case USD of interpreting `features` (the prompts are built; nothing is sent)."""
-    cpt = s["chars_per_token"]
-    placeholder = "x" * int(s["max_tokens_explain"] * cpt)
+    cpt = s.chars_per_token
+    placeholder = "x" * int(s.max_tokens_explain * cpt)
     prompt = completion = requests = 0
     for feature, _ in features:
-        blocks = records.for_feature(feature, s["records"], seed)
+        blocks = records.for_feature(feature, s.records, seed)
         prompt += sum(estimate_tokens(m["content"], cpt) for m in explain_messages(records.explain_records(feature, blocks["explain"])))
-        completion += s["max_tokens_explain"]
+        completion += s.max_tokens_explain
         for b in blocks["simulate"]:
             prompt += sum(estimate_tokens(m["content"], cpt) for m in simulate_messages(placeholder, records.record(feature, b)[0]))
-            completion += s["max_tokens_simulate"]
+            completion += s.max_tokens_simulate
         requests += 1 + len(blocks["simulate"])
     return {"features": len(features), "requests": requests, "prompt_tokens": prompt, "completion_tokens_max": completion,
-            "usd_max": round(price_of(s["prices"], s["model"], prompt, completion), 4)}
+            "usd_max": round(price_of(s.prices, s.model, prompt, completion), 4)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +64,17 @@ def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out
     return results
 
 
+@dataclass(frozen=True)
+class EvalShape:
+    """What the unigram baseline rows are measured with: vocabulary size, validation block size and token cap."""
+
+    vocab_size: int
+    block_size: int
+    max_tokens: int | None
+
+
 def eval_table(eval_files: dict[str, str | Path], validation: dict[str, str | Path], baselines: dict[str, dict[str, str | Path]],
-               vocab_size: int, block_size: int, max_tokens: int | None, out_tsv: str | Path) -> list[dict[str, Any]]:
+               shape: EvalShape, out_tsv: str | Path) -> list[dict[str, Any]]:
     """Gather eval.json files into one TSV, plus unigram baseline rows on the same validation blocks.
 
     `baselines` maps a row label to {corpus: train token file}: the unigram model of that row learns
@@ -77,8 +87,8 @@ def eval_table(eval_files: dict[str, str | Path], validation: dict[str, str | Pa
             rows.append({"model": model, "corpus": corpus, **m})
     for label, train_files in baselines.items():
         for corpus, train in train_files.items():
-            blocks = eval_blocks(np.load(validation[corpus], mmap_mode="r"), block_size, max_tokens)
-            rows.append({"model": label, "corpus": corpus, **unigram_metrics(np.load(train, mmap_mode="r"), blocks, vocab_size)})
+            blocks = eval_blocks(np.load(validation[corpus], mmap_mode="r"), shape.block_size, shape.max_tokens)
+            rows.append({"model": label, "corpus": corpus, **unigram_metrics(np.load(train, mmap_mode="r"), blocks, shape.vocab_size)})
     lines = ["model\tcorpus\tloss\taccuracy\ttokens"]
     lines += [f"{r['model']}\t{r['corpus']}\t{r['loss']:.4f}\t{r['accuracy']:.4f}\t{r['tokens']}" for r in rows]
     Path(out_tsv).write_text("\n".join(lines) + "\n")

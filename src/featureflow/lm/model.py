@@ -21,9 +21,9 @@ import torch
 from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
 
 from featureflow.config import ConfigError
+from featureflow.paths import MODEL_CONFIG, TOKENIZER_FILES, TOKENIZER_JSON
 from featureflow.settings import Architecture
 
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer_meta.json")
 # Config fields that must agree between a parent and the model built from it.
 SHAPE_FIELDS = {"d_model": "hidden_size", "d_mlp": "intermediate_size", "n_heads": "num_attention_heads",
                 "n_layers": "num_hidden_layers", "vocab_size": "vocab_size"}
@@ -60,7 +60,7 @@ def load_model(model_dir: str | Path) -> MistralForCausalLM:
 
 def tokenizer_digest(folder: str | Path) -> str:
     """Fingerprint of a tokenizer (its tokenizer.json) to detect parent/child mismatches."""
-    return hashlib.sha256((Path(folder) / "tokenizer.json").read_bytes()).hexdigest()[:16]
+    return hashlib.sha256((Path(folder) / TOKENIZER_JSON).read_bytes()).hexdigest()[:16]
 
 
 def shape_of(config: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def shape_of(config: dict[str, Any]) -> dict[str, Any]:
 def check_parent(parent_dir: str | Path, parent: str, child: str, arch: Architecture, vocab_size: int,
                  tokenizer_dir: str | Path) -> None:
     """Refuse to fine-tune `child` from a parent folder of another shape or tokenizer (one-line error)."""
-    parent_cfg = json.loads((Path(parent_dir) / "config.json").read_text())
+    parent_cfg = json.loads((Path(parent_dir) / MODEL_CONFIG).read_text())
     want = {**{k: getattr(arch, k) for k in ("d_model", "d_mlp", "n_heads", "n_layers")}, "vocab_size": vocab_size}
     have = shape_of(parent_cfg)
     diff = {k: (have[k], want[k]) for k in want if have[k] != want[k]}

@@ -17,18 +17,17 @@ import contextlib
 import json
 import logging
 import math
-import time
 import zlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from featureflow.lm.model import build_model, check_parent, load_model, save_model
-from featureflow.runtime import TrainLog, list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint, use_compile
+from featureflow.paths import TOKENIZER_META
+from featureflow.runtime import TrainingRun, pick_device, use_compile
 from featureflow.settings import Resources, TrainJob, TrainSettings
 
 log = logging.getLogger(__name__)
@@ -67,20 +66,42 @@ class BlockSampler:
         return np.array([self._perm(int(p // self.n_blocks))[p % self.n_blocks] for p in positions])
 
 
-def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, out_dir: str | Path, train_log: str | Path,
-                train_meta: str | Path, ckpt_dir: str | Path, settings: TrainJob, seed: int, resources: Resources,
-                parent_dir: str | Path | None = None, parent: str | None = None) -> dict[str, Any]:
-    """Train `name` on its mixture and save it as an HF model folder in `out_dir`; resumes from `ckpt_dir`.
+@dataclass(frozen=True)
+class TrainFiles:
+    """One training job's paths: its token mixture and tokenizer in, model folder, log, meta and checkpoints out."""
 
-    A fine-tune starts from the model folder `parent_dir` (named `parent`), a model from scratch from
-    seeded random weights. `train_log` (CSV, written as training goes) and `train_meta` (JSON, at the
-    end) record the run.
+    mixture_npy: str | Path
+    tokenizer_dir: str | Path
+    out_dir: str | Path
+    train_log: str | Path
+    train_meta: str | Path
+    ckpt_dir: str | Path
+
+
+@dataclass(frozen=True)
+class ParentModel:
+    """The lineage model a fine-tune starts from: its model folder and its name."""
+
+    model_dir: str | Path
+    name: str | None = None
+
+
+def train_model(name: str, files: TrainFiles, settings: TrainJob, seed: int, resources: Resources,
+                parent: ParentModel | None = None) -> dict[str, Any]:
+    """Train `name` on its mixture and save it as an HF model folder in `files.out_dir`; resumes from `files.ckpt_dir`.
+
+    A fine-tune starts from the model folder of `parent`, a model from scratch (no parent) from
+    seeded random weights. `files.train_log` (CSV, written as training goes) and `files.train_meta`
+    (JSON, at the end) record the run.
     """
+    parent_dir = parent.model_dir if parent is not None else None
+    parent_name = parent.name if parent is not None else None
+    mixture_npy, tokenizer_dir, train_log = files.mixture_npy, files.tokenizer_dir, files.train_log
     torch.set_num_threads(resources.threads)
     arch, s = settings.architecture, settings.schedule
-    meta = json.loads((Path(tokenizer_dir) / "tokenizer_meta.json").read_text())
+    meta = json.loads((Path(tokenizer_dir) / TOKENIZER_META).read_text())
     if parent_dir is not None:
-        check_parent(parent_dir, parent or str(parent_dir), name, arch, meta["vocab_size"], tokenizer_dir)
+        check_parent(parent_dir, parent_name or str(parent_dir), name, arch, meta["vocab_size"], tokenizer_dir)
     ids = np.load(mixture_npy, mmap_mode="r")
     block = arch.block_size
     n_blocks = ids.size // block
@@ -99,28 +120,25 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
                             fused=compiled and dev.type == "cuda")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, steps, s))
     sampler = BlockSampler(n_blocks, s.batch_size, seed, name)
-    ckpt_path = Path(ckpt_dir)
-    rows: list[dict[str, Any]] = []
-    start, elapsed_before = 0, 0.0
-    state = load_latest_checkpoint(ckpt_path, fingerprint)
+    run = TrainingRun(f"train {name}", files.ckpt_dir, fingerprint, steps, settings.checkpoint_every)
+    state = run.resume()
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["torch_rng"])
-        start, rows, elapsed_before = state["step"], state["log_rows"], state["elapsed_s"]
+    start = run.start
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else contextlib.nullcontext()
     if compiled:
         model.compile()  # in place: the state dict keeps its names, checkpoints stay interchangeable
     # the loss is summed on the device and read at log steps only: .item() every step would make
     # the CPU wait for the GPU before it can prepare the next batch
-    t0, loss_sum, loss_n = time.time(), torch.zeros((), dtype=torch.float64, device=dev), 0
+    loss_sum, loss_n = torch.zeros((), dtype=torch.float64, device=dev), 0
     log.info("%s: %d steps of %d x %d tokens on %s (start at %d; torch.compile %s)", name, steps, s.batch_size, block, dev,
              start, "on, fused AdamW" if compiled else "off")
-    step_log = TrainLog(train_log, LOG_FIELDS, rows, resources.tensorboard)
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"train {name}", mininterval=10)
-    for step in bar:
+    run.open_log(train_log, LOG_FIELDS, resources.tensorboard)
+    for step in run.steps():
         rows_idx = sampler.batch(step)
         x = torch.from_numpy(np.stack([ids[i * block:(i + 1) * block] for i in rows_idx]).astype(np.int64)).to(dev, non_blocking=True)
         with autocast:
@@ -133,27 +151,23 @@ def train_model(name: str, mixture_npy: str | Path, tokenizer_dir: str | Path, o
         sched.step()
         loss_sum, loss_n = loss_sum + loss.detach().double(), loss_n + 1
         done = step + 1
-        elapsed = elapsed_before + time.time() - t0
         if done % settings.log_every == 0 or done == steps:
             mean_loss = loss_sum.item() / loss_n
-            step_log.append({"step": done, "tokens": done * s.batch_size * block, "loss": round(mean_loss, 5),
-                             "lr": sched.get_last_lr()[0], "elapsed_s": round(elapsed, 2)})
-            bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{(done - start) * s.batch_size * block / (time.time() - t0):.0f}")
+            run.log({"step": done, "tokens": done * s.batch_size * block, "loss": round(mean_loss, 5),
+                     "lr": sched.get_last_lr()[0], "elapsed_s": round(run.elapsed(), 2)})
+            this_run_s = run.elapsed() - run.elapsed_before
+            run.bar.set_postfix(loss=f"{mean_loss:.3f}", tok_s=f"{(done - start) * s.batch_size * block / this_run_s:.0f}")
             loss_sum, loss_n = torch.zeros_like(loss_sum), 0
-        if done % settings.checkpoint_every == 0 and done < steps:
-            save_checkpoint(ckpt_path, {"step": done, "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                        "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                                        "log_rows": step_log.rows, "elapsed_s": elapsed, "fingerprint": fingerprint})
+        if run.checkpoint_due(done):
+            run.save_checkpoint(done, {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                       "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state()})
 
-    step_log.close()
     model.to("cpu")
-    save_model(model, tokenizer_dir, out_dir)
-    summary = {"model": name, "parent": parent, "steps": steps, "tokens_seen": steps * s.batch_size * block,
+    save_model(model, tokenizer_dir, files.out_dir)
+    summary = {"model": name, "parent": parent_name, "steps": steps, "tokens_seen": steps * s.batch_size * block,
                "mixture_tokens": int(ids.size), "epochs_equivalent": round(steps * s.batch_size / n_blocks, 3),
                "arch": asdict(arch), "settings": asdict(s), "seed": seed, "device": str(dev), "compiled": compiled,
-               "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start}
-    Path(train_meta).write_text(json.dumps(summary, indent=2) + "\n")
-    if not settings.keep_checkpoints:
-        for path in list_checkpoints(ckpt_path):
-            path.unlink()
+               "train_seconds": round(run.elapsed(), 2), "resumed_from_step": start}
+    Path(files.train_meta).write_text(json.dumps(summary, indent=2) + "\n")
+    run.finish(settings.keep_checkpoints)  # after the model is saved: a job killed before keeps its checkpoints
     return summary

@@ -7,6 +7,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "merge_weights": "methods",
     "slerp_tensor": "methods",
     "MergeSpec": "sweep",
+    "MergedFiles": "sweep",
     "build_merged": "sweep",
     "check_mergeable": "sweep",
     "find_equilibrium": "sweep",

@@ -20,6 +20,7 @@ import torch
 
 from featureflow.config import ConfigError
 from featureflow.merge.methods import Tensors, merge_weights
+from featureflow.paths import MODEL_CONFIG, MODEL_WEIGHTS
 from featureflow.runtime import pick_device
 from featureflow.settings import MergeSettings, Resources
 
@@ -32,9 +33,9 @@ def check_mergeable(dirs: dict[str, str | Path]) -> None:
 
     names = list(dirs)
     ref = names[0]
-    ref_shape = shape_of(json.loads((Path(dirs[ref]) / "config.json").read_text()))
+    ref_shape = shape_of(json.loads((Path(dirs[ref]) / MODEL_CONFIG).read_text()))
     for other in names[1:]:
-        shape = shape_of(json.loads((Path(dirs[other]) / "config.json").read_text()))
+        shape = shape_of(json.loads((Path(dirs[other]) / MODEL_CONFIG).read_text()))
         diff = [f"{k} {ref_shape[k]} vs {shape[k]}" for k in ref_shape if ref_shape[k] != shape[k]]
         if diff:
             raise ConfigError(f"cannot merge '{ref}' and '{other}': architectures differ ({', '.join(diff)})")
@@ -62,7 +63,7 @@ def find_equilibrium(ts: np.ndarray, acc_first: np.ndarray, acc_second: np.ndarr
 def load_weights(model_dir: str | Path) -> Tensors:
     from safetensors.torch import load_file
 
-    return load_file(str(Path(model_dir) / "model.safetensors"))
+    return load_file(str(Path(model_dir) / MODEL_WEIGHTS))
 
 
 def sweep_grid(step: float) -> np.ndarray:
@@ -151,20 +152,29 @@ def write_sweep(rows: list[dict[str, Any]], summary: dict[str, Any], out_csv: st
     Path(out_json).write_text(json.dumps(summary, indent=2) + "\n")
 
 
-def build_merged(name: str, spec: MergeSpec, sweep_json: str | Path, out_dir: str | Path, choice_json: str | Path,
-                 settings: MergeSettings, batch_size: int, resources: Resources) -> dict[str, Any]:
-    """Write the merged model at the configured or equilibrium t to `out_dir`, and choice.json describing it."""
+@dataclass(frozen=True)
+class MergedFiles:
+    """The merge job's paths: the sweep summary in, the merged model folder and choice.json out."""
+
+    sweep_json: str | Path
+    out_dir: str | Path
+    choice_json: str | Path
+
+
+def build_merged(name: str, spec: MergeSpec, files: MergedFiles, settings: MergeSettings, batch_size: int,
+                 resources: Resources) -> dict[str, Any]:
+    """Write the merged model at the configured or equilibrium t to `files.out_dir`, and choice.json describing it."""
     from featureflow.lm import next_token_metrics, save_model
 
     first, second, base, method, dirs = spec.first, spec.second, spec.base, spec.method, spec.dirs
     model, blocks = _setup(spec, settings.eval_tokens, resources)
-    sweep = json.loads(Path(sweep_json).read_text())
+    sweep = json.loads(Path(files.sweep_json).read_text())
     t = float(sweep["equilibrium_t"]) if spec.t == "auto" else float(spec.t)
     weights = merge_weights(method, load_weights(dirs[first]), load_weights(dirs[second]), t,
                             load_weights(dirs[base]) if base else None)
     model.load_state_dict(weights)
     model.to("cpu")
-    save_model(model, dirs[first], out_dir)
+    save_model(model, dirs[first], files.out_dir)
 
     model.to(pick_device(resources.device))
     merged = {n: next_token_metrics(model, blocks[n], batch_size) for n in (first, second)}
@@ -183,6 +193,6 @@ def build_merged(name: str, spec: MergeSpec, sweep_json: str | Path, out_dir: st
         choice["base"] = sweep["base"]["model"]
         choice["base_accuracy"] = {n: sweep["base"][n]["accuracy"] for n in (first, second)}
         choice["merged_vs_base"] = {n: merged[n]["accuracy"] / sweep["base"][n]["accuracy"] - 1 for n in (first, second)}
-    Path(choice_json).write_text(json.dumps(choice, indent=2) + "\n")
+    Path(files.choice_json).write_text(json.dumps(choice, indent=2) + "\n")
     log.info("%s: %s at t=%.4f -> %s", name, method, t, choice["merged_accuracy"])
     return choice

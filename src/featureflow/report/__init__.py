@@ -12,6 +12,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "to_html": "render",
     "to_markdown": "render",
     "landing_html": "landing",
+    "ReportPages": "jobs",
     "write_report": "jobs",
     "config_reference": "schema_doc",
 })

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,18 @@ from featureflow.sae import off_target_saes
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ReportPages:
+    """The report's three output pages: reproduction.md, reproduction.html and index.html."""
+
+    md: str | Path
+    html: str | Path
+    index: str | Path
+
+
 def write_report(files: dict[str, Any], spec: dict[str, Any], sample_tokens: int, sections: list[dict[str, Any]],
-                 results_dir: str, out_md: str | Path, out_html: str | Path, out_index: str | Path) -> dict[str, int]:
-    """Write reproduction.md, reproduction.html and index.html; return the count of rows per mark.
+                 results_dir: str, pages: ReportPages) -> dict[str, int]:
+    """Write the three `pages` (reproduction.md, reproduction.html, index.html); return the count of rows per mark.
 
     SAEs far off target (featureflow.sae.targets) are named at the top of all three and in the log."""
     run = load_run(files, spec, sample_tokens)
@@ -24,9 +34,9 @@ def write_report(files: dict[str, Any], spec: dict[str, Any], sample_tokens: int
     off = off_target_saes(run["sae_metrics"])
     for model, why in off.items():
         log.warning("SAE of %s is far off target (%s): the report says its downstream numbers are not findings", model, "; ".join(why))
-    Path(out_md).write_text(to_markdown(scale, rows, off))
-    Path(out_html).write_text(to_html(scale, rows, off))
-    Path(out_index).write_text(landing_html(sections, spec, scale, rows, results_dir, off))
+    Path(pages.md).write_text(to_markdown(scale, rows, off))
+    Path(pages.html).write_text(to_html(scale, rows, off))
+    Path(pages.index).write_text(landing_html(sections, spec, scale, rows, results_dir, off))
     counts = tally(rows)
     log.info("reproduction table: %d rows (%s); scale rows below the paper's: %d", len(rows),
              ", ".join(f"{v} {k}" for k, v in counts.items()), sum(not s.at_paper_scale for s in scale))

@@ -19,7 +19,7 @@ def _item(x: dict[str, Any]) -> str:
 
 
 def landing_html(sections: list[dict[str, Any]], spec: dict[str, Any], scale: list[ScaleRow], rows: list[Row],
-                 results_dir: str = "results", off_target: dict[str, list[str]] | None = None) -> str:
+                 results_dir: str, off_target: dict[str, list[str]] | None = None) -> str:
     """The landing page: a warning naming the SAEs far off target (if any), the lineage, the reproduction
     verdict, then every output by section.
 

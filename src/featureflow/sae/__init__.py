@@ -10,6 +10,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "BlockSource": "activations",
     "hook_layer": "activations",
     "mlp_hook_post": "activations",
+    "SAEFiles": "train",
     "train_sae": "train",
     "density_histogram": "evaluate",
     "evaluate_sae": "evaluate",

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 
 from featureflow.paper import SAE_TARGETS
+from featureflow.paths import SAE_EXTRA
 from featureflow.runtime import pick_device
 from featureflow.sae.activations import hook_layer
 from featureflow.sae.memory import gpu_memory_mb, lm_shape, log_memory, sae_eval_memory
-from featureflow.sae.model import SAE_EXTRA, decode_raw, encode_raw, load_sae_weights
+from featureflow.sae.model import decode_raw, encode_raw, load_sae_weights
 from featureflow.settings import Resources
 
 log = logging.getLogger(__name__)

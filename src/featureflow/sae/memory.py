@@ -113,7 +113,7 @@ def _split(job: str, parts: dict[str, int], device: str, token_bytes: int) -> Es
     return Estimate(job, {**runtime, **mapped, **parts})
 
 
-def sae_train_memory(s: SAESettings, lm: LMShape, device: str = "cpu", token_bytes: int = 0) -> Estimate:
+def sae_train_memory(s: SAESettings, lm: LMShape, device: str, token_bytes: int = 0) -> Estimate:
     """The `sae` job's peak (see the module docstring): the larger of the scale/mean sample and training."""
     d_in, d_sae = lm.d_mlp, lm.d_mlp * s.expansion_factor
     batch = s.batch_blocks * s.context_size
@@ -130,7 +130,7 @@ def sae_train_memory(s: SAESettings, lm: LMShape, device: str = "cpu", token_byt
     return _split("sae", parts, device, token_bytes)
 
 
-def sae_eval_memory(d_sae: int, lm: LMShape, block: int, batch_size: int, device: str = "cpu", token_bytes: int = 0) -> Estimate:
+def sae_eval_memory(d_sae: int, lm: LMShape, block: int, batch_size: int, device: str, token_bytes: int = 0) -> Estimate:
     """The `sae_eval` job's peak for batches of `batch_size` blocks of `block` tokens."""
     tokens = batch_size * block
     parts = {

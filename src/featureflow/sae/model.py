@@ -29,15 +29,13 @@ from typing import Any
 import torch
 from torch import nn
 
-SAE_WEIGHTS = "sae_weights.safetensors"
-SAE_CFG = "cfg.json"
-SAE_EXTRA = "featureflow_sae.json"
+from featureflow.paths import SAE_CFG, SAE_EXTRA, SAE_WEIGHTS
 
 
 class SparseAutoencoder(nn.Module):
     """The paper's SAE; `mean` and `scale` are fixed buffers set from the training activations."""
 
-    def __init__(self, d_in: int, d_sae: int, seed: int = 0):
+    def __init__(self, d_in: int, d_sae: int, seed: int):
         super().__init__()
         gen = torch.Generator().manual_seed(seed)
         w_dec = torch.randn(d_sae, d_in, generator=gen)

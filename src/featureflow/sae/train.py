@@ -13,14 +13,13 @@ import contextlib
 import json
 import logging
 import math
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
-from featureflow.runtime import TrainLog, list_checkpoints, load_latest_checkpoint, pick_device, save_checkpoint, use_compile
+from featureflow.runtime import TrainingRun, pick_device, use_compile
 from featureflow.sae.activations import BlockSource, activation_chunks
 from featureflow.sae.memory import chunk_batches, gpu_memory_mb, lm_shape, log_memory, sae_train_memory, stats_blocks
 from featureflow.sae.model import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
@@ -84,16 +83,28 @@ def _zero_sums(dev: torch.device) -> dict:
     return {**{k: torch.zeros((), dtype=torch.float64, device=dev) for k in ("mse", "l1", "l0")}, "n": 0}
 
 
-def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], out_dir: str | Path, train_log: str | Path,
-              ckpt_dir: str | Path, settings: SAESettings, seed: int, resources: Resources) -> dict[str, Any]:
-    """Train the SAE of model `name` on activations of the model in `model_dir` over `token_files`.
+@dataclass(frozen=True)
+class SAEFiles:
+    """One SAE job's paths: the LM folder and token files in, SAE folder, log and checkpoints out."""
 
-    Saves it in SAELens layout to `out_dir`, the per-step log to `train_log` (as training goes); resumes from `ckpt_dir`.
+    model_dir: str | Path
+    token_files: list[str | Path]
+    out_dir: str | Path
+    train_log: str | Path
+    ckpt_dir: str | Path
+
+
+def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, resources: Resources) -> dict[str, Any]:
+    """Train the SAE of model `name` on activations of the model in `files.model_dir` over `files.token_files`.
+
+    Saves it in SAELens layout to `files.out_dir`, the per-step log to `files.train_log` (as training
+    goes); resumes from `files.ckpt_dir`.
     """
     from featureflow.lm import load_model
 
     torch.set_num_threads(resources.threads)
     s, hook_name = settings, settings.hook
+    model_dir, token_files, ckpt_dir = files.model_dir, files.token_files, files.ckpt_dir
     dev = pick_device(resources.device)
     lm = load_model(model_dir).to(dev).eval()
     source = BlockSource(token_files, s.context_size, seed, name)
@@ -120,24 +131,22 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
     since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=dev)  # tokens since each feature last fired
     fingerprint = json.dumps({"settings": s.recipe(), "seed": seed, "model": str(model_dir), "hook": hook_name,
                               "data": [str(f) for f in token_files]}, sort_keys=True)
-    rows: list[dict[str, Any]] = []
-    start, elapsed_before = 0, 0.0
-    state = load_latest_checkpoint(Path(ckpt_dir), fingerprint)
+    run = TrainingRun(f"sae {name}", ckpt_dir, fingerprint, steps, s.checkpoint_every)
+    state = run.resume()
     if state is not None:
         sae.load_state_dict(state["sae"])
         opt.load_state_dict(state["optimizer"])
-        since_fired, rows, start, elapsed_before = state["since_fired"].to(dev), state["log_rows"], state["step"], state["elapsed_s"]
+        since_fired = state["since_fired"].to(dev)
+    start = run.start
 
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if s.bf16 or dev.type == "cuda" else contextlib.nullcontext()
     chunks = activation_chunks(lm, source, hook_name, chunk_blocks, first_chunk=start * batch_tokens // chunk_tokens)
     chunk, chunk_id = None, -1
-    t0 = time.time()
     # Running sums stay on the device (float64, as Python floats were) and are read at log steps
     # only: a .item() per step would wait for the GPU every step.
     sums = _zero_sums(dev)
-    step_log = TrainLog(train_log, LOG_FIELDS, rows, resources.tensorboard)
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"sae {name}", mininterval=10)
-    for step in bar:
+    run.open_log(files.train_log, LOG_FIELDS, resources.tensorboard)
+    for step in run.steps():
         position = step * batch_tokens
         if position // chunk_tokens != chunk_id:
             chunk = None  # drop the spent chunk before the next one is made: one chunk in memory, not two
@@ -171,24 +180,19 @@ def train_sae(name: str, model_dir: str | Path, token_files: list[str | Path], o
             row = {"step": done, "tokens": done * batch_tokens, **{k: round(v.item() / n, 6) for k, v in sums.items()},
                    "dead_fraction": round((since_fired > s.dead_window_tokens).float().mean().item(), 5),
                    "lr": s.lr * lr_factor, "l1_coefficient": l1}
-            step_log.append(row)
-            bar.set_postfix(mse=f"{row['mse']:.4f}", l0=f"{row['l0']:.1f}", dead=row["dead_fraction"])
+            run.log(row)
+            run.bar.set_postfix(mse=f"{row['mse']:.4f}", l0=f"{row['l0']:.1f}", dead=row["dead_fraction"])
             sums = _zero_sums(dev)
-        if done % s.checkpoint_every == 0 and done < steps:
-            save_checkpoint(Path(ckpt_dir), {"step": done, "sae": sae.state_dict(), "optimizer": opt.state_dict(),
-                                             "since_fired": since_fired.cpu(), "log_rows": step_log.rows, "fingerprint": fingerprint,
-                                             "elapsed_s": elapsed_before + time.time() - t0})
+        if run.checkpoint_due(done):
+            run.save_checkpoint(done, {"sae": sae.state_dict(), "optimizer": opt.state_dict(), "since_fired": since_fired.cpu()})
 
-    step_log.close()
     sae.to("cpu")
     cfg = saelens_cfg(sae, name, hook_name, s.context_size, ",".join(str(f) for f in token_files))
     extra = {"model": name, "model_dir": str(model_dir), "settings": s.recipe(), "seed": seed, "steps": steps,
              "activation_scale": float(sae.scale), "activation_mean_folded_into": "b_enc",
              "scale_folded_into": "W_enc (x c), W_dec and b_dec (/ c)",
-             "train_seconds": round(elapsed_before + time.time() - t0, 2), "resumed_from_step": start,
+             "train_seconds": round(run.elapsed(), 2), "resumed_from_step": start,
              "device": str(dev), "compiled": compiled}
-    save_sae(sae, out_dir, cfg, extra)
-    if not s.keep_checkpoints:
-        for path in list_checkpoints(Path(ckpt_dir)):
-            path.unlink()
+    save_sae(sae, files.out_dir, cfg, extra)
+    run.finish(s.keep_checkpoints)  # after the SAE is saved: a job killed before keeps its checkpoints
     return extra

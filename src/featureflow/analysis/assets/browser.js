@@ -1,9 +1,24 @@
 // Offline feature browser: renders data written by featureflow.analysis.browser.
 // Token text is untrusted: it only ever reaches the page through textContent, never as markup.
+
+// A feature's class on one side of an edge from its best partner's correlation: the mirror of
+// featureflow.flow.side_classes (strictly above the threshold, compared in float32 as the stored
+// correlations are; no partner (null): not persisting). tests/test_report.py runs both on the same
+// inputs, the boundary and NaN included.
+function featureClass(active, corr, side, threshold) {
+  "use strict";
+  if (!active) { return "inactive"; }
+  if (corr !== null && Math.fround(corr) > Math.fround(threshold)) { return "persisting"; }
+  return side === "source" ? "disappearing" : "emerging";
+}
+if (typeof module !== "undefined") { module.exports = {featureClass: featureClass}; }
+
 (function () {
   "use strict";
+  if (typeof window === "undefined") { return; }  // loaded by node for the tests
   var V = window.FF_VOCAB || [];
-  var THRESHOLD = typeof window.FF_THRESHOLD === "number" ? window.FF_THRESHOLD : 0.8;
+  // threshold.js holds the configured threshold (written by the browser_threshold rule)
+  var THRESHOLD = window.FF_THRESHOLD;
 
   function el(tag, attrs, text) {
     var e = document.createElement(tag);
@@ -13,11 +28,7 @@
   }
   function tokenText(id) { return id >= 0 && id < V.length ? V[id] : "?"; }
   function fmt(x, digits) { return x === null || x === undefined ? "" : Number(x).toFixed(digits); }
-  function cls(active, corr, side, threshold) {
-    if (!active) { return "inactive"; }
-    if (corr !== null && corr > threshold) { return "persisting"; }
-    return side === "source" ? "disappearing" : "emerging";
-  }
+  var cls = featureClass;
   function loadScript(src, done) {
     var s = el("script", {src: src});
     s.onload = done;
@@ -193,6 +204,7 @@
   function start() {
     var app = document.getElementById("app");
     var page = app.getAttribute("data-page");
+    if (typeof THRESHOLD !== "number") { app.appendChild(el("p", null, "missing ../assets/threshold.js (rerun snakemake)")); return; }
     if (page === "index") { renderIndex(app, window.FF_INDEX); return; }
     var info = window.FF_INFO;
     function show() {
