@@ -43,8 +43,10 @@ readme: $(STAMP)
 dry-run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) -n
 
+# Two pytest-xdist workers: the micro-workflow and SLURM tests in one, the paper-shaped run and the
+# rest beside them (tests/conftest.py groups them); the ten slowest tests are listed at the end.
 test: lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --durations=10
 
 # ruff (rules in pyproject.toml) and Snakemake's own linter
 lint: $(STAMP)

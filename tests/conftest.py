@@ -21,12 +21,32 @@ def micro_run(tmp_path_factory):
     return wd, first
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (`make test` runs two workers with --dist loadgroup), keep the tests that
-    share one expensive run in one worker: the micro workflow run (and the SLURM tests, which
-    compare with it and share one cluster) and the paper-shaped run. The rest spread freely."""
-    for item in items:
-        if "micro_run" in getattr(item, "fixturenames", ()) or item.path.name == "test_slurm.py":
-            item.add_marker(pytest.mark.xdist_group("micro"))
-        elif item.path.name == "test_paper_shapes.py":
-            item.add_marker(pytest.mark.xdist_group("paper"))
+def _groups() -> dict[str, str]:
+    """Tests that must share one worker process, by node id (or file): those that take the micro
+    workflow run (`micro_run`, built once per process) and the SLURM tests (one cluster, and they
+    compare with that run) in "micro"; the paper-shaped run in "paper"."""
+    import ast
+
+    groups = {"tests/test_slurm.py": "micro", "tests/test_paper_shapes.py": "paper"}
+    for path in sorted(Path(__file__).parent.glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and "micro_run" in {a.arg for a in node.args.args}:
+                groups[f"tests/{path.name}::{node.name}"] = "micro"
+    return groups
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`make test` runs two pytest-xdist workers: each group above is one unit of work (the two
+    largest go first, one to each worker), every other test its own unit. (xdist's `loadgroup`
+    does not group under pytest 9: it renames node ids, which pytest 9 no longer lets it do.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups = _groups()
+
+    class GroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            test = nodeid.split("[", 1)[0]
+            return groups.get(test) or groups.get(test.split("::", 1)[0]) or nodeid
+
+    return GroupScheduling(config, log)
