@@ -106,8 +106,3 @@ class LineageFiles:
                     raise ValueError(f"LineageFiles.{role}: {len(files)} files for {len(keys)} entries {list(keys)}")
                 kw[role] = dict(zip(keys, files, strict=True))
         return cls(models=models, edge_names=edges, **kw)
-
-    def only(self, model: str) -> LineageFiles:
-        """The same files restricted to one model (its per-model files; no edges)."""
-        per_model = {r: {model: getattr(self, r)[model]} for r in PER_MODEL if model in getattr(self, r)}
-        return LineageFiles(models=(model,), **per_model, **{r: getattr(self, r) for r in SINGLE})
