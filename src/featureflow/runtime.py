@@ -76,7 +76,7 @@ class TrainingRun:
     atomically every `checkpoint_every` steps, keep the wall time across resumes, tidy up at the end::
 
         run = TrainingRun(f"sae {name}", ckpt_dir, fingerprint, steps, checkpoint_every)
-        state = run.resume()          # None, or what `checkpoint` saved: restore the job's own objects from it
+        state = run.resume()          # None, or what `save_checkpoint` saved: restore the job's own objects from it
         run.open_log(log_path, FIELDS, tensorboard)
         for step in run.steps():      # from the resumed step on, with a progress bar
             ...                       # one step; run.log(row) at log steps

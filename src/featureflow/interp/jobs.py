@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from featureflow.analysis import token_texts
+from featureflow.config import ConfigError
 from featureflow.inputs import LineageFiles
-from featureflow.interp.client import ChatClient, Ledger, price_problem, require_price
+from featureflow.interp.client import ChatClient, Ledger, price_problem
 from featureflow.interp.run import Records, chain_features, estimate_model, interpret_model, select_features
 from featureflow.settings import InterpCost, InterpFeatures, InterpSettings
 
@@ -76,8 +77,9 @@ def write_estimate(files: LineageFiles, spec: dict[str, Any], cost: InterpCost, 
     from featureflow.analysis import load_feature_stats
     from featureflow.flow import load_sample
 
-    if cost.enabled:
-        require_price(cost)
+    unpriced = price_problem(cost)
+    if unpriced and cost.enabled:
+        raise ConfigError(unpriced)
     texts, sample = token_texts(files.tokenizer_dir), load_sample(files.sample)
     stats = {m: load_feature_stats(files.stats[m]) for m in files.models}
     chains, picked = _selection(files.edges, spec, stats, cost.features, seed)
@@ -93,9 +95,8 @@ def write_estimate(files: LineageFiles, spec: dict[str, Any], cost: InterpCost, 
            "note": f"worst case: prompts counted at {cost.chars_per_token} characters per token, every completion at its "
                    "max_tokens; the paper paid USD 0.11 per feature with GPT-4 Turbo",
            "chain_feature_categories_by_tokens": categories}
-    problem = price_problem(cost)
-    if problem:  # (autointerp is off, or the job would have stopped above)
-        out["unpriced"] = problem
+    if unpriced:  # (autointerp is off: it would have stopped above)
+        out["unpriced"] = unpriced
     Path(out_json).write_text(json.dumps(out, indent=2) + "\n")
     return out
 
@@ -111,14 +112,13 @@ def run_interp(files: LineageFiles, spec: dict[str, Any], settings: InterpSettin
     from featureflow.flow import load_sample
 
     (model,) = files.models
-    require_price(settings)
-    _, picked = _selection(files.edges, spec, {model: load_feature_stats(files.stats[model])}, settings.features, seed)
-    records = load_records(files.stats[model], files.acts[model], load_sample(files.sample), token_texts(files.tokenizer_dir))
     if files.estimate is not None:
         est = json.loads(Path(files.estimate).read_text())
         total, own = est["total"]["usd_max"], est["per_model"].get(model, {}).get("usd_max", 0.0)
         settings = dataclasses.replace(settings, budget_usd=settings.budget_usd * (own / total if total > 0 else 1.0))
-    client = ChatClient(settings, cache_dir, Ledger(budget_usd=settings.budget_usd))
+    client = ChatClient(settings, cache_dir, Ledger(budget_usd=settings.budget_usd))  # checks the price and the key first
+    _, picked = _selection(files.edges, spec, {model: load_feature_stats(files.stats[model])}, settings.features, seed)
+    records = load_records(files.stats[model], files.acts[model], load_sample(files.sample), token_texts(files.tokenizer_dir))
     summary = interpret_model(model, picked[model], records, client, seed, out_jsonl)
     logging.getLogger(__name__).info("%s: %s", model, summary)
     return summary

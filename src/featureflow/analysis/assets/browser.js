@@ -3,7 +3,7 @@
 
 // A feature's class on one side of an edge from its best partner's correlation: the mirror of
 // featureflow.flow.side_classes (strictly above the threshold, compared in float32 as the stored
-// correlations are; no partner (null): not persisting). tests/test_report.py runs both on the same
+// correlations are; no partner (null): not persisting). tests/test_flow.py runs both on the same
 // inputs, the boundary and NaN included.
 function featureClass(active, corr, side, threshold) {
   "use strict";
