@@ -1,7 +1,8 @@
 """A real one-node SLURM cluster on loopback for the tests (Debian's slurmctld/slurmd 22.05).
 
-It declares one fake A100 (a GRES backed by /dev/null) so that GPU requests really go through
-sbatch and get scheduled, writes one line per finished job to a jobcomp file, and stops only the
+It declares two fake A100s (a GRES backed by /dev/null and /dev/zero) so that GPU requests really go through
+sbatch and get scheduled, and twice the machine's CPUs, so that two 2-CPU "GPU" jobs can run side by
+side (the test jobs mostly wait on interpreter start-up, not on the CPU), writes one line per finished job to a jobcomp file, and stops only the
 daemons it started, by PID. The facts it relies on are in ../shared/docs/slurm-local.md.
 """
 
@@ -17,6 +18,8 @@ import time
 from pathlib import Path
 
 SYSTEM_CONF = Path("/etc/slurm/slurm.conf")  # srun inside jobs reads only the compiled-in path
+GPU_FILES = ("/dev/null", "/dev/zero")  # stand-ins for /dev/nvidia0, /dev/nvidia1 (nothing opens them)
+GPUS = len(GPU_FILES)
 
 SLURM_CONF = """\
 ClusterName=featureflow-test
@@ -45,9 +48,10 @@ SelectTypeParameters=CR_Core_Memory
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill
+SlurmdParameters=config_overrides
 MinJobAge=300
 GresTypes=gpu
-NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} Gres=gpu:a100:1 State=UNKNOWN
+NodeName={host} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory={mem} Gres=gpu:a100:{gpus} State=UNKNOWN
 PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
@@ -83,8 +87,8 @@ class LocalSlurm:
         for sub in ("state", "spool", "log", "run"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         mem = int(int(subprocess.run(["free", "-m"], capture_output=True, text=True).stdout.split("\n")[1].split()[6]) * 0.9)
-        self.conf.write_text(SLURM_CONF.format(host=self.host, d=self.root, cpus=os.cpu_count(), mem=mem))
-        (self.root / "gres.conf").write_text(f"NodeName={self.host} Name=gpu Type=a100 File=/dev/null\n")
+        self.conf.write_text(SLURM_CONF.format(host=self.host, d=self.root, cpus=2 * os.cpu_count(), mem=mem, gpus=GPUS))
+        (self.root / "gres.conf").write_text("".join(f"NodeName={self.host} Name=gpu Type=a100 File={dev}\n" for dev in GPU_FILES))
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
         if SYSTEM_CONF.exists() or SYSTEM_CONF.is_symlink():
             self._saved_conf = SYSTEM_CONF.with_name("slurm.conf.featureflow-test-saved")
@@ -101,7 +105,7 @@ class LocalSlurm:
             self._pids.append(int(pid_file.read_text()))
         while time.time() - started < timeout:
             node = self.run("scontrol", "show", "node", self.host, check=False).stdout
-            if "State=IDLE" in node and "Gres=gpu:a100:1" in node:
+            if "State=IDLE" in node and f"Gres=gpu:a100:{GPUS}" in node:
                 return
             time.sleep(0.5)
         raise RuntimeError(f"SLURM node {self.host} did not become idle:\n{node}\n{self.log('slurmctld')[-2000:]}")

@@ -182,7 +182,7 @@ def duplicated_defaults(text: str, defaults: dict[str, set[str]]) -> list[str]:
 
 def test_defaults_live_in_the_schema_only():
     defaults = schema_defaults()
-    assert {"'auto'", "'cpu'"} <= defaults["device"] and defaults["seed"] == {"0"}  # the walk reaches job classes too
+    assert {"'auto'", "'cpu'"} <= defaults["device"] and "0" in defaults["seed"]  # the walk reaches job classes too
     for path in (REPO / "src/featureflow").rglob("*.py"):
         assert duplicated_defaults(path.read_text(), defaults) == [], path.relative_to(REPO)
     threshold = next(iter(defaults["threshold"]))

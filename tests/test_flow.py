@@ -50,7 +50,8 @@ def corr_files(tmp_path):
 
 
 def run(corr_files, tmp_path, threshold):
-    counts = classify(corr_files, SPEC, threshold, tmp_path / "edges.csv", tmp_path / "counts.csv")
+    counts = classify(corr_files=corr_files, spec=SPEC, threshold=threshold, controls={}, out_edges=tmp_path / "edges.csv",
+                      out_counts=tmp_path / "counts.csv")
     edges = pd.read_csv(tmp_path / "edges.csv")
     by = {(r.quantity.strip(), r.model, r.edge if isinstance(r.edge, str) else ""): r.ours for r in counts.itertuples()}
     return edges, by, counts

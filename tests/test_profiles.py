@@ -49,14 +49,16 @@ CLASS_OF = {"corpus": "light", "fetch_corpus": "light", "mixture": "light", "tok
             "train": "train", "merge_sweep": "merge", "merge": "merge", "sae": "sae", "evaluate": "gpu_eval",
             "feature_acts": "gpu_eval", "sae_eval": "gpu_eval", "correlate": "cpu_eval", "feature_stats": "cpu_eval",
             "case_studies": "light", "browser": "light", "browser_threshold": "light",
-            "interp_estimate": "light", "report": "light"}
+            "interp_estimate": "light", "report": "light", "threshold_curve": "light", "null": "cpu_eval",
+            "sae_seed_control": "sae", "control_acts": "gpu_eval", "sae_seed_corr": "cpu_eval",
+            "decoder_matches": "cpu_eval", "one_to_one": "light", "criteria": "light"}
 
 
 def check_paper_dag(output: str) -> None:
     """The whole paper DAG, each job with its class' threads, memory, runtime and GPU request."""
     plan = paper_plan()
     found = jobs(output)
-    assert len(found) == 61, len(found)
+    assert len(found) == 81, len(found)  # 61 of the paper, 11 of its controls, 9 of the matching criteria
     for job in found:
         cls = plan.job_class(CLASS_OF[job["rule"]])
         assert job["threads"] == cls.threads, job
@@ -68,7 +70,8 @@ def check_paper_dag(output: str) -> None:
             assert res["gpu"] == "0" and "gpu_model" not in res and res["cpus_per_task"] == str(cls.threads), job
     assert sum(j["rule"] == "fetch_corpus" for j in found) == 4, "paper corpora come from the hub"
     assert {j["rule"] for j in found if j["resources"]["gpu"] == "1"} == {"train", "merge_sweep", "merge", "sae",
-                                                                           "evaluate", "sae_eval", "feature_acts"}
+                                                                           "evaluate", "sae_eval", "feature_acts",
+                                                                           "sae_seed_control", "control_acts"}
 
 
 def test_profile_by_path_shows_the_paper_dag_on_gpus():

@@ -240,7 +240,7 @@ def test_reference_check_fails_when_the_schema_changes(tmp_path):
     changed = tmp_path / "schema.yaml"
     changed.write_text(yaml.safe_dump(schema))
     assert config_reference(changed) not in (REPO / "README.md").read_text()
-    assert "| `threshold` | number in [0, 1] | `0.7` |" in config_reference(changed)
+    assert "| `threshold` | number or string in [0, 1] | `0.7` |" in config_reference(changed)
 
 
 def test_every_schema_key_has_a_description():

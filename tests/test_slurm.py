@@ -8,6 +8,7 @@ CI installs SLURM (.ci/run) and sets FEATUREFLOW_REQUIRE_SLURM=1, so there these
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,7 +33,7 @@ TABLES = ("lm/eval.tsv", "sae/metrics.tsv", "flow/edges.csv", "flow/counts.csv")
 # The cluster runs stop at the Sankey: the analysis and autointerp rules after it are light local
 # work (tested locally), and 10 s of sbatch each here.
 TARGETS = ["results/" + t for t in (*TABLES, "flow/fig2_sankey.png")]
-GPU_RULES = {"train", "merge_sweep", "merge", "sae", "evaluate", "sae_eval", "feature_acts"}
+GPU_RULES = {"train", "merge_sweep", "merge", "sae", "evaluate", "sae_eval", "feature_acts", "sae_seed_control", "control_acts"}
 
 why_not = available()
 if why_not and os.environ.get("FEATUREFLOW_REQUIRE_SLURM") == "1":
@@ -69,35 +70,45 @@ def slurm_job_ids(run: subprocess.CompletedProcess) -> set[int]:
     return {int(i) for i in re.findall(r"SLURM jobid (\d+)", run.stdout + run.stderr)}
 
 
+def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
+    """Rule -> how many jobs a dry run of the SLURM targets plans in `workdir`."""
+    dry = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "1",
+                          *TARGETS, "--configfile", str(MICRO), str(FAKE_GPUS), "-n", "--quiet", "rules", *args],
+                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    counts = {rule: int(n) for rule, n in re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, flags=re.M)}
+    counts.pop("total", None)
+    return counts
+
+
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
-    wd = tmp_path_factory.mktemp("slurm_micro")
-    (wd / "data").symlink_to(REPO / "data")
+def slurm_run(cluster, micro_run, tmp_path_factory):
+    """The micro run again on the cluster from the local run's prepared data: every job from LM training
+    on (all four job classes that ask for a GPU, and the cheap ones after them) goes through sbatch.
+    The data rules run through sbatch in the resume test below."""
+    wd = tmp_path_factory.mktemp("slurm_micro") / "run"
+    shutil.copytree(micro_run[0], wd, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    planned = planned_jobs(wd, "--forcerun", "train")
+    assert "train" in planned and "corpus" not in planned, planned
     before = set(cluster.finished_jobs())
-    run = snakemake_slurm(cluster, wd, *TARGETS, "--configfile", str(MICRO), str(FAKE_GPUS))
+    run = snakemake_slurm(cluster, wd, *TARGETS, "--configfile", str(MICRO), str(FAKE_GPUS), "--forcerun", "train")
     assert run.returncode == 0, run.stderr[-4000:]
-    return wd, run, before
+    return wd, run, before, planned
 
 
 def test_every_job_went_through_sbatch(cluster, slurm_run):
-    wd, run, before = slurm_run
+    wd, run, before, planned = slurm_run
     ids = slurm_job_ids(run)
     finished = {i: f for i, f in cluster.finished_jobs().items() if i not in before}
     assert ids and ids == set(finished), "every submitted job finished in SLURM, and nothing else ran"
     assert all(f["JobState"] == "COMPLETED" for f in finished.values())
     calls = submitted(run)
-    jobs = sum(len(v) for v in calls.values())
-    assert jobs == len(ids), "one sbatch call per SLURM job"
-    dry = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(wd), "--cores", "1",
-                          *TARGETS, "--configfile", str(MICRO), "-n", "--forceall", "--quiet", "rules"],
-                         capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", dry.stdout, flags=re.M))
-    counts.pop("total")
-    assert {rule: len(v) for rule, v in calls.items()} == {rule: int(n) for rule, n in counts.items()}
+    assert sum(len(v) for v in calls.values()) == len(ids), "one sbatch call per SLURM job"
+    assert {rule: len(v) for rule, v in calls.items()} == planned
+    assert planned_jobs(wd) == {}, "nothing is left to do"
 
 
 def test_gpu_rules_asked_slurm_for_the_gpu_and_cheap_rules_did_not(cluster, slurm_run):
-    _, run, _ = slurm_run
+    _, run, _, _ = slurm_run
     for rule, lines in submitted(run).items():
         for line in lines:
             if rule in GPU_RULES:
@@ -108,13 +119,14 @@ def test_gpu_rules_asked_slurm_for_the_gpu_and_cheap_rules_did_not(cluster, slur
 
 def test_results_equal_a_local_run(micro_run, slurm_run):
     local, _ = micro_run
-    remote, _, _ = slurm_run
+    remote, run, _, _ = slurm_run
+    assert {"eval_table", "sae_table", "classify"} <= set(submitted(run)), "the tables compared were written in SLURM"
     for table in TABLES:
         assert (remote / "results" / table).read_bytes() == (local / "results" / table).read_bytes(), table
 
 
 def test_threshold_change_submits_classify_and_sankey_only(cluster, slurm_run):
-    wd, _, _ = slurm_run
+    wd, _, _, _ = slurm_run
     before = set(cluster.finished_jobs())
     run = snakemake_slurm(cluster, wd, *TARGETS, "--configfile", str(MICRO), str(FAKE_GPUS), "--config", "threshold=0.5")
     assert run.returncode == 0, run.stderr[-3000:]
@@ -123,18 +135,23 @@ def test_threshold_change_submits_classify_and_sankey_only(cluster, slurm_run):
     assert set(pd.read_csv(wd / "results/flow/counts.csv")["threshold"]) == {0.5}
 
 
-def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, tmp_path):
+def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, micro_run, tmp_path):
     """Kill the head job's Snakemake hard while the base model trains in its own SLURM job. The batch
     script run again must cancel that orphaned job, clear the stale lock, and resume training from
-    the checkpoint, ending with the weights of an uninterrupted run."""
+    the checkpoint, ending with the weights of an uninterrupted run. The data comes from the local
+    micro run but for the Python tokens and the base model's mixture, so that data rules of both
+    their job classes run through sbatch too."""
     cfg = yaml.safe_load(MICRO.read_text())
     cfg["lm"]["scratch"]["tokens"] = 240_000  # long enough to be killed early (920 steps, ~25 s on 2 cores)
     cfg["lm"]["checkpoint_every"] = 50
     config = dump_yaml(cfg, tmp_path / "long.yaml")
     target = "results/lm/babypython/model.safetensors"
     wd = tmp_path / "run"
-    wd.mkdir()
+    shutil.copytree(micro_run[0] / "results/data", wd / "results/data")
+    shutil.copytree(micro_run[0] / ".snakemake/metadata", wd / ".snakemake/metadata")
     (wd / "data").symlink_to(REPO / "data")
+    for redo in ("tokens/python", "mixtures/babypython"):
+        shutil.rmtree(wd / "results/data" / redo)
     env = {**cluster.env, "PYTHONPATH": str(REPO / "src"), "FEATUREFLOW_PROFILE": str(PROFILE),
            "SNAKEMAKE": str(Path(sys.executable).with_name("snakemake"))}
     args = ["bash", str(REPO / "workflow/submit.sbatch"), "-s", str(REPO / "Snakefile"), target, "--configfile", str(config),
@@ -158,6 +175,8 @@ def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, tmp_path):
     assert "cancelling jobs an earlier head left behind" in again.stdout
     meta = json.loads((wd / "results/lm/babypython/train_meta.json").read_text())
     assert 0 < meta["resumed_from_step"] < meta["steps"], meta
+    said = head_log.read_text() + again.stdout + again.stderr
+    assert all(f"rule {rule}:" in said for rule in ("tokens", "mixture")), "data rules ran as SLURM jobs"
 
     # the same training, uninterrupted, on the data the cluster run prepared
     plan = load_plan({**cfg, "resources": yaml.safe_load(FAKE_GPUS.read_text())["resources"]}, SCHEMA, workdir=REPO)

@@ -132,7 +132,32 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
                      "sae": 2, "sae_eval": 2, "sae_table": 1, "sae_curves": 1,
                      # the common sample draws from lua's tokens too: every model's activations and edge
                      "common_sample": 1, "feature_acts": 4, "correlate": 4, "classify": 1, "sankey": 1,
-                     "feature_stats": 4, "case_studies": 1, "browser": 1, "interp_estimate": 1, "report": 1}
+                     "feature_stats": 4, "case_studies": 1, "browser": 1, "interp_estimate": 1, "report": 1,
+                     # and the controls built on them: the seed-control SAE's activations, its correlation,
+                     # the null of every edge and the threshold curve
+                     "control_acts": 1, "sae_seed_corr": 1, "null": 4, "threshold_curve": 1,
+                     # and the other matching criteria: one-to-one on every edge, decoder cosines where lua's
+                     # or luastories' SAE is one side, and their comparison
+                     "one_to_one": 4, "decoder_matches": 3, "criteria": 1}
+
+
+def test_switching_the_criterion_reclassifies_from_stored_matches_only(micro_run):
+    wd, _ = micro_run
+    cfg = yaml.safe_load(MICRO.read_text())
+    cfg["criterion"] = "one_to_one"
+    assert planned_reruns(wd, cfg, "criterion") == {"classify": 1, "sankey": 1, "case_studies": 1, "criteria": 1,
+                                                    "interp_estimate": 1, "report": 1, "all": 1}
+    criteria = pd.read_csv(wd / "results/flow/criteria.csv")
+    assert set(criteria["criterion"]) == {"best_partner", "one_to_one", "decoder_cosine"}
+    assert (criteria["threshold"] == 0.8).all() and criteria["jaccard_with_best_partner"].between(0, 1).all()
+    ours = criteria[criteria["criterion"] == "best_partner"].set_index("edge")["pairs"]
+    counts = pd.read_csv(wd / "results/flow/counts.csv")
+    persisting = counts[counts["quantity"] == "source features persisting"].set_index("edge")["ours"]
+    assert ours.sort_index().tolist() == persisting.sort_index().tolist(), "best-partner pairs are classify's persisting"
+    for edge in ours.index:  # one-to-one never gives a feature two partners
+        o2o, _ = load_matches(wd / f"results/flow/one_to_one/{edge}.npz")
+        matched = o2o.fwd_idx[:, 0][o2o.fwd_idx[:, 0] >= 0]
+        assert len(set(matched.tolist())) == len(matched)
 
 
 @pytest.mark.parametrize("block, key, value, expected", [
@@ -216,6 +241,8 @@ def test_micro_case_studies_and_browser(micro_run):
     assert "CONSOLE" not in log, log
     links = re.findall(r'href="\.\./(\w+)/feature\.html#(\d+)"', dom)
     assert {m for m, _ in links} == {"babypython", "luastories"}  # its parent and its child
+    assert "beyond the null (0.1%)" in dom and "(null at 0." in dom, "the null's verdict per edge"
+    assert "one_to_one: " in dom and "decoder_cosine: " in dom, "the other criteria per edge"
     assert all((res / f"browser/{m}/feature.html").exists() and int(f) < 128 for m, f in links)
 
 
@@ -226,7 +253,7 @@ def test_changing_the_threshold_reruns_classify_and_below_only(micro_run):
     run = snakemake(wd, "--configfile", str(MICRO), "--config", "threshold=0.5")
     assert run.returncode == 0, run.stderr[-3000:]
     ran = sorted(set(re.findall(r"\(Rule: (\w+)\)", run.stderr + run.stdout)))
-    assert ran == ["all", "browser_threshold", "case_studies", "classify", "interp_estimate", "report", "sankey"], ran
+    assert ran == ["all", "browser_threshold", "case_studies", "classify", "criteria", "interp_estimate", "report", "sankey"], ran
     assert (wd / "results/flow/corr/babypython__lua.npz").stat().st_mtime == corr_mtime
     after = pd.read_csv(wd / "results/flow/edges.csv")
     assert (after["class"] == "persisting").sum() > (before["class"] == "persisting").sum()
@@ -249,7 +276,7 @@ def test_fifth_model_is_config_lines_only(workdir):
 @pytest.mark.parametrize(
     "change, message",
     [
-        ({"threshold": "high"}, "config error: config key 'threshold': 'high' is not of type 'number'"),
+        ({"threshold": "high"}, "config error: config key 'threshold': 'high' does not match"),
         ({"sae_size": 3}, "config error: unknown config key 'sae_size'"),
         ({"models": {"a": {"train_on": ["english"]}, "b": {"parent": "c", "train_on": ["lua"]}}},
          "config error: config key 'models.b.parent': 'c' is not a model"),
@@ -264,6 +291,8 @@ def test_fifth_model_is_config_lines_only(workdir):
 )
 def test_bad_config_stops_before_any_job_with_one_line(workdir, change, message):
     cfg = yaml.safe_load(MICRO.read_text())
+    if "models" in change:
+        cfg.pop("controls")  # the micro controls name micro's models
     cfg.update(change)
     run = snakemake(workdir, "--configfile", str(dump_yaml(cfg, workdir / "bad.yaml")))
     assert run.returncode != 0

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 PER_MODEL = ("stats", "acts", "tables", "interp", "weights", "sae_weights")
-PER_EDGE = ("corr",)
+PER_EDGE = ("corr", "null", "one_to_one", "decoder_cosine")
 SINGLE = ("sample", "tokenizer", "edges", "counts", "estimate")
 
 
@@ -37,7 +37,8 @@ class LineageFiles:
     Per model (model -> file): `stats` (features.npz), `acts` (activations), `tables` (features.csv),
     `interp` (explanations; empty when autointerp is off), `weights` and `sae_weights` (the weights
     file of the model's and of its SAE's folder: `folder_of` gives the folder).
-    Per edge (edge name -> file): `corr`. Shared: the common `sample`, the `tokenizer` meta file
+    Per edge (edge name -> file): `corr`, and where the controls run, `null` (the shuffle null) and
+    the other matching criteria `one_to_one` and `decoder_cosine` (featureflow.flow.matching). Shared: the common `sample`, the `tokenizer` meta file
     (its folder is the tokenizer), `edges` and `counts` (classes at the threshold), the interp `estimate`.
     """
 
@@ -50,6 +51,9 @@ class LineageFiles:
     weights: Mapping[str, str] = field(default_factory=dict)
     sae_weights: Mapping[str, str] = field(default_factory=dict)
     corr: Mapping[str, str] = field(default_factory=dict)
+    null: Mapping[str, str] = field(default_factory=dict)
+    one_to_one: Mapping[str, str] = field(default_factory=dict)
+    decoder_cosine: Mapping[str, str] = field(default_factory=dict)
     sample: str | None = None
     tokenizer: str | None = None
     edges: str | None = None
@@ -61,8 +65,10 @@ class LineageFiles:
             extra = set(getattr(self, role)) - set(self.models)
             if extra:
                 raise ValueError(f"LineageFiles.{role}: {sorted(extra)} are not among the models {list(self.models)}")
-        if set(self.corr) - set(self.edge_names):
-            raise ValueError(f"LineageFiles.corr: {sorted(set(self.corr) - set(self.edge_names))} are not among the edges")
+        for role in PER_EDGE:
+            extra = set(getattr(self, role)) - set(self.edge_names)
+            if extra:
+                raise ValueError(f"LineageFiles.{role}: {sorted(extra)} are not among the edges")
 
     @property
     def tokenizer_dir(self) -> str:

@@ -6,7 +6,9 @@ A model is one of three kinds:
 - ``merge``: ``merge: [a, b]`` of two other models (LuaStories).
 
 Edges are derived here and nowhere else: parent -> child for every fine-tune and
-input -> merged model for both inputs of every merge.
+input -> merged model for both inputs of every merge. A trained model with ``control_of`` is a
+model seed control: trained like the model it names but from its own ``seed``, it is left out of
+the lineage's edges and gets one control edge, original -> control.
 """
 
 from __future__ import annotations
@@ -54,13 +56,15 @@ class Model:
     mix: str | None = None  # trained models: `even` or `concat` (the schema default); merged: None
     method: str | None = None
     t: float | str | None = None
+    seed: int | None = None  # trained models: their own training seed (None: the global seed)
+    control_of: str | None = None  # a model seed control: the model it repeats with another seed
 
 
 @dataclass(frozen=True)
 class Edge:
-    source: str  # parent or merge input
-    target: str  # child or merged model
-    kind: Literal["finetune", "merge"]
+    source: str  # parent or merge input (or the original of a seed control)
+    target: str  # child or merged model (or the seed control)
+    kind: Literal["finetune", "merge", "control"]
 
     @property
     def name(self) -> str:
@@ -79,16 +83,25 @@ class Lineage:
 
     @property
     def edges(self) -> list[Edge]:
+        """The lineage's edges (seed controls left out), inputs before outputs."""
         out = []
         for name in self.order:
             m = self.models[name]
+            if m.control_of:
+                continue
             kind = "merge" if m.kind == "merge" else "finetune"
             out.extend(Edge(src, name, kind) for src in self.inputs_of(name))
         return out
 
     @property
+    def control_edges(self) -> list[Edge]:
+        """original -> control of every model seed control."""
+        return [Edge(self.models[n].control_of, n, "control") for n in self.order if self.models[n].control_of]
+
+    @property
     def roots(self) -> list[str]:
-        return [n for n in self.order if self.models[n].kind == "scratch"]
+        """Models trained from scratch (seed controls left out)."""
+        return [n for n in self.order if self.models[n].kind == "scratch" and not self.models[n].control_of]
 
     @property
     def trained(self) -> list[str]:
@@ -128,6 +141,9 @@ def _model_from_spec(name: str, spec: dict[str, Any], corpora: set[str]) -> Mode
     if has_train == has_merge:
         raise ConfigError(f"config key '{where}' needs exactly one of 'train_on' or 'merge'")
     if has_merge:
+        for key in ("seed", "control_of"):
+            if key in spec:
+                raise ConfigError(f"config key '{where}.{key}' only applies to trained models (models with 'train_on')")
         for key in ("parent", "mix"):
             if key in spec and not (key == "mix" and spec[key] == "even"):
                 raise ConfigError(f"config key '{where}.{key}' is not allowed on a merged model")
@@ -139,11 +155,13 @@ def _model_from_spec(name: str, spec: dict[str, Any], corpora: set[str]) -> Mode
     for key in ("method", "t"):
         if key in spec:
             raise ConfigError(f"config key '{where}.{key}' only applies to merged models (models with 'merge')")
+
     for corpus in spec["train_on"]:
         if corpus not in corpora:
             raise ConfigError(f"config key '{where}.train_on': '{corpus}' is not a corpus (known: {', '.join(sorted(corpora))})")
     kind: ModelKind = "finetune" if "parent" in spec else "scratch"
-    return Model(name, kind, train_on=tuple(spec["train_on"]), parent=spec.get("parent"), mix=spec["mix"])
+    return Model(name, kind, train_on=tuple(spec["train_on"]), parent=spec.get("parent"), mix=spec["mix"],
+                 seed=spec.get("seed"), control_of=spec.get("control_of"))
 
 
 def _topological_order(models: dict[str, Model], lineage: Lineage) -> list[str]:
@@ -167,6 +185,29 @@ def _topological_order(models: dict[str, Model], lineage: Lineage) -> list[str]:
     return order
 
 
+def _check_seed_controls(models: dict[str, Model], seed: int) -> None:
+    """A seed control repeats an existing trained model (same corpora, parent and mix) from another
+    seed, and nothing is built from it."""
+    for m in models.values():
+        if m.control_of is None:
+            continue
+        where = f"models.{m.name}"
+        original = models.get(m.control_of)
+        if original is None or original.kind == "merge" or original.control_of:
+            raise ConfigError(f"config key '{where}.control_of': '{m.control_of}' is not a trained model of the lineage "
+                              f"(known: {', '.join(n for n, o in models.items() if o.kind != 'merge' and not o.control_of)})")
+        for key in ("train_on", "parent", "mix"):
+            if getattr(m, key) != getattr(original, key):
+                raise ConfigError(f"config key '{where}.{key}': a seed control of '{original.name}' must have its {key} "
+                                  f"({getattr(original, key)!r}, not {getattr(m, key)!r})")
+        own, theirs = m.seed if m.seed is not None else seed, original.seed if original.seed is not None else seed
+        if own == theirs:
+            raise ConfigError(f"config key '{where}.seed': {own} is the seed of '{original.name}'; a seed control needs another seed")
+        users = [n.name for n in models.values() if m.name in (n.parent, *n.merge)]
+        if users:
+            raise ConfigError(f"config key '{where}.control_of': a seed control cannot be built on ('{users[0]}' uses '{m.name}')")
+
+
 def build_lineage(config: dict[str, Any]) -> Lineage:
     """Check the `models` block of a validated config and return the lineage graph."""
     corpora = set(config["corpora"])
@@ -183,6 +224,7 @@ def build_lineage(config: dict[str, Any]) -> Lineage:
                 raise ConfigError(f"config key 'models.{m.name}.{key}' refers to the model itself")
             if ref not in models:
                 raise ConfigError(f"config key 'models.{m.name}.{key}': '{ref}' is not a model (known: {', '.join(models)})")
+    _check_seed_controls(models, int(config["seed"]))
     lineage = Lineage(models)
     lineage.order = _topological_order(models, lineage)
     if not lineage.roots:

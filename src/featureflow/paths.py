@@ -84,6 +84,23 @@ TEMPLATES: dict[str, str] = {
     "counts": "flow/counts.csv",
     "sankey_html": "flow/fig2_sankey.html",
     "sankey_png": "flow/fig2_sankey.png",
+    # flow controls: the shuffle null per edge, a second SAE per model (seed ceiling), the threshold curve
+    "null": "flow/null/{edge}.npz",
+    "control_sae_dir": "flow/controls/sae_seed/{model}",
+    "control_sae_weights": f"flow/controls/sae_seed/{{model}}/{SAE_WEIGHTS}",
+    "control_sae_cfg": f"flow/controls/sae_seed/{{model}}/{SAE_CFG}",
+    "control_sae_extra": f"flow/controls/sae_seed/{{model}}/{SAE_EXTRA}",
+    "control_sae_train_log": f"flow/controls/sae_seed/{{model}}/{TRAIN_LOG}",
+    "control_sae_checkpoints": "checkpoints/flow/sae_seed/{model}",
+    "control_acts": "flow/controls/sae_seed/{model}/acts.npz",
+    "control_corr": "flow/controls/sae_seed/{model}/corr.npz",
+    # other matching criteria per edge (featureflow.flow.matching) and their comparison
+    "decoder_matches": "flow/decoder/{edge}.npz",
+    "one_to_one": "flow/one_to_one/{edge}.npz",
+    "criteria": "flow/criteria.csv",
+    "threshold_curve": "flow/threshold_curve.csv",
+    "threshold_curve_html": "flow/threshold_curve.html",
+    "threshold_curve_png": "flow/threshold_curve.png",
     # analysis: per-feature statistics and LLRs, the case studies (Figures 3 and 4)
     "feature_stats": "analysis/{model}/features.npz",
     "feature_table": "analysis/{model}/features.csv",

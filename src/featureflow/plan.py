@@ -6,6 +6,7 @@ config to make lists of their own. File names come from `featureflow.paths`.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ from featureflow.settings import (
     from_block,
 )
 
+# Matching criteria (featureflow.flow.matching.CRITERIA) -> the result key of their per-edge matches.
+CRITERION_FILES = {"best_partner": "corr", "one_to_one": "one_to_one", "decoder_cosine": "decoder_matches"}
+
 
 @dataclass
 class Plan:
@@ -48,9 +52,79 @@ class Plan:
         return int(self.config["seed"])
 
     @property
-    def threshold(self) -> float:
-        """The correlation above which a feature persists along an edge (`threshold`)."""
-        return float(self.config["threshold"])
+    def threshold(self) -> float | str:
+        """The correlation above which a feature persists along an edge (`threshold`): a number, or
+        `null-<rate>`, which classify resolves from the edges' shuffle nulls."""
+        value = self.config["threshold"]
+        return value if isinstance(value, str) else float(value)
+
+    @property
+    def criterion(self) -> str:
+        """What classify calls the same feature (`criterion`; featureflow.flow.matching)."""
+        return str(self.config["criterion"])
+
+    def compared_criteria(self) -> list[str]:
+        """Criteria computed on every edge: all of them with `controls.compare_criteria`, else classify's."""
+        return list(CRITERION_FILES) if self.config["controls"]["compare_criteria"] else [self.criterion]
+
+    def criterion_files(self, criterion: str) -> dict[str, str]:
+        """Per lineage edge, the matches file of `criterion` (best_partner: the correlations)."""
+        return {e: self.paths(CRITERION_FILES[criterion], edge=e) for e in self.edge_names()}
+
+    def classify_files(self) -> dict[str, str]:
+        return self.criterion_files(self.criterion)
+
+    def criteria_files(self) -> dict[str, dict[str, str]]:
+        return {c: self.criterion_files(c) for c in self.compared_criteria()}
+
+    def edge_saes(self, edge: str) -> dict[str, str]:
+        """The SAE weight files of an edge's two models: {"source": ..., "target": ...}."""
+        source, target = parse_edge_name(edge)
+        return {"source": self.paths("sae_weights", model=source), "target": self.paths("sae_weights", model=target)}
+
+    def model_seed(self, model: str) -> int:
+        """The training seed of `model`: its own `seed` key, else the run's."""
+        own = self.lineage.models[model].seed
+        return self.seed if own is None else own
+
+    # --- controls: yardsticks for "persisting" (featureflow.flow.controls) -----------------------
+
+    def sae_seed_models(self) -> list[str]:
+        """Models that get a second SAE of another seed (`controls.sae_seed`; none when it is absent)."""
+        block = self.config["controls"].get("sae_seed")
+        if block is None:
+            return []
+        if block["models"] is not None:
+            return list(block["models"])
+        order = [m for m in self.lineage.order if not self.lineage.models[m].control_of]
+        return list(dict.fromkeys([*self.lineage.roots, order[-1]]))
+
+    @property
+    def sae_seed_control_seed(self) -> int:
+        """The second SAEs' seed (`controls.sae_seed.seed`; only read when that control is on)."""
+        return int(self.config["controls"]["sae_seed"]["seed"])
+
+    @property
+    def null_permutations(self) -> int:
+        """Shifted passes per edge of the shuffle null (0: no null)."""
+        block = self.config["controls"].get("shuffle")
+        return int(block["permutations"]) if block is not None else 0
+
+    def control_edge_names(self) -> list[str]:
+        return [e.name for e in self.lineage.control_edges]
+
+    def control_files(self) -> dict[str, dict[str, str]]:
+        """The controls' stored results as classify and the threshold curve read them (empty parts when off)."""
+        return {"sae_seed": {m: self.paths("control_corr", model=m) for m in self.sae_seed_models()},
+                "model_seed": {e: self.paths("corr", edge=e) for e in self.control_edge_names()},
+                "null": {e: self.paths("null", edge=e) for e in self.edge_names()} if self.null_permutations else {}}
+
+    def control_inputs(self) -> list[str]:
+        return sorted(f for files in self.control_files().values() for f in files.values())
+
+    @property
+    def threshold_from_null(self) -> bool:
+        return isinstance(self.threshold, str)
 
     @property
     def data_cache(self) -> str | None:
@@ -227,7 +301,9 @@ class Plan:
         roles = {"tables": "feature_table", "stats": "feature_stats", "acts": "acts"}
         if self.config["interp"]["enabled"]:
             roles["interp"] = "interp_jsonl"
-        return self._lineage_files(self.lineage.order, roles, with_corr=True, sample="sample", tokenizer="tokenizer_meta")
+        files = self._lineage_files(self.lineage.order, roles, with_corr=True, sample="sample", tokenizer="tokenizer_meta")
+        others = {c: self.criterion_files(c) for c in self.compared_criteria() if c != "best_partner"}
+        return dataclasses.replace(files, null=self.control_files()["null"], **others)
 
     def interp_files(self, model: str | None = None) -> LineageFiles:
         """What autointerp reads: classes, statistics, activations and the sample, for one model (with
@@ -261,7 +337,9 @@ class Plan:
             item = {"label": label, "path": t[html].format(**wc), "note": note}
             return item | ({"thumb": t[png].format(**wc), "also": [("PNG", t[png].format(**wc))]} if png else {})
 
-        figures = [fig("Figure 2: feature flow along the lineage (Sankey)", "sankey_html", "sankey_png")]
+        figures = [fig("Figure 2: feature flow along the lineage (Sankey)", "sankey_html", "sankey_png"),
+                   fig("Persisting share against the threshold, with the seed controls and the null", "threshold_curve_html",
+                       "threshold_curve_png")]
         figures += [fig(f"Figure 5: merging {m} along t", "merge_figure_html", "merge_figure_png", model=m) for m in merged]
         figures += [fig("Figure 3: the persisting feature (case study a)", "fig3_html"),
                     fig("Figure 4: the disappearing feature (case study b)", "fig4_html")]
@@ -279,6 +357,9 @@ class Plan:
             ("eval_table", "lm/eval.tsv", "next-token loss and accuracy of every model on every corpus"),
             ("token_summary", "data/tokens/summary.tsv", "documents, characters and tokens per corpus"),
             ("case_studies", "analysis/case_studies.json", "the features the case studies found, with LLRs and correlations"))]
+        if self.config["controls"]["compare_criteria"]:
+            tables.append({"label": "criteria.csv", "path": t["criteria"],
+                           "note": "persisting pairs per matching criterion per edge, and their agreement with best partners"})
         tables += [{"label": f"{m}: features.csv", "path": t["feature_table"].format(model=m),
                     "note": "per-feature statistics and LLRs"} for m in order]
         autointerp = [{"label": "estimate.json", "path": t["interp_estimate"],
@@ -321,6 +402,10 @@ class Plan:
         out += [p("sae_metrics", model=m) for m in order] + [p("sae_table"), p("sae_curves_html"), p("sae_curves_png")]
         if self.lineage.edges:
             out += [p(key) for key in ("edges", "counts", "sankey_html", "sankey_png")]
+            out += self.control_inputs() + [p("threshold_curve_png")]
+            out += [f for files in self.criteria_files().values() for f in files.values()]
+            if self.config["controls"]["compare_criteria"]:
+                out.append(p("criteria"))
             out += [p("feature_table", model=m) for m in order]
             out += [p(key) for key in ("case_studies", "fig3_html", "fig4_html", "browser_threshold")]
             out += [p("browser_index", model=m) for m in order]
@@ -346,5 +431,23 @@ def load_plan(config: dict[str, Any], schema_path: str | Path, workdir: str | Pa
         if study != "contexts" and name not in hypotheses:
             raise ConfigError(f"config key 'analysis.case_studies.{study}': '{name}' is not a hypothesis in analysis.hypotheses "
                               f"(known: {', '.join(hypotheses) or 'none'})")
+    _check_controls(cfg, lineage)
     files = {n: resolve_local_files(n, s["files"], workdir) for n, s in cfg["corpora"].items() if "files" in s}
     return Plan(cfg, lineage, files)
+
+
+def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
+    controls = cfg["controls"]
+    sae_seed = controls.get("sae_seed")
+    if sae_seed is not None:
+        for model in sae_seed["models"] or []:
+            if model not in lineage.models:
+                raise ConfigError(f"config key 'controls.sae_seed.models': '{model}' is not a model (known: {', '.join(lineage.order)})")
+        if sae_seed["seed"] == cfg["seed"]:
+            raise ConfigError(f"config key 'controls.sae_seed.seed': {sae_seed['seed']} is the run's seed; the second SAEs "
+                              "need another seed")
+    if isinstance(cfg["threshold"], str) and cfg["criterion"] == "decoder_cosine":
+        raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} is a threshold on activation correlations; "
+                          "criterion 'decoder_cosine' needs a number")
+    if isinstance(cfg["threshold"], str) and "shuffle" not in controls:
+        raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} needs the shuffle null (add controls: {{shuffle: {{}}}})")

@@ -81,6 +81,8 @@ localrules:
 # The browser's data are threshold-free: the pages work out each class from the partners'
 # correlations, so a new threshold rewrites this one small file and nothing else of the browser.
 rule browser_threshold:
+    input:
+        counts=[P("counts")] if PLAN.threshold_from_null else [],
     output:
         P("browser_threshold"),
     params:

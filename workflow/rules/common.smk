@@ -37,7 +37,7 @@ wildcard_constraints:
     corpus="|".join(PLAN.config["corpora"]),
     model="|".join(LINEAGE.order),
     split="train|validation",
-    edge="|".join(PLAN.edge_names()) or "NO_EDGES",
+    edge="|".join(PLAN.edge_names() + PLAN.control_edge_names()) or "NO_EDGES",
 
 
 def job(name):

@@ -74,13 +74,15 @@ rule correlate:
 
 rule classify:
     input:
-        lambda w: list(PLAN.correlation_files().values()),
+        matches=list(PLAN.classify_files().values()),
+        controls=PLAN.control_inputs(),
     output:
         edges=P("edges"),
         counts=report(P("counts"), caption="../report/counts.rst", category="5. Feature flow"),
     params:
         threshold=PLAN.threshold,
-        files=PLAN.correlation_files(),
+        files=PLAN.classify_files(),
+        controls=PLAN.control_files(),
         spec=PLAN.flow_spec(),
     log:
         P.log("flow", "classify"),
@@ -111,3 +113,190 @@ rule sankey:
         ENV
     script:
         "../scripts/sankey.py"
+
+
+# Controls (featureflow.flow.controls): yardsticks for "persisting". Each reuses a stage's script
+# with its own files: a second SAE of another seed (the sae script), its activations (feature_acts)
+# and its correlation with the model's own SAE (correlate); the shuffle null per lineage edge.
+rule null:
+    input:
+        unpack(lambda w: PLAN.edge_acts(w.edge)),
+    output:
+        P("null"),
+    params:
+        settings=as_params(PLAN.correlation),
+        permutations=PLAN.null_permutations,
+        seed=PLAN.seed,
+        device=job("cpu_eval").device,
+    log:
+        P.log("flow", "null/{edge}"),
+    benchmark:
+        P.benchmark("flow", "null/{edge}")
+    threads: job("cpu_eval").threads
+    resources:
+        **job("cpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/null.py"
+
+
+rule sae_seed_control:
+    input:
+        weights=P("model_weights"),
+        tokens=lambda w: PLAN.lineage_token_files(w.model, "train"),
+    output:
+        weights=P("control_sae_weights"),
+        cfg=P("control_sae_cfg"),
+        extra=P("control_sae_extra"),
+        train_log=P("control_sae_train_log"),
+    params:
+        settings=as_params(PLAN.sae),
+        model_dir=in_dir("weights"),
+        sae_dir=out_dir("weights"),
+        checkpoints=lambda w: P("control_sae_checkpoints", model=w.model),
+        seed=lambda w: PLAN.sae_seed_control_seed,
+        device=job("sae").device,
+        compile=job("sae").compile,
+    log:
+        P.log("flow", "sae_seed/{model}"),
+    benchmark:
+        P.benchmark("flow", "sae_seed/{model}")
+    threads: job("sae").threads
+    resources:
+        **job("sae").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/sae.py"
+
+
+rule control_acts:
+    input:
+        sample=P("sample"),
+        weights=P("model_weights"),
+        sae=P("control_sae_weights"),
+    output:
+        P("control_acts"),
+    params:
+        hook=PLAN.sae.hook,
+        batch_tokens=PLAN.acts.batch_tokens,
+        model_dir=in_dir("weights"),
+        sae_dir=in_dir("sae"),
+        device=job("gpu_eval").device,
+    log:
+        P.log("flow", "control_acts/{model}"),
+    benchmark:
+        P.benchmark("flow", "control_acts/{model}")
+    threads: job("gpu_eval").threads
+    resources:
+        **job("gpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/feature_acts.py"
+
+
+rule sae_seed_corr:
+    input:
+        source=P("acts"),
+        target=P("control_acts"),
+    output:
+        P("control_corr"),
+    params:
+        settings=as_params(PLAN.correlation),
+        device=job("cpu_eval").device,
+    log:
+        P.log("flow", "sae_seed_corr/{model}"),
+    benchmark:
+        P.benchmark("flow", "sae_seed_corr/{model}")
+    threads: job("cpu_eval").threads
+    resources:
+        **job("cpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/correlate.py"
+
+
+rule threshold_curve:
+    input:
+        corr=list(PLAN.correlation_files().values()),
+        controls=PLAN.control_inputs(),
+    output:
+        csv=P("threshold_curve"),
+        html=P("threshold_curve_html"),
+        png=report(P("threshold_curve_png"), caption="../report/threshold_curve.rst", category="5. Feature flow"),
+    params:
+        files=PLAN.correlation_files(),
+        controls=PLAN.control_files(),
+    log:
+        P.log("flow", "threshold_curve"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/threshold_curve.py"
+
+
+# Other matching criteria (featureflow.flow.matching): `criterion` picks the one classify uses,
+# `controls.compare_criteria` computes all of them and compares their pair sets.
+rule decoder_matches:
+    input:
+        unpack(lambda w: PLAN.edge_saes(w.edge)),
+    output:
+        P("decoder_matches"),
+    params:
+        source_dir=in_dir("source"),
+        target_dir=in_dir("target"),
+        top_k=PLAN.correlation.top_k,
+    log:
+        P.log("flow", "decoder_matches/{edge}"),
+    benchmark:
+        P.benchmark("flow", "decoder_matches/{edge}")
+    threads: job("cpu_eval").threads
+    resources:
+        **job("cpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/decoder_matches.py"
+
+
+rule one_to_one:
+    input:
+        P("corr"),
+    output:
+        P("one_to_one"),
+    log:
+        P.log("flow", "one_to_one/{edge}"),
+    benchmark:
+        P.benchmark("flow", "one_to_one/{edge}")
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/one_to_one.py"
+
+
+rule criteria:
+    input:
+        matches=[f for files in PLAN.criteria_files().values() for f in files.values()],
+        counts=P("counts"),
+    output:
+        report(P("criteria"), caption="../report/criteria.rst", category="5. Feature flow"),
+    params:
+        files=PLAN.criteria_files(),
+    log:
+        P.log("flow", "criteria"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/criteria.py"

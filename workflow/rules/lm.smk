@@ -26,7 +26,7 @@ rule train:
         tokenizer_dir=in_dir("tokenizer"),
         model_dir=out_dir("weights"),
         checkpoints=lambda w: P("lm_checkpoints", model=w.model),
-        seed=PLAN.seed,
+        seed=lambda w: PLAN.model_seed(w.model),
         device=job("train").device,
         compile=job("train").compile,
     log:

@@ -71,26 +71,60 @@ def write_assets(out_dir: str | Path, token_texts: list[str]) -> None:
     (assets / "vocab.js").write_text(_js("FF_VOCAB", None, token_texts))
 
 
-def write_threshold(path: str | Path, threshold: float) -> None:
+def write_threshold(path: str | Path, threshold: float | str, counts_csv: str | Path | None = None) -> None:
+    """The browser's threshold file; a `null-<rate>` threshold is read back from classify's counts.csv."""
+    if isinstance(threshold, str):
+        import pandas as pd
+
+        if counts_csv is None:
+            raise ValueError(f"threshold {threshold!r} is resolved by classify: pass its counts.csv")
+        threshold = float(pd.read_csv(counts_csv)["threshold"].iloc[0])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(f"window.FF_THRESHOLD={float(threshold)!r};\n")
 
 
-def model_edges(model: str, spec_edges: list[dict[str, str]], corr: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
-    """The model's edges, each with its side, the other model and the partner arrays of that side."""
+@dataclass(frozen=True)
+class EdgeMatches:
+    """Every edge's stored matches as the browser shows them: the correlations (`corr`, edge -> arrays),
+    the other criteria (criterion -> edge -> arrays) and each edge's shuffle-null thresholds."""
+
+    corr: dict[str, dict[str, np.ndarray]]
+    others: dict[str, dict[str, dict[str, np.ndarray]]]
+    nulls: dict[str, dict[str, float]]
+
+
+def _load_matches(path: str) -> dict[str, np.ndarray]:
+    with np.load(path) as z:
+        return {k: z[k] for k in ("fwd_idx", "fwd_corr", "bwd_idx", "bwd_corr", "active_a", "active_b")}
+
+
+def load_edge_matches(files: LineageFiles) -> EdgeMatches:
+    """The browser's per-edge inputs from `files` (other criteria and nulls only where they ran)."""
+    from featureflow.flow import load_null, null_thresholds
+
+    others = {c: {e: _load_matches(p) for e, p in getattr(files, c).items()} for c in ("one_to_one", "decoder_cosine")}
+    return EdgeMatches(corr={e: _load_matches(p) for e, p in files.corr.items()}, others={c: m for c, m in others.items() if m},
+                       nulls={e: null_thresholds(load_null(p)) for e, p in files.null.items()})
+
+
+def model_edges(model: str, spec_edges: list[dict[str, str]], matches: EdgeMatches) -> list[dict[str, Any]]:
+    """The model's edges, each with its side, the other model, the partner arrays of that side (of the
+    correlations and of every other criterion) and the edge's null thresholds."""
     from featureflow.lineage import edge_name
 
     out = []
     for e in spec_edges:
         name = edge_name(e["source"], e["target"])
-        if e["source"] == model:
-            m = corr[name]
-            out.append({"label": f"-> {e['target']}", "side": "source", "other": e["target"],
-                        "idx": m["fwd_idx"], "corr": m["fwd_corr"], "active": m["active_a"]})
-        elif e["target"] == model:
-            m = corr[name]
-            out.append({"label": f"<- {e['source']}", "side": "target", "other": e["source"],
-                        "idx": m["bwd_idx"], "corr": m["bwd_corr"], "active": m["active_b"]})
+        if model not in (e["source"], e["target"]):
+            continue
+        src = e["source"] == model
+        idx, corr, active = ("fwd_idx", "fwd_corr", "active_a") if src else ("bwd_idx", "bwd_corr", "active_b")
+        m = matches.corr[name]
+        out.append({"label": f"-> {e['target']}" if src else f"<- {e['source']}", "side": "source" if src else "target",
+                    "other": e["target"] if src else e["source"], "idx": m[idx], "corr": m[corr], "active": m[active],
+                    "others": {c: (per_edge[name][idx], per_edge[name][corr]) for c, per_edge in matches.others.items()
+                               if name in per_edge},
+                    "null": matches.nulls.get(name)})
     return out
 
 
@@ -101,6 +135,7 @@ def _partners(edges: list[dict[str, Any]], f: int, full: bool) -> list[Any]:
         entry = [int(idx[0]), _exact(corr[0]), int(bool(e["active"][f]))]  # exact: the page classifies on it
         if full:
             entry.append([[int(i), _r(c)] for i, c in zip(idx[1:], corr[1:], strict=True) if i >= 0])
+            entry.append({c: [int(i[f, 0]), _r(s[f, 0])] for c, (i, s) in e.get("others", {}).items()})
         out.append(entry)
     return out
 
@@ -159,7 +194,7 @@ def write_model_pages(model: str, out_dir: str | Path, page: ModelPage, sample: 
     d_sae = len(stats["density"])
     llr = np.stack([table[f"llr_{h}"].to_numpy(dtype=np.float64) for h in hypotheses], axis=1) if hypotheses else np.zeros((d_sae, 0))
     info = {"model": model, "d_sae": d_sae, "chunk": CHUNK, "hypotheses": hypotheses,
-            "edges": [{k: e[k] for k in ("label", "side", "other")} for e in edges]}
+            "edges": [{"label": e["label"], "side": e["side"], "other": e["other"], "null": e.get("null")} for e in edges]}
     rows = [{"id": f, "density": _r(stats["density"][f]), "max": _r(stats["max"][f]), "llr": [_r(v) for v in llr[f]],
              "partners": _partners(edges, f, full=False), "top_tokens": [int(t) for t in stats["top_token_ids"][f][:3] if t >= 0],
              "explanation": explanations.get(f)}
@@ -193,13 +228,10 @@ def build_browser(files: LineageFiles, spec: dict[str, Any], settings: BrowserSe
     t0 = time.time()
     write_assets(out_dir, token_texts(files.tokenizer_dir))
     sample = load_sample(files.sample)
-    corr = {}
-    for name, path in files.corr.items():
-        with np.load(path) as z:
-            corr[name] = {k: z[k] for k in ("fwd_idx", "fwd_corr", "bwd_idx", "bwd_corr", "active_a", "active_b")}
+    matches = load_edge_matches(files)
     for m in files.models:
         page = ModelPage(stats=load_feature_stats(files.stats[m]), table=pd.read_csv(files.tables[m]),
-                         edges=model_edges(m, spec["edges"], corr), acts=load_acts(files.acts[m])[0],
+                         edges=model_edges(m, spec["edges"], matches), acts=load_acts(files.acts[m])[0],
                          explanations=load_explanations(files.interp.get(m)))
         write_model_pages(m, out_dir, page, sample, settings)
     size = sum(p.stat().st_size for p in Path(out_dir).rglob("*") if p.is_file())

@@ -18,4 +18,13 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "classify": "classes",
     "side_classes": "classes",
     "sankey_figure": "sankey",
+    "null_edge": "null",
+    "Shuffle": "null",
+    "load_null": "null",
+    "null_thresholds": "null",
+    "ControlFiles": "controls",
+    "write_threshold_curve": "controls",
+    "write_decoder_matches": "matching",
+    "write_one_to_one": "matching",
+    "write_criteria_table": "matching",
 })

@@ -132,13 +132,22 @@ def lineage_counts(edges: pd.DataFrame, spec: FlowSpec) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def classify(corr_files: dict[str, str | Path], spec: dict[str, Any], threshold: float,
-             out_edges: str | Path, out_counts: str | Path) -> pd.DataFrame:
-    """The `classify` stage: write edges.csv (one row per feature per edge) and counts.csv."""
-    flow_spec = FlowSpec.from_dict(spec)
+def classify(corr_files: dict[str, str | Path], spec: dict[str, Any], threshold: float | str,
+             controls: dict[str, dict[str, str]], out_edges: str | Path, out_counts: str | Path) -> pd.DataFrame:
+    """The `classify` stage: write edges.csv (one row per feature per edge) and counts.csv, with the
+    controls' rows and each persisting share relative to the SAE seed ceiling when controls ran.
+    `threshold` is a number or `null-<rate>` (resolved from the edges' shuffle nulls)."""
+    from featureflow.flow.controls import ControlFiles, add_share_of_ceiling, control_rows
+    from featureflow.flow.null import resolve_threshold
+
+    flow_spec, control_files = FlowSpec.from_dict(spec), ControlFiles.from_dict(controls)
+    threshold = resolve_threshold(threshold, control_files.null)
     edges = classify_lineage(corr_files, flow_spec, threshold)
     edges.to_csv(out_edges, index=False, float_format="%.6g")
     counts = lineage_counts(edges, flow_spec)
+    if control_files:
+        counts = add_share_of_ceiling(pd.concat([counts, pd.DataFrame(control_rows(control_files, threshold))],
+                                                ignore_index=True))
     counts.insert(0, "threshold", threshold)
     counts.to_csv(out_counts, index=False)
     log.info("threshold %g\n%s", threshold, counts.to_string(index=False))

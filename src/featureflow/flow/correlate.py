@@ -227,10 +227,8 @@ def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, 
     partners; the file records which one ran.
     """
     from featureflow.flow.arrays import load_acts
-    from featureflow.runtime import pick_device
 
     method, top_k = settings.method, settings.top_k
-    device = pick_device(resources.device)
     if method not in METHODS:
         raise ValueError(f"correlation method {method!r}: expected one of {METHODS}")
     a, tok_a, meta_a = load_acts(acts_a)
@@ -241,21 +239,29 @@ def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, 
         a, b = token_type_means(a, tok_a), token_type_means(b, tok_b)
     log.info("correlating %s (%d features) with %s (%d features) over %d %s rows, top-%d",
              meta_a["model"], a.shape[1], meta_b["model"], b.shape[1], a.shape[0], method, top_k)
-    if device.type == "cuda":
-        from featureflow.flow.correlate_torch import top_k_matches_torch
-
-        matches, backend = top_k_matches_torch(a, b, top_k, device), "torch-cuda"
-    else:
-        from featureflow.flow.correlate_dense import top_k_matches_auto
-
-        matches, engine = top_k_matches_auto(a, b, top_k, resources.threads, engine=settings.engine)
-        backend = {"sparse": "numba-cpu", "dense": "blas-cpu"}[engine]
+    matches, backend = match_features(a, b, top_k, settings.engine, resources)
     save_matches(out_npz, matches, {"source": meta_a["model"], "target": meta_b["model"], "method": method,
                                     "sample": meta_a["sample"], "backend": backend})
     log.info("%s -> %s: best-partner correlation median %.3f (A->B), %.3f (B->A)", meta_a["model"], meta_b["model"],
              np.nanmedian(matches.fwd_corr[:, 0]) if matches.active_a.any() else float("nan"),
              np.nanmedian(matches.bwd_corr[:, 0]) if matches.active_b.any() else float("nan"))
     return matches
+
+
+def match_features(a: sp.spmatrix, b: sp.spmatrix, top_k: int, engine: str, resources: Resources) -> tuple[Matches, str]:
+    """Top-k partners both ways on the job's device: cuSPARSE on a GPU, else the numba kernel or the
+    dense GEMMs (`engine`); returns the matches and the backend that ran."""
+    from featureflow.runtime import pick_device
+
+    device = pick_device(resources.device)
+    if device.type == "cuda":
+        from featureflow.flow.correlate_torch import top_k_matches_torch
+
+        return top_k_matches_torch(a, b, top_k, device), "torch-cuda"
+    from featureflow.flow.correlate_dense import top_k_matches_auto
+
+    matches, chosen = top_k_matches_auto(a, b, top_k, resources.threads, engine=engine)
+    return matches, {"sparse": "numba-cpu", "dense": "blas-cpu"}[chosen]
 
 
 def save_matches(out_npz: str | Path, m: Matches, meta: dict[str, Any]) -> None:

@@ -189,6 +189,23 @@ def _count_rows(run: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _control_rows(run: dict[str, Any]) -> list[Row]:
+    """The yardsticks beside the counts (the paper has none): SAE seed ceilings, model seed floors,
+    the null's false-match rate per edge, and each persisting share relative to its model's ceiling."""
+    rows, sec = [], "Yardsticks for persisting (not in the paper; README: is persisting more than noise?)"
+    for r in run["counts"]:
+        quantity, share = r["quantity"].strip(), float(r["ours_share"])
+        where = f"{r['model']}" + (f", {r['edge']}" if r.get("edge") else "")
+        if quantity.startswith(("control:", "null:")):
+            extra = (f"; thresholds at 1% / 0.1%: {float(r['null_threshold_1pct']):.3f} / {float(r['null_threshold_0.1pct']):.3f}"
+                     if quantity.startswith("null:") else "")
+            rows.append(Row(sec, f"{quantity} ({where})", "–", f"{_pct(share)}{extra}", NO_PAPER))
+        elif r.get("share_of_ceiling") not in (None, "", "nan"):
+            rows.append(Row(sec, f"{quantity} relative to {r['model']}'s SAE seed ceiling ({where})", "–",
+                            _pct(float(r["share_of_ceiling"])), NO_PAPER))
+    return rows
+
+
 def _category_rows(run: dict[str, Any], roles: dict[str, str]) -> list[Row]:
     sec, rows = "Persisting features by category (section 4.1)", []
     summary = run["interp_summary"]
@@ -283,7 +300,8 @@ def _interp_rows(run: dict[str, Any]) -> list[Row]:
 def reproduction_rows(run: dict[str, Any]) -> list[Row]:
     """Every paper number beside this run's, in the paper's order."""
     roles = paper_roles(run["spec"])
-    return (_sae_rows(run) + _merge_rows(run) + _count_rows(run) + _category_rows(run, roles) + _case_rows(run, roles)
+    return (_sae_rows(run) + _merge_rows(run) + _count_rows(run) + _control_rows(run) + _category_rows(run, roles)
+            + _case_rows(run, roles)
             + _interp_rows(run))
 
 

@@ -133,7 +133,12 @@ if (typeof module !== "undefined") { module.exports = {featureClass: featureClas
     app.appendChild(el("h2", null, "Along the lineage (threshold " + THRESHOLD + ")"));
     var lt = el("table");
     var hr = el("tr");
-    ["edge", "partner", "correlation", "class here", "next partners"].forEach(function (c) { hr.appendChild(el("th", {"class": "l"}, c)); });
+    var withNull = info.edges.some(function (e) { return e.null; });
+    var withOthers = f.partners.some(function (p) { return p && p[4] && Object.keys(p[4]).length; });
+    var heads = ["edge", "partner", "correlation", "class here", "next partners"];
+    if (withNull) { heads.push("beyond the null (0.1%)"); }
+    if (withOthers) { heads.push("other criteria"); }
+    heads.forEach(function (c) { hr.appendChild(el("th", {"class": "l"}, c)); });
     lt.appendChild(hr);
     info.edges.forEach(function (e, k) {
       var p = f.partners[k], tr = el("tr");
@@ -150,6 +155,24 @@ if (typeof module !== "undefined") { module.exports = {featureClass: featureClas
         more.appendChild(document.createTextNode(" "));
       });
       tr.appendChild(more);
+      if (withNull) {
+        // the smallest correlation that the edge's shuffle null reaches by chance for at most 0.1% of features
+        var t = e.null ? e.null["rate_0.001"] : null;
+        tr.appendChild(el("td", {"class": "l"}, t === null || !p || p[1] === null ? "" :
+          (p[1] >= t ? "yes" : "no") + " (null at " + fmt(t, 3) + ")"));
+      }
+      if (withOthers) {
+        var oc = el("td", {"class": "l"});
+        Object.keys((p && p[4]) || {}).forEach(function (name) {
+          var q = p[4][name];
+          var verdict = q[0] < 0 || q[1] === null ? "no partner" : q[1] < THRESHOLD ? "below threshold" :
+            q[0] === p[0] ? "same partner" : "another partner";
+          oc.appendChild(document.createTextNode(name + ": "));
+          if (q[0] >= 0) { oc.appendChild(el("a", {href: "../" + e.other + "/feature.html#" + q[0]}, "#" + q[0])); }
+          oc.appendChild(document.createTextNode(" (" + fmt(q[1], 2) + ", " + verdict + ") "));
+        });
+        tr.appendChild(oc);
+      }
       lt.appendChild(tr);
     });
     app.appendChild(lt);
