@@ -10,6 +10,12 @@ extrapolated to all 16384^2 pairs; that number is an extrapolation, stated as su
     .venv/bin/python benchmarks/correlation.py            # writes benchmarks/results/correlation.json
     .venv/bin/python benchmarks/correlation.py --tokens 300000   # quicker, smaller
 
+`--methods ours,null,criteria` adds the controls of featureflow.flow (issue #24) at the same shape:
+`null` is one shuffle-null pass (every 24-token context of B circularly shifted, then the same
+top-k search; its wall time against ours is the cost ratio of one permutation), `criteria` the
+one-to-one assignment over our top-k graph and the decoder cosines of two random 16384 x 1024
+decoders (the paper's SAE on a d_mlp of 1024).
+
 `--density` instead times the sparse kernel against the dense path (float64 GEMMs) at feature
 densities 0.1% .. 50% on a smaller shape (4096 features, 20,000 rows by default), with the cost
 model's estimates and choice, its constants refitted from these rows, and its predictions for the
@@ -135,6 +141,45 @@ def run_torch(x_path: Path, y_path: Path, out: Path, k: int) -> dict:
     return {"wall_s": wall, "device": torch.cuda.get_device_name() if device == "cuda" else "cpu", "top_k": k}
 
 
+def run_null(x_path: Path, y_path: Path, threads: int, context: int) -> dict:
+    """One pass of the shuffle null (featureflow.flow.null) on the stored inputs: B's contexts shifted."""
+    from featureflow.flow.null import Shuffle, null_best_partners, null_thresholds
+    from featureflow.settings import CorrelationSettings, Resources
+
+    x, y = load(x_path), load(y_path)
+    blocks = np.zeros((x.shape[0] // context, context), dtype=np.int32)
+    settings = CorrelationSettings(method="positional", top_k=1, engine="auto")
+    resources = Resources.local("cpu", threads)
+    null_best_partners(x[:2400], y[:2400], blocks[:100], settings, Shuffle(1, 0), resources)  # compile outside the timing
+    t = time.perf_counter()
+    null = null_best_partners(x, y, blocks, settings, Shuffle(1, 0), resources)
+    wall = time.perf_counter() - t
+    return {"wall_s": wall, "threads": threads, "context": context, "thresholds": null_thresholds(null)}
+
+
+def run_criteria(ours: Path, features: int, d_in: int) -> dict:
+    """The other matching criteria (featureflow.flow.matching) at the paper's width."""
+    import torch
+
+    from featureflow.flow.correlate import Matches
+    from featureflow.flow.matching import decoder_cosine_matches, one_to_one
+
+    with np.load(ours) as z:
+        m = Matches(z["fwd_idx"], z["fwd_corr"], z["bwd_idx"], z["bwd_corr"], np.ones(len(z["fwd_idx"]), bool),
+                    np.ones(len(z["bwd_idx"]), bool), 0)
+    t = time.perf_counter()
+    o = one_to_one(m)
+    o2o = time.perf_counter() - t
+    g = torch.Generator().manual_seed(0)
+    w_a, w_b = torch.randn(features, d_in, generator=g), torch.randn(features, d_in, generator=g)
+    t = time.perf_counter()
+    decoder_cosine_matches(w_a, w_b, k=3)
+    dec = time.perf_counter() - t
+    matched = int((o.fwd_idx[:, 0] >= 0).sum())
+    return {"one_to_one_s": o2o, "one_to_one_matched": matched, "decoder_cosine_s": dec, "d_in": d_in,
+            "threads": torch.get_num_threads()}
+
+
 def run_scipy(x_path: Path, y_path: Path, out: Path) -> dict:
     """Plain scipy: sparse X.T @ Y, then the Pearson normalisation on the dense a x b result."""
     from featureflow.flow.correlate import column_moments
@@ -188,7 +233,9 @@ def child(args: argparse.Namespace) -> None:
           "scipy": lambda: run_scipy(work / "x.npz", work / "y.npz", work / "scipy.npz"),
           "dense": lambda: run_dense(work / "x.npz", work / "y.npz", work / "dense.npz", args.threads, args.top_k),
           "torch": lambda: run_torch(work / "x.npz", work / "y.npz", work / "torch.npz", args.top_k),
-          "pairs": lambda: run_pairs(work / "x.npz", work / "y.npz", work / "pairs.npz", args.pairs)}[args.method]
+          "pairs": lambda: run_pairs(work / "x.npz", work / "y.npz", work / "pairs.npz", args.pairs),
+          "null": lambda: run_null(work / "x.npz", work / "y.npz", args.threads, args.context),
+          "criteria": lambda: run_criteria(work / "ours.npz", args.features, args.d_in)}[args.method]
     result = fn()
     result["peak_rss_gb"] = peak_rss_gb()
     print(json.dumps(result))
@@ -197,7 +244,8 @@ def child(args: argparse.Namespace) -> None:
 def in_child(method: str, args: argparse.Namespace, work: Path) -> dict:
     """Run one method in its own process (its own peak RSS) and return its result line."""
     cmd = [sys.executable, __file__, "--method", method, "--work", str(work), "--threads", str(args.threads),
-           "--top-k", str(args.top_k), "--pairs", str(args.pairs)]
+           "--top-k", str(args.top_k), "--pairs", str(args.pairs), "--features", str(args.features),
+           "--context", str(args.context), "--d-in", str(args.d_in)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"{method} failed:\n{proc.stderr[-2000:]}")
@@ -269,7 +317,9 @@ def main() -> None:
     ap.add_argument("--top-k", type=int, default=3)
     ap.add_argument("--pairs", type=int, default=40)
     ap.add_argument("--skip-scipy", action="store_true")
-    ap.add_argument("--methods", default="ours,pairs,scipy", help="of ours, pairs, scipy, torch (the GPU path)")
+    ap.add_argument("--methods", default="ours,pairs,scipy", help="of ours, pairs, scipy, torch (the GPU path), null, criteria")
+    ap.add_argument("--context", type=int, default=24, help="context length of the null's shifts (the paper's 24)")
+    ap.add_argument("--d-in", type=int, default=1024, help="decoder width for the criteria (the paper's d_mlp)")
     ap.add_argument("--work", default="/tmp/featureflow_corr_bench")
     ap.add_argument("--out", help="default: benchmarks/results/correlation.json (correlation_density.json with --density)")
     ap.add_argument("--density", action="store_true", help="sparse vs dense at densities 0.1%% .. 50%% (see above)")
@@ -316,6 +366,8 @@ def main() -> None:
             "same_top_k_partners_bwd": float((gpu["bwd_idx"] == ours["bwd_idx"]).all(axis=1).mean()),
             "max_abs_corr_diff": float(max(np.nanmax(d) for d in diff)),
             "speedup": results["ours"]["wall_s"] / results["torch"]["wall_s"]}
+    if "null" in results:
+        results["null_pass_vs_ours"] = results["null"]["wall_s"] / results["ours"]["wall_s"]
     if "pairs" in results:
         results["speedup_vs_pairs_extrapolated"] = results["pairs"]["extrapolated_wall_s"] / results["ours"]["wall_s"]
     out = Path(args.out or HERE / "results" / "correlation.json")
