@@ -135,6 +135,14 @@ def snakemake_local(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
 
 
+def micro_lock(wd: Path) -> Any:
+    """The file lock of the shared micro run in `wd` (tests/conftest.py `micro_run`): held while it is
+    built, while a test reruns jobs in it, and while a test copies it, across pytest-xdist workers."""
+    from filelock import FileLock
+
+    return FileLock(str(wd.parent / "micro_run.lock"))
+
+
 def chromium_url(url: str) -> tuple[str, str]:
     """(DOM after load, Chromium's log, console messages included) of a page in headless Chromium."""
     import shutil

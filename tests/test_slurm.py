@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -24,7 +25,7 @@ from slurm_cluster import LocalSlurm, available
 from featureflow.lm import TrainFiles, load_model, train_model
 from featureflow.plan import load_plan
 from featureflow.settings import Resources
-from helpers import REPO, SCHEMA, dump_yaml
+from helpers import REPO, SCHEMA, dump_yaml, micro_lock
 
 MICRO = REPO / "config" / "micro.yaml"
 FAKE_GPUS = REPO / "tests" / "slurm" / "fake_gpus.yaml"
@@ -82,13 +83,14 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def slurm_run(cluster, micro_run, tmp_path_factory):
-    """The micro run again on the cluster from the local run's prepared data: every job from LM training
-    on (all four job classes that ask for a GPU, and the cheap ones after them) goes through sbatch.
+    """The micro run again on the cluster from a copy of the local run: every job from LM training on
+    (all the job classes that ask for a GPU, and the cheap ones after them) goes through sbatch.
     The data rules run through sbatch in the resume test below."""
     wd = tmp_path_factory.mktemp("slurm_micro") / "run"
-    shutil.copytree(micro_run[0], wd, symlinks=True, ignore=shutil.ignore_patterns("locks"))
+    with micro_lock(micro_run[0]):
+        shutil.copytree(micro_run[0], wd, symlinks=True, ignore=shutil.ignore_patterns("locks"))
     planned = planned_jobs(wd, "--forcerun", "train")
-    assert "train" in planned and "corpus" not in planned, planned
+    assert "train" in planned and "corpus" not in planned and "tokens" not in planned, planned
     before = set(cluster.finished_jobs())
     run = snakemake_slurm(cluster, wd, *TARGETS, "--configfile", str(MICRO), str(FAKE_GPUS), "--forcerun", "train")
     assert run.returncode == 0, run.stderr[-4000:]
@@ -118,37 +120,49 @@ def test_gpu_rules_asked_slurm_for_the_gpu_and_cheap_rules_did_not(cluster, slur
 
 
 def test_results_equal_a_local_run(micro_run, slurm_run):
+    """The cluster run and the local micro run agree to the byte on the tables, and exactly on every
+    edge's matches (edges.csv and counts.csv follow from them; the local run's may be at another
+    threshold for a moment, while a test in another process reruns it)."""
     local, _ = micro_run
     remote, run, _, _ = slurm_run
-    assert {"eval_table", "sae_table", "classify"} <= set(submitted(run)), "the tables compared were written in SLURM"
-    for table in TABLES:
+    assert {"eval_table", "sae_table", "correlate"} <= set(submitted(run)), "what is compared was written in SLURM"
+    for table in ("lm/eval.tsv", "sae/metrics.tsv"):
         assert (remote / "results" / table).read_bytes() == (local / "results" / table).read_bytes(), table
+    edges = sorted(p.name for p in (remote / "results/flow/corr").glob("*.npz"))
+    assert len(edges) == 4 and edges == sorted(p.name for p in (local / "results/flow/corr").glob("*.npz"))
+    for name in edges:
+        a, b = (np.load(root / "results/flow/corr" / name) for root in (remote, local))
+        for key in ("fwd_idx", "fwd_corr", "bwd_idx", "bwd_corr", "active_a", "active_b"):
+            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
 
 
 def test_threshold_change_submits_classify_and_sankey_only(cluster, slurm_run):
     wd, _, _, _ = slurm_run
+    at_08 = {t: (wd / "results" / t).read_bytes() for t in ("flow/edges.csv", "flow/counts.csv")}
+    assert set(pd.read_csv(wd / "results/flow/counts.csv")["threshold"]) == {0.8}
     before = set(cluster.finished_jobs())
     run = snakemake_slurm(cluster, wd, *TARGETS, "--configfile", str(MICRO), str(FAKE_GPUS), "--config", "threshold=0.5")
     assert run.returncode == 0, run.stderr[-3000:]
     assert sorted(submitted(run)) == ["classify", "sankey"]
     assert len(set(cluster.finished_jobs()) - before) == 2
     assert set(pd.read_csv(wd / "results/flow/counts.csv")["threshold"]) == {0.5}
+    assert all((wd / "results" / t).read_bytes() != before_bytes for t, before_bytes in at_08.items())
 
 
-def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, micro_run, tmp_path):
+def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, slurm_run, tmp_path):
     """Kill the head job's Snakemake hard while the base model trains in its own SLURM job. The batch
     script run again must cancel that orphaned job, clear the stale lock, and resume training from
-    the checkpoint, ending with the weights of an uninterrupted run. The data comes from the local
-    micro run but for the Python tokens and the base model's mixture, so that data rules of both
+    the checkpoint, ending with the weights of an uninterrupted run. The data comes from the cluster
+    run above but for the Python tokens and the base model's mixture, so that data rules of both
     their job classes run through sbatch too."""
     cfg = yaml.safe_load(MICRO.read_text())
-    cfg["lm"]["scratch"]["tokens"] = 240_000  # long enough to be killed early (920 steps, ~25 s on 2 cores)
-    cfg["lm"]["checkpoint_every"] = 50
+    cfg["lm"]["scratch"]["tokens"] = 120_000  # long enough to be killed early (460 steps, ~12 s on 2 cores)
+    cfg["lm"]["checkpoint_every"] = 25
     config = dump_yaml(cfg, tmp_path / "long.yaml")
     target = "results/lm/babypython/model.safetensors"
     wd = tmp_path / "run"
-    shutil.copytree(micro_run[0] / "results/data", wd / "results/data")
-    shutil.copytree(micro_run[0] / ".snakemake/metadata", wd / ".snakemake/metadata")
+    shutil.copytree(slurm_run[0] / "results/data", wd / "results/data")
+    shutil.copytree(slurm_run[0] / ".snakemake/metadata", wd / ".snakemake/metadata")
     (wd / "data").symlink_to(REPO / "data")
     for redo in ("tokens/python", "mixtures/babypython"):
         shutil.rmtree(wd / "results/data" / redo)

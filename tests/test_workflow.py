@@ -12,7 +12,7 @@ import yaml
 from featureflow.flow import load_acts, load_matches
 from featureflow.lm import load_model
 from featureflow.sae import encode_raw, load_sae_weights, mlp_hook_post
-from helpers import REPO, chromium_url, dump_yaml
+from helpers import REPO, chromium_url, dump_yaml, micro_lock
 from helpers import snakemake_local as snakemake
 
 MICRO = REPO / "config" / "micro.yaml"
@@ -105,7 +105,8 @@ def test_micro_saes_are_saelens_folders_with_metrics(micro_run):
 
 def test_second_run_with_nothing_changed_runs_nothing(micro_run):
     wd, _ = micro_run
-    again = snakemake(wd, "--configfile", str(MICRO))
+    with micro_lock(wd):
+        again = snakemake(wd, "--configfile", str(MICRO))
     assert again.returncode == 0
     assert "Nothing to be done" in again.stdout + again.stderr
 
@@ -248,6 +249,11 @@ def test_micro_case_studies_and_browser(micro_run):
 
 def test_changing_the_threshold_reruns_classify_and_below_only(micro_run):
     wd, _ = micro_run
+    with micro_lock(wd):
+        check_threshold_rerun(wd)
+
+
+def check_threshold_rerun(wd):
     before = pd.read_csv(wd / "results/flow/edges.csv")
     corr_mtime = (wd / "results/flow/corr/babypython__lua.npz").stat().st_mtime
     run = snakemake(wd, "--configfile", str(MICRO), "--config", "threshold=0.5")

@@ -20,14 +20,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
-import torch
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from featureflow.flow.correlate import Matches, load_matches, save_matches
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,8 @@ _EPS = 1e-9  # a zero-cost edge would vanish from the sparse graph
 
 
 def _unit_rows(w: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    import torch
+
     w = w.to(torch.float64)
     norm = w.norm(dim=1, keepdim=True)
     alive = (norm[:, 0] > 0).numpy()
@@ -56,6 +61,8 @@ def decoder_cosine_matches(w_dec_a: torch.Tensor, w_dec_b: torch.Tensor, k: int,
     Works in blocks of A's features ([block, b] at a time) and keeps B's running top-k, so memory is
     O((a + b) k + block b). Zero decoder rows have no direction: no partner (-1, NaN), like a feature
     that never fires under the correlation criterion."""
+    import torch  # here, not at the top: the criteria table (a cheap rule after classify) needs no torch
+
     if w_dec_a.shape[1] != w_dec_b.shape[1]:
         raise ValueError(f"decoders of different widths: d_in {w_dec_a.shape[1]} and {w_dec_b.shape[1]}")
     ua, alive_a = _unit_rows(w_dec_a)
