@@ -155,7 +155,7 @@ def test_a_null_threshold_is_the_largest_edge_threshold_and_reaches_the_classes(
 def test_threshold_curve_is_monotone_and_has_every_series(tmp_path):
     files, controls, _ = _planted_files(tmp_path)
     curve = threshold_curve(files, ControlFiles.from_dict(controls))
-    assert set(curve["kind"]) == {"edge", "edge_target", "sae_seed", "null"}
+    assert set(curve["kind"]) == {"edge", "edge_target", "sae_seed", "shuffle_null"}
     for series, df in curve.groupby("series"):
         assert list(df["threshold"]) == list(CURVE_THRESHOLDS)
         assert (np.diff(df["share"].to_numpy()) <= 1e-12).all(), f"{series} rises with the threshold"

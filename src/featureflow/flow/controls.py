@@ -115,7 +115,7 @@ def threshold_curve(corr_files: dict[str, str | Path], controls: ControlFiles) -
         add(f"{edge.replace('__', ' ~ ')}: model seed floor", "model_seed", edge, edge.split("__")[0],
             persisting_share(load_matches(path)[0], CURVE_THRESHOLDS))
     for edge, path in controls.null.items():
-        add(f"{edge.replace('__', ' -> ')}: null (false-match rate)", "null", edge, edge.split("__")[0],
+        add(f"{edge.replace('__', ' -> ')}: null (false-match rate)", "shuffle_null", edge, edge.split("__")[0],
             false_match_rate(load_null(path), CURVE_THRESHOLDS))
     return pd.concat(frames, ignore_index=True)[CURVE_COLUMNS] if frames else pd.DataFrame(columns=CURVE_COLUMNS)
 
@@ -130,18 +130,22 @@ def write_threshold_curve(corr_files: dict[str, str | Path], controls: dict[str,
     controls = controls if isinstance(controls, ControlFiles) else ControlFiles.from_dict(controls)
     curve = threshold_curve(corr_files, controls)
     curve.to_csv(out_csv, index=False)
-    dash = {"edge": "solid", "edge_target": "dot", "sae_seed": "dash", "model_seed": "dashdot", "null": "longdash"}
+    dash = {"edge": "solid", "edge_target": "dot", "sae_seed": "dash", "model_seed": "dashdot", "shuffle_null": "longdash"}
+    greys = iter(["#000000", "#555555", "#999999"] * len(curve))  # one shade per ceiling / floor
     fig = go.Figure()
     for i, (series, df) in enumerate(curve.groupby("series", sort=False)):
         kind = df["kind"].iat[0]
-        colour = "#7f7f7f" if kind == "null" else "#000000" if kind in ("sae_seed", "model_seed") else COLOURS[i % len(COLOURS)]
+        colour = ("#bbbbbb" if kind == "shuffle_null" else next(greys) if kind in ("sae_seed", "model_seed")
+                  else COLOURS[i % len(COLOURS)])
         fig.add_trace(go.Scatter(x=df["threshold"], y=df["share"], name=series, mode="lines",
                                  line={"dash": dash[kind], "color": colour, "width": 2.5 if kind != "edge_target" else 1.5}))
     fig.update_layout(title="Persisting share against the threshold, with its yardsticks", xaxis_title="correlation threshold",
                       yaxis_title="share of active features", yaxis={"range": [0, 1]}, legend={"font": {"size": 10}})
-    fig.add_annotation(x=0.5, y=-0.2, xref="paper", yref="paper", showarrow=False, font={"size": 11},
-                       text="Solid: source features of an edge with a partner above the threshold (dotted: target side). "
-                            "Black dashed: the SAE seed ceiling; dash-dot: the model seed floor; grey: the null's false-match rate.")
-    fig.update_layout(margin={"b": 110})
+    fig.add_annotation(x=0, y=-0.17, xref="paper", yref="paper", xanchor="left", yanchor="top", align="left",
+                       showarrow=False, font={"size": 11},
+                       text="Solid: source features of an edge with a partner above the threshold (dotted: target side).<br>"
+                            "Dark dashed: the SAE seed ceiling of a model; dash-dot: the model seed floor; light grey: the null's "
+                            "false-match rate.")
+    fig.update_layout(margin={"b": 120})
     save_figure(fig, out_html, out_png, width=1100, height=600)
     return curve
