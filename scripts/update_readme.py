@@ -2,7 +2,7 @@
 
 - the reproduction table, from ``results/reproduction.md``;
 - the configuration reference, from the config schema (``featureflow.report.schema_doc``);
-- the small figures under ``docs/``: Figure 2, Figure 5 and the case-study page (Figure 3),
+- the small figures under ``docs/``: Figure 2, Figure 5, the case-study page (Figure 3) and the threshold curve,
   drawn by headless Chromium at README size.
 
 Each generated part sits between two marker lines; the rest of the README is left alone.
@@ -24,7 +24,8 @@ TABLE_END = "<!-- reproduction:end -->"
 # (docs file, results file, width, height): PNGs are shown scaled into the box, pages are captured at that size
 FIGURES = [("fig2_demo.png", "flow/fig2_sankey.png", 800, 500),
            ("fig5_demo.png", "merge/luastories/fig5_merge_sweep.png", 800, 500),
-           ("case_study_demo.png", "analysis/fig3_persisting_feature.html", 900, 620)]
+           ("case_study_demo.png", "analysis/fig3_persisting_feature.html", 900, 620),
+           ("threshold_curve_demo.png", "flow/threshold_curve.png", 800, 440)]
 
 
 def reproduction_section(results: Path) -> str:
