@@ -214,6 +214,6 @@ def test_criteria_files_follow_the_criterion_and_the_comparison_switch(tmp_path)
     assert list(plan.criteria_files()) == list(CRITERIA)
     assert plan.paths("criteria") in plan.targets()
     assert set(CRITERION_FILES) == set(CRITERIA) == set(load_schema(SCHEMA)["properties"]["criterion"]["enum"])
-    browser = plan.browser_files()  # the browser shows the other criteria, and the null where it runs
-    assert browser.decoder_cosine == plan.classify_files() and set(browser.one_to_one) == set(plan.edge_names())
-    assert browser.null == {}
+    browser = plan.browser_files()  # the browser classifies as classify does and shows the other criteria
+    assert browser.corr == plan.classify_files() and browser.decoder_cosine == {}
+    assert set(browser.one_to_one) == set(plan.edge_names()) and browser.null == {}

@@ -296,14 +296,17 @@ class Plan:
                                    edges="edges", counts="counts", sample="sample", tokenizer="tokenizer_meta")
 
     def browser_files(self) -> LineageFiles:
-        """What the browser reads: every model's statistics and activations, every edge's partners, the sample,
-        and the explanations when autointerp runs."""
+        """What the browser reads: every model's statistics and activations, every edge's partners under
+        the criterion classify uses (`corr`, so the page's classes are classify's) and under the other
+        compared criteria, the null where it runs and applies (correlations, not decoder cosines), the
+        sample, and the explanations when autointerp runs."""
         roles = {"tables": "feature_table", "stats": "feature_stats", "acts": "acts"}
         if self.config["interp"]["enabled"]:
             roles["interp"] = "interp_jsonl"
         files = self._lineage_files(self.lineage.order, roles, with_corr=True, sample="sample", tokenizer="tokenizer_meta")
-        others = {c: self.criterion_files(c) for c in self.compared_criteria() if c != "best_partner"}
-        return dataclasses.replace(files, null=self.control_files()["null"], **others)
+        others = {c: self.criterion_files(c) for c in self.compared_criteria() if c not in ("best_partner", self.criterion)}
+        null = self.control_files()["null"] if self.criterion != "decoder_cosine" else {}
+        return dataclasses.replace(files, corr=self.classify_files(), null=null, **others)
 
     def interp_files(self, model: str | None = None) -> LineageFiles:
         """What autointerp reads: classes, statistics, activations and the sample, for one model (with
