@@ -146,8 +146,9 @@ def test_switching_the_criterion_reclassifies_from_stored_matches_only(micro_run
     wd, _ = micro_run
     cfg = yaml.safe_load(MICRO.read_text())
     cfg["criterion"] = "one_to_one"
+    # the browser too: its pages classify with the matches classify used
     assert planned_reruns(wd, cfg, "criterion") == {"classify": 1, "sankey": 1, "case_studies": 1, "criteria": 1,
-                                                    "interp_estimate": 1, "report": 1, "all": 1}
+                                                    "browser": 1, "interp_estimate": 1, "report": 1, "all": 1}
     criteria = pd.read_csv(wd / "results/flow/criteria.csv")
     assert set(criteria["criterion"]) == {"best_partner", "one_to_one", "decoder_cosine"}
     assert (criteria["threshold"] == 0.8).all() and criteria["jaccard_with_best_partner"].between(0, 1).all()
