@@ -74,11 +74,11 @@ def write_assets(out_dir: str | Path, token_texts: list[str]) -> None:
 def write_threshold(path: str | Path, threshold: float | str, counts_csv: str | Path | None = None) -> None:
     """The browser's threshold file; a `null-<rate>` threshold is read back from classify's counts.csv."""
     if isinstance(threshold, str):
-        import pandas as pd
+        from featureflow.flow import counts_threshold
 
         if counts_csv is None:
             raise ValueError(f"threshold {threshold!r} is resolved by classify: pass its counts.csv")
-        threshold = float(pd.read_csv(counts_csv)["threshold"].iloc[0])
+        threshold = counts_threshold(counts_csv)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(f"window.FF_THRESHOLD={float(threshold)!r};\n")
 

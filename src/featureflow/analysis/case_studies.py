@@ -181,14 +181,14 @@ def write_case_studies(files: LineageFiles, spec: dict[str, Any], settings: Case
     """The `case_studies` rule: case_studies.json and the two highlight pages (Figures 3 and 4, `out_figs`).
 
     `sample_files` are the token files the common sample was drawn from (corpus -> file)."""
-    from featureflow.flow import load_acts, load_sample
+    from featureflow.flow import counts_threshold, load_acts, load_sample
 
     persisting, disappearing, n_contexts = settings.persisting, settings.disappearing, settings.contexts
     out_fig3, out_fig4 = out_figs
     edges = pd.read_csv(files.edges)
     stats = {m: load_feature_stats(files.stats[m]) for m in files.models}
     tables = {m: pd.read_csv(files.tables[m]) for m in files.models}
-    found = {"threshold": float(pd.read_csv(files.counts)["threshold"].iloc[0]),
+    found = {"threshold": counts_threshold(files.counts),
              **find_case_studies(edges, tables, spec, persisting, disappearing)}
     Path(out_json).write_text(json.dumps(found, indent=2) + "\n")
 

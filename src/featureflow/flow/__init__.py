@@ -16,6 +16,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "save_matches": "correlate",
     "top_k_matches": "correlate",
     "classify": "classes",
+    "counts_threshold": "classes",
     "side_classes": "classes",
     "sankey_figure": "sankey",
     "null_edge": "null",

@@ -42,22 +42,28 @@ class FlowSpec:
         return cls(edges=list(d["edges"]), inputs={k: list(v) for k, v in d["inputs"].items()}, roots=list(d["roots"]))
 
 
-def _above(corr: np.ndarray, threshold: float) -> np.ndarray:
-    """Which top-k partners correlate more than `threshold` (NaN: no partner). The comparison is in
-    float32, the precision of the stored correlations (the browser's JavaScript does the same)."""
-    return np.nan_to_num(np.asarray(corr, dtype=np.float32), nan=-np.inf) > np.float32(threshold)
+def above_threshold(corr: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """Which correlations lie strictly above `threshold` (NaN: no partner, never above): the one
+    comparison every count of persisting features makes. It is done in float32, the precision of the
+    stored correlations (the browser's JavaScript does the same); thresholds broadcast like numpy."""
+    return np.nan_to_num(np.asarray(corr, dtype=np.float32), nan=-np.inf) > np.asarray(threshold, dtype=np.float32)
+
+
+def counts_threshold(counts_csv: str | Path) -> float:
+    """The number classify compared with (a `null-<rate>` threshold resolved), from its counts.csv."""
+    return float(pd.read_csv(counts_csv)["threshold"].iloc[0])
 
 
 def side_classes(active: np.ndarray, corr: np.ndarray, side: str, threshold: float) -> np.ndarray:
     """Each feature's class on one side ("source" or "target") of an edge from its top-k partners'
     correlations `corr` [n, k]; the feature browser's `featureClass` (browser.js) mirrors it."""
     other = {"source": "disappearing", "target": "emerging"}[side]
-    return np.where(~np.asarray(active, dtype=bool), "inactive", np.where(_above(corr, threshold).any(1), "persisting", other))
+    return np.where(~np.asarray(active, dtype=bool), "inactive", np.where(above_threshold(corr, threshold).any(1), "persisting", other))
 
 
 def _side_rows(idx: np.ndarray, corr: np.ndarray, active: np.ndarray, threshold: float, side: str) -> pd.DataFrame:
     return pd.DataFrame({"feature": np.arange(len(idx)), "active": active, "partner": idx[:, 0], "corr": corr[:, 0],
-                         "partners_above": _above(corr, threshold).sum(1), "class": side_classes(active, corr, side, threshold)})
+                         "partners_above": above_threshold(corr, threshold).sum(1), "class": side_classes(active, corr, side, threshold)})
 
 
 def classify_edge(m: Matches, source: str, target: str, kind: str, threshold: float) -> pd.DataFrame:
@@ -88,7 +94,7 @@ def classify_lineage(corr_files: dict[str, str | Path], spec: FlowSpec, threshol
         m = matches[name]
         df = classify_edge(m, e["source"], e["target"], e["kind"], threshold)
         src_inherited = inherited.get(e["source"], np.zeros(m.fwd_idx.shape[0], dtype=bool))
-        above = _above(m.bwd_corr, threshold)
+        above = above_threshold(m.bwd_corr, threshold)
         partner_inh = (above & src_inherited[np.maximum(m.bwd_idx, 0)]).any(1)
         df["partner_inherited"] = False
         df.loc[df["side"] == "target", "partner_inherited"] = partner_inh

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from featureflow.flow.correlate import Matches, load_matches
-from featureflow.flow.null import false_match_rate, load_null, null_thresholds
+from featureflow.flow.null import false_match_rate, load_null, null_thresholds, share_above
 
 CURVE_THRESHOLDS = np.round(np.arange(0.30, 0.9501, 0.01), 2)
 CURVE_COLUMNS = ["series", "kind", "edge", "model", "threshold", "share"]
@@ -50,29 +50,21 @@ def persisting_share(m: Matches, threshold: float | np.ndarray, side: str = "sou
     """Share of one side's active features whose best partner correlates above `threshold` (the classes' `>`,
     in float32); an array of thresholds gives an array of shares."""
     corr, active = (m.fwd_corr, m.active_a) if side == "source" else (m.bwd_corr, m.active_b)
-    best = np.nan_to_num(corr[active, 0].astype(np.float32), nan=-np.inf)
-    t = np.asarray(threshold, dtype=np.float32)
-    if best.size == 0:
-        return np.zeros_like(t, dtype=float)
-    return (best[:, None] > t.reshape(1, -1)).mean(0).reshape(t.shape)
+    return share_above(corr[active, 0], threshold)
 
 
 def control_rows(controls: ControlFiles, threshold: float) -> list[dict[str, Any]]:
     """counts.csv rows of the controls at `threshold` (quantity, model, edge, ours, d_sae, ours_share)."""
+    seeds = [("control: SAE seed ceiling (features found again by an SAE of another seed)", model, "", path)
+             for model, path in controls.sae_seed.items()]
+    seeds += [("control: model seed floor (features shared with a model of another seed)", edge.split("__")[0], edge, path)
+              for edge, path in controls.model_seed.items()]
     rows = []
-    for model, path in controls.sae_seed.items():
+    for quantity, model, edge, path in seeds:
         m = load_matches(path)[0]
         share = float(persisting_share(m, threshold))
-        rows.append({"quantity": "control: SAE seed ceiling (features found again by an SAE of another seed)",
-                     "model": model, "edge": "", "ours": int(round(share * m.active_a.sum())), "d_sae": m.fwd_idx.shape[0],
-                     "ours_share": round(share, 4)})
-    for edge, path in controls.model_seed.items():
-        m = load_matches(path)[0]
-        share = float(persisting_share(m, threshold))
-        source = edge.split("__")[0]
-        rows.append({"quantity": "control: model seed floor (features shared with a model of another seed)",
-                     "model": source, "edge": edge, "ours": int(round(share * m.active_a.sum())), "d_sae": m.fwd_idx.shape[0],
-                     "ours_share": round(share, 4)})
+        rows.append({"quantity": quantity, "model": model, "edge": edge, "ours": int(round(share * m.active_a.sum())),
+                     "d_sae": m.fwd_idx.shape[0], "ours_share": round(share, 4)})
     for edge, path in controls.null.items():
         null = load_null(path)
         rate = float(false_match_rate(null, threshold))

@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from featureflow.flow.classes import above_threshold, counts_threshold
 from featureflow.flow.correlate import Matches, load_matches, save_matches
 
 if TYPE_CHECKING:
@@ -136,9 +137,9 @@ def one_to_one(m: Matches) -> Matches:
 
 
 def pair_set(m: Matches, threshold: float) -> set[tuple[int, int]]:
-    """The persisting pairs of a criterion: (A feature, its first partner) where that score >= threshold."""
-    with np.errstate(invalid="ignore"):
-        ok = np.flatnonzero(m.active_a & (m.fwd_corr[:, 0] >= threshold) & (m.fwd_idx[:, 0] >= 0))
+    """The persisting pairs of a criterion: (A feature, its first partner) where that score is above
+    the threshold, compared as classify compares (so best-partner pairs are classify's persisting)."""
+    ok = np.flatnonzero(m.active_a & above_threshold(m.fwd_corr[:, 0], threshold) & (m.fwd_idx[:, 0] >= 0))
     return set(zip(ok.tolist(), m.fwd_idx[ok, 0].tolist(), strict=True))
 
 
@@ -179,7 +180,7 @@ def write_one_to_one(corr_npz: str | Path, out_npz: str | Path, edge: str) -> Ma
 def write_criteria_table(files: dict[str, dict[str, str]], counts_csv: str | Path, out_csv: str | Path) -> pd.DataFrame:
     """criteria.csv: every criterion on every edge (`files`: criterion -> edge -> matches file), at the
     threshold that classify used (read from its counts.csv, so a null-based threshold is resolved)."""
-    threshold = float(pd.read_csv(counts_csv)["threshold"].iloc[0])
+    threshold = counts_threshold(counts_csv)
     edges = sorted({e for per_edge in files.values() for e in per_edge})
     rows = []
     for edge in edges:

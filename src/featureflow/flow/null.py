@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from featureflow.flow.classes import above_threshold
 from featureflow.flow.correlate import METHODS, match_features, token_type_means
 from featureflow.settings import CorrelationSettings, Resources
 
@@ -106,13 +107,18 @@ def null_values(null: dict[str, np.ndarray]) -> np.ndarray:
     return values[np.isfinite(values)]
 
 
+def share_above(values: np.ndarray, threshold: float | np.ndarray) -> float | np.ndarray:
+    """Share of `values` strictly above `threshold` by the classes' comparison (NaN never above; 0 when
+    there are none); an array of thresholds gives an array of shares."""
+    t = np.asarray(threshold, dtype=np.float32)
+    if np.size(values) == 0:
+        return np.zeros_like(t, dtype=float)
+    return above_threshold(np.asarray(values).reshape(-1, 1), t.reshape(1, -1)).mean(0).reshape(t.shape)
+
+
 def false_match_rate(null: dict[str, np.ndarray], threshold: float | np.ndarray) -> float | np.ndarray:
     """Share of active features whose best chance partner correlates above `threshold` (the classes' `>`)."""
-    values = null_values(null).astype(np.float32)
-    t = np.asarray(threshold, dtype=np.float32)
-    if values.size == 0:
-        return np.zeros_like(t, dtype=float)
-    return (values[:, None] > t.reshape(1, -1)).mean(0).reshape(t.shape)
+    return share_above(null_values(null), threshold)
 
 
 def threshold_at(null: dict[str, np.ndarray], rate: float) -> float:

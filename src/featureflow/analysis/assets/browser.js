@@ -159,13 +159,14 @@ if (typeof module !== "undefined") { module.exports = {featureClass: featureClas
         // the smallest correlation that the edge's shuffle null reaches by chance for at most 0.1% of features
         var t = e.null ? e.null["rate_0.001"] : null;
         tr.appendChild(el("td", {"class": "l"}, t === null || !p || p[1] === null ? "" :
-          (p[1] >= t ? "yes" : "no") + " (null at " + fmt(t, 3) + ")"));
+          (cls(1, p[1], e.side, t) === "persisting" ? "yes" : "no") + " (null at " + fmt(t, 3) + ")"));
       }
       if (withOthers) {
         var oc = el("td", {"class": "l"});
         Object.keys((p && p[4]) || {}).forEach(function (name) {
           var q = p[4][name];
-          var verdict = q[0] < 0 || q[1] === null ? "no partner" : q[1] < THRESHOLD ? "below threshold" :
+          var verdict = q[0] < 0 || q[1] === null ? "no partner" :
+            cls(1, q[1], e.side, THRESHOLD) !== "persisting" ? "below threshold" :
             q[0] === p[0] ? "same partner" : "another partner";
           oc.appendChild(document.createTextNode(name + ": "));
           if (q[0] >= 0) { oc.appendChild(el("a", {href: "../" + e.other + "/feature.html#" + q[0]}, "#" + q[0])); }
