@@ -70,7 +70,7 @@ def test_schema_errors_name_the_key_and_value(tmp_path, mutate, expected):
         (lambda m: m["luastories"].update(merge=["lua", "stories"]), "'models.luastories.merge': 'stories' is not a model"),
         (lambda m: m["lua"].update(train_on=["lua", "perl"]), "'models.lua.train_on': 'perl' is not a corpus"),
         (lambda m: m["lua"].update(parent="lua"), "'models.lua.parent' refers to the model itself"),
-        (lambda m: m["luastories"].update(train_on=["lua"]), "needs exactly one of 'train_on' or 'merge'"),
+        (lambda m: m["luastories"].update(train_on=["lua"]), "needs exactly one of 'train_on', 'merge' or 'pretrained'"),
         (lambda m: m["lua"].update(t=0.5), "'models.lua.t' only applies to merged models"),
         (lambda m: m["luastories"].update(merge=["lua", "lua"]), "lists 'lua' twice"),
         (lambda m: m["babypython"].update(parent="tinystories"), "cycle in the lineage: babypython -> tinystories -> babypython"),

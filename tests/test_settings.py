@@ -9,11 +9,12 @@ import yaml
 
 from featureflow.paths import TEMPLATES, ResultPaths
 from featureflow.plan import load_plan
-from featureflow.settings import BLOCKS, JobClass, LMSettings, SAESettings, TrainJob, TrainSettings, as_params, from_block
+from featureflow.settings import BLOCKS, ActsSettings, JobClass, LMSettings, SAESettings, TrainJob, TrainSettings, as_params, from_block
 from helpers import REPO, SCHEMA, settings
 
 # Keys of a config block that a settings type leaves out on purpose, and why.
-NOT_IN_TYPE = {SAESettings: {"eval_tokens"}}  # read by sae_eval alone: changing it must not retrain an SAE
+# read by one rule alone: changing sae.eval_tokens must not retrain an SAE, nor acts.corpora (the sample's files) redraw it
+NOT_IN_TYPE = {SAESettings: {"eval_tokens"}, ActsSettings: {"corpora"}}
 
 
 def schema_block(path: str) -> dict:

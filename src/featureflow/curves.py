@@ -10,6 +10,8 @@ done; while jobs run, redraw them from whatever has been logged so far::
 
 A model whose job has not finished (its log exists, the file its job writes after the log does
 not: ``train_meta.json``, ``featureflow_sae.json``) is marked "running" in the legend and the title.
+A finished model whose log has no rows was not trained here (an SAE imported in SAELens format,
+``featureflow.sae.imports``): it draws no curve, and the title names it.
 """
 
 from __future__ import annotations
@@ -103,10 +105,13 @@ def curves_figure(stage: str, logs: dict[str, str | Path], done: dict[str, str |
     rows_n = -(-len(spec.panels) // cols)
     fig = make_subplots(rows=rows_n, cols=cols, subplot_titles=[p.title for p in spec.panels],
                         horizontal_spacing=0.1, vertical_spacing=0.14)
-    running = []
+    running, untrained = [], []
     for i, (model, path) in enumerate(logs.items()):
         rows = read_log(path)
         label, finished = model_label(stage, model, done[model])
+        if finished and not len(rows):  # finished without a training step: nothing to draw
+            untrained.append(model)
+            continue
         if not finished:
             running.append(f"{model} at step {int(rows['step'].iloc[-1])}" if len(rows) else f"{model} (no rows yet)")
         colour = COLOURS[i % len(COLOURS)]
@@ -120,6 +125,8 @@ def curves_figure(stage: str, logs: dict[str, str | Path], done: dict[str, str |
         fig.update_xaxes(title_text="step", row=k // cols + 1, col=k % cols + 1)
         fig.update_yaxes(row=k // cols + 1, col=k % cols + 1, **({"type": "log"} if panel.log_y else {"rangemode": "nonnegative"}))
     title = f"{spec.title}: {len(logs)} model{'s' * (len(logs) != 1)}"
+    if untrained:
+        title += f"; not trained here (no curve): {', '.join(untrained)}"
     if running:
         title += f"; still running: {', '.join(running)}"
     fig.update_layout(title=title, template="plotly_white", legend={"orientation": "h", "y": -0.15})
@@ -161,7 +168,10 @@ def redraw(results_dir: str | Path, png: bool = False) -> dict[str, str | None]:
         for model, path in logs.items():
             rows, (_, finished) = read_log(path), model_label(stage, model, done[model])
             step = int(rows["step"].iloc[-1]) if len(rows) else 0
-            states.append(f"{model} {'done' if finished else 'running'} (step {step})")
+            if finished and not len(rows):
+                states.append(f"{model} not trained here")
+            else:
+                states.append(f"{model} {'done' if finished else 'running'} (step {step})")
         report[stage] = f"{paths(spec.html)}: {', '.join(states)}"
     return report
 

@@ -1,12 +1,16 @@
 """The model lineage declared in config: nodes, derived edges, and the checks that guard them.
 
-A model is one of three kinds:
+A model is one of four kinds:
 - ``scratch``: ``train_on`` without ``parent`` (the paper's BabyPython),
 - ``finetune``: ``train_on`` with a ``parent`` (Lua, TinyStories),
-- ``merge``: ``merge: [a, b]`` of two other models (LuaStories).
+- ``merge``: ``merge: [a, b]`` of two other models (LuaStories),
+- ``pretrained``: ``pretrained: <hub id or folder>``, used as it is; ``parent`` (one model, or two
+  for a published merge) places it in the lineage without training it, ``data`` names the corpora
+  it saw (its SAE's data).
 
-Edges are derived here and nowhere else: parent -> child for every fine-tune and
-input -> merged model for both inputs of every merge. A trained model with ``control_of`` is a
+Edges are derived here and nowhere else: parent -> child for every fine-tune (and pretrained
+model with one parent) and input -> merged model for both inputs of every merge (and pretrained
+model with two parents). A trained model with ``control_of`` is a
 model seed control: trained like the model it names but from its own ``seed``, it is left out of
 the lineage's edges and gets one control edge, original -> control.
 """
@@ -15,15 +19,36 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from featureflow.config import ConfigError
 
-ModelKind = Literal["scratch", "finetune", "merge"]
+ModelKind = Literal["scratch", "finetune", "merge", "pretrained"]
 EDGE_SEP = "__"
 # Model and corpus names become folder names and Snakemake wildcard values; an edge name joins two
 # model names with "__", so a name may not hold "__" or end in "_" (either would make it ambiguous).
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+HUB_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*/[A-Za-z0-9][A-Za-z0-9_.-]*$")
+PRETRAINED_KEYS = ("pretrained", "revision", "data")
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    """Where a pretrained model or SAE comes from: a hub repository (at `revision`) or a local folder,
+    and for an SAE the subfolder `path` inside it."""
+
+    source: str
+    revision: str | None = None
+    path: str | None = None
+
+    def local_folder(self, workdir: str | Path) -> Path | None:
+        """The local folder `source` names (a path starting with '.', '/' or '~', an existing folder under
+        `workdir`, or anything that is not owner/name), without `path`; None for a hub id."""
+        path = Path(self.source).expanduser()
+        if self.source.startswith((".", "/", "~")) or (Path(workdir) / path).is_dir() or not HUB_ID_PATTERN.match(self.source):
+            return Path(workdir) / path
+        return None
 
 
 def check_name(key: str, name: str) -> None:
@@ -58,6 +83,15 @@ class Model:
     t: float | str | None = None
     seed: int | None = None  # trained models: their own training seed (None: the global seed)
     control_of: str | None = None  # a model seed control: the model it repeats with another seed
+    pretrained: Pretrained | None = None  # pretrained models: where the checkpoint comes from
+    parents: tuple[str, ...] = ()  # pretrained models: the models it is placed after (no training)
+    data: tuple[str, ...] = ()  # pretrained models: corpora it saw (its SAE's data)
+    sae: Pretrained | None = None  # an SAE imported instead of trained (any kind of model)
+
+    @property
+    def corpora(self) -> tuple[str, ...]:
+        """Corpora this model itself saw: what it trains on, or a pretrained model's `data`."""
+        return self.train_on or self.data
 
 
 @dataclass(frozen=True)
@@ -79,6 +113,8 @@ class Lineage:
     def inputs_of(self, name: str) -> tuple[str, ...]:
         """Models that `name` is built from (its parent, or both merge inputs)."""
         m = self.models[name]
+        if m.kind == "pretrained":
+            return m.parents
         return m.merge if m.kind == "merge" else ((m.parent,) if m.parent else ())
 
     @property
@@ -89,7 +125,7 @@ class Lineage:
             m = self.models[name]
             if m.control_of:
                 continue
-            kind = "merge" if m.kind == "merge" else "finetune"
+            kind = "merge" if m.kind == "merge" or len(m.parents) == 2 else "finetune"
             out.extend(Edge(src, name, kind) for src in self.inputs_of(name))
         return out
 
@@ -100,12 +136,24 @@ class Lineage:
 
     @property
     def roots(self) -> list[str]:
-        """Models trained from scratch (seed controls left out)."""
-        return [n for n in self.order if self.models[n].kind == "scratch" and not self.models[n].control_of]
+        """Models built from no other model: trained from scratch, or pretrained without a parent
+        (seed controls left out)."""
+        return [n for n in self.order if not self.inputs_of(n) and not self.models[n].control_of]
 
     @property
     def trained(self) -> list[str]:
-        return [n for n in self.order if self.models[n].kind != "merge"]
+        """Models this workflow trains (from scratch or fine-tuned)."""
+        return [n for n in self.order if self.models[n].kind in ("scratch", "finetune")]
+
+    @property
+    def pretrained(self) -> list[str]:
+        """Models used as they are, from the hub or a local folder."""
+        return [n for n in self.order if self.models[n].kind == "pretrained"]
+
+    @property
+    def imported_saes(self) -> list[str]:
+        """Models whose SAE is imported (`sae: {pretrained: ...}`) rather than trained."""
+        return [n for n in self.order if self.models[n].sae is not None]
 
     @property
     def merged(self) -> list[str]:
@@ -126,7 +174,7 @@ class Lineage:
         """Corpora a model has seen through its own training and its ancestors' (SAE data, paper fn. 5)."""
         corpora: list[str] = []
         for n in [name, *self.ancestors(name)]:
-            corpora.extend(c for c in self.models[n].train_on if c not in corpora)
+            corpora.extend(c for c in self.models[n].corpora if c not in corpora)
         return corpora
 
     def common_ancestor(self, a: str, b: str) -> str | None:
@@ -135,11 +183,52 @@ class Lineage:
         return next((n for n in [a, *self.ancestors(a)] if n in up_b), None)
 
 
+def _pretrained_from(spec: dict[str, Any] | None) -> Pretrained | None:
+    if spec is None:
+        return None
+    return Pretrained(str(spec["pretrained"]), spec.get("revision"), spec.get("path"))
+
+
+def _check_known(where: str, corpora_list: list[str], corpora: set[str]) -> None:
+    for corpus in corpora_list:
+        if corpus not in corpora:
+            raise ConfigError(f"config key '{where}': '{corpus}' is not a corpus (known: {', '.join(sorted(corpora))})")
+
+
+def _pretrained_model(name: str, spec: dict[str, Any], corpora: set[str]) -> Model:
+    where = f"models.{name}"
+    for key in ("train_on", "merge", "method", "t", "seed", "control_of"):
+        if key in spec:
+            raise ConfigError(f"config key '{where}.{key}': a pretrained model is used as it is (no training, no merge); "
+                              f"drop '{key}', or drop 'pretrained' to train it")
+    if spec.get("mix", "even") != "even":
+        raise ConfigError(f"config key '{where}.mix' is not allowed on a pretrained model")
+    parent = spec.get("parent")
+    parents = tuple(parent) if isinstance(parent, list) else ((parent,) if parent else ())
+    if len(parents) > 2 or len(set(parents)) != len(parents):
+        raise ConfigError(f"config key '{where}.parent': {parent!r}; give one model (a fine-tune) or two different "
+                          "models (a merge)")
+    _check_known(f"{where}.data", spec.get("data", []), corpora)
+    source = _pretrained_from(spec)
+    assert source is not None
+    return Model(name, "pretrained", pretrained=source, parents=parents, data=tuple(spec.get("data", [])),
+                 sae=_pretrained_from(spec.get("sae")))
+
+
 def _model_from_spec(name: str, spec: dict[str, Any], corpora: set[str]) -> Model:
     where = f"models.{name}"
+    if "pretrained" in spec:
+        return _pretrained_model(name, spec, corpora)
+    for key in PRETRAINED_KEYS:
+        if key in spec:
+            raise ConfigError(f"config key '{where}.{key}' only applies to pretrained models (models with 'pretrained')")
+    if isinstance(spec.get("parent"), list):
+        raise ConfigError(f"config key '{where}.parent': a fine-tune has one parent (two parents: a 'merge', "
+                          "or a pretrained model)")
     has_train, has_merge = "train_on" in spec, "merge" in spec
     if has_train == has_merge:
-        raise ConfigError(f"config key '{where}' needs exactly one of 'train_on' or 'merge'")
+        raise ConfigError(f"config key '{where}' needs exactly one of 'train_on', 'merge' or 'pretrained'")
+    sae = _pretrained_from(spec.get("sae"))
     if has_merge:
         for key in ("seed", "control_of"):
             if key in spec:
@@ -150,18 +239,15 @@ def _model_from_spec(name: str, spec: dict[str, Any], corpora: set[str]) -> Mode
         inputs = tuple(spec["merge"])
         if inputs[0] == inputs[1]:
             raise ConfigError(f"config key '{where}.merge' lists '{inputs[0]}' twice; a merge needs two different models")
-        return Model(name, "merge", merge=inputs, method=spec["method"], t=spec["t"])  # defaults: the schema's
+        return Model(name, "merge", merge=inputs, method=spec["method"], t=spec["t"], sae=sae)  # defaults: the schema's
 
     for key in ("method", "t"):
         if key in spec:
             raise ConfigError(f"config key '{where}.{key}' only applies to merged models (models with 'merge')")
-
-    for corpus in spec["train_on"]:
-        if corpus not in corpora:
-            raise ConfigError(f"config key '{where}.train_on': '{corpus}' is not a corpus (known: {', '.join(sorted(corpora))})")
+    _check_known(f"{where}.train_on", spec["train_on"], corpora)
     kind: ModelKind = "finetune" if "parent" in spec else "scratch"
     return Model(name, kind, train_on=tuple(spec["train_on"]), parent=spec.get("parent"), mix=spec["mix"],
-                 seed=spec.get("seed"), control_of=spec.get("control_of"))
+                 seed=spec.get("seed"), control_of=spec.get("control_of"), sae=sae)
 
 
 def _topological_order(models: dict[str, Model], lineage: Lineage) -> list[str]:
@@ -193,9 +279,9 @@ def _check_seed_controls(models: dict[str, Model], seed: int) -> None:
             continue
         where = f"models.{m.name}"
         original = models.get(m.control_of)
-        if original is None or original.kind == "merge" or original.control_of:
+        if original is None or original.kind in ("merge", "pretrained") or original.control_of:
             raise ConfigError(f"config key '{where}.control_of': '{m.control_of}' is not a trained model of the lineage "
-                              f"(known: {', '.join(n for n, o in models.items() if o.kind != 'merge' and not o.control_of)})")
+                              f"(known: {', '.join(n for n, o in models.items() if o.kind in ('scratch', 'finetune') and not o.control_of)})")
         for key in ("train_on", "parent", "mix"):
             if getattr(m, key) != getattr(original, key):
                 raise ConfigError(f"config key '{where}.{key}': a seed control of '{original.name}' must have its {key} "
@@ -217,7 +303,8 @@ def build_lineage(config: dict[str, Any]) -> Lineage:
         check_name(f"models.{name}", name)
     models = {name: _model_from_spec(name, spec, corpora) for name, spec in config["models"].items()}
     for m in models.values():
-        for key, ref in [("parent", m.parent)] + [("merge", r) for r in m.merge]:
+        refs = [("parent", m.parent)] + [("merge", r) for r in m.merge] + [("parent", r) for r in m.parents]
+        for key, ref in refs:
             if ref is None:
                 continue
             if ref == m.name:
@@ -228,7 +315,12 @@ def build_lineage(config: dict[str, Any]) -> Lineage:
     lineage = Lineage(models)
     lineage.order = _topological_order(models, lineage)
     if not lineage.roots:
-        raise ConfigError("config key 'models' has no model trained from scratch (one with 'train_on' and no 'parent')")
+        raise ConfigError("config key 'models' has no root: a model trained from scratch (one with 'train_on' and no 'parent') "
+                          "or a pretrained model without 'parent'")
+    for name in lineage.order:
+        if not lineage.lineage_corpora(name):
+            raise ConfigError(f"config key 'models.{name}': no corpus in its lineage for its SAE to read; give the pretrained "
+                              f"model it derives from 'data: [<corpora it saw>]'")
     for name in lineage.merged:
         m = models[name]
         if m.method == "ties" and lineage.common_ancestor(*m.merge) is None:

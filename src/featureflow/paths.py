@@ -32,6 +32,7 @@ SAE_CFG = "cfg.json"
 SAE_EXTRA = "featureflow_sae.json"
 TRAIN_LOG = "train_log.csv"
 TRAIN_META = "train_meta.json"
+PRETRAINED_META = "pretrained.json"
 
 TEMPLATES: dict[str, str] = {
     # data: corpora -> tokenizer -> token arrays -> training mixtures
@@ -51,6 +52,7 @@ TEMPLATES: dict[str, str] = {
     "model_config": f"lm/{{model}}/{MODEL_CONFIG}",
     "train_log": f"lm/{{model}}/{TRAIN_LOG}",
     "train_meta": f"lm/{{model}}/{TRAIN_META}",
+    "pretrained_meta": f"lm/{{model}}/{PRETRAINED_META}",
     "model_eval": "lm/{model}/eval.json",
     "eval_table": "lm/eval.tsv",
     "lm_curves_html": "lm/training_curves.html",

@@ -143,6 +143,36 @@ class Plan:
     def tokenizer(self) -> TokenizerSettings:
         return from_block(TokenizerSettings, self.config["tokenizer"])
 
+    def tokenizer_params(self) -> dict[str, Any]:
+        """The tokenizer rule's params: the `tokenizer` block's settings and, when the lineage has
+        pretrained models, their folders (their tokenizer is the lineage's)."""
+        settings = {"settings": dataclasses.asdict(self.tokenizer)}
+        if self.lineage.pretrained:
+            return {"model_dirs": {m: self.paths("model_dir", model=m) for m in self.lineage.pretrained}} | settings
+        return settings
+
+    def pretrained_source(self, model: str) -> dict[str, Any]:
+        """Where a pretrained model comes from (a rule param)."""
+        return dataclasses.asdict(self.lineage.models[model].pretrained)
+
+    def sae_source(self, model: str) -> dict[str, Any]:
+        """Where a model's imported SAE comes from (a rule param)."""
+        return dataclasses.asdict(self.lineage.models[model].sae)
+
+    def trained_saes(self) -> list[str]:
+        """Models whose SAE this workflow trains (the others import theirs)."""
+        return [m for m in self.lineage.order if self.lineage.models[m].sae is None]
+
+    def pretrained_files(self, model: str, sae: bool = False) -> list[str]:
+        """The files of a pretrained model's (or its SAE's) local folder; none for a hub id, which the
+        fetch rule downloads."""
+        m = self.lineage.models[model]
+        source = m.sae if sae else m.pretrained
+        folder = source.local_folder(".") if source is not None else None
+        if folder is None:
+            return []
+        return sorted(str(f) for f in (folder / (source.path or "")).iterdir() if f.is_file())
+
     @property
     def lm(self) -> LMSettings:
         return from_block(LMSettings, self.config["lm"])
@@ -161,7 +191,8 @@ class Plan:
 
     @property
     def acts(self) -> ActsSettings:
-        return from_block(ActsSettings, self.config["acts"])
+        """`acts` without `corpora` (which decides the sample's input files, not how it is drawn)."""
+        return from_block(ActsSettings, {k: v for k, v in self.config["acts"].items() if k != "corpora"})
 
     @property
     def correlation(self) -> CorrelationSettings:
@@ -196,7 +227,7 @@ class Plan:
     def tokenizer_corpora(self) -> list[str]:
         """Corpora the BPE trains on: configured, else those of the models trained from scratch."""
         tok = self.tokenizer
-        if tok.kind != "bpe":
+        if tok.kind != "bpe" or self.lineage.pretrained:
             return []
         if tok.train_on:
             return list(tok.train_on)
@@ -204,8 +235,9 @@ class Plan:
 
     def used_corpora(self) -> list[str]:
         """Corpora some model trains on, in config order."""
-        used = {c for m in self.lineage.trained for c in self.lineage.models[m].train_on}
-        return [c for c in self.config["corpora"] if c in used or c in self.tokenizer_corpora()]
+        used = {c for m in self.lineage.order for c in self.lineage.models[m].corpora}
+        used |= set(self.config["acts"].get("corpora") or []) | set(self.tokenizer_corpora())
+        return [c for c in self.config["corpora"] if c in used]
 
     def token_counts(self) -> list[tuple[str, str, str]]:
         """(corpus, split, counts file) of every token array the workflow builds."""
@@ -223,7 +255,7 @@ class Plan:
         """
         corpora = self.used_corpora()
         rows = {f"unigram[{m} data]": {c: self.paths("mixture", model=m, split="train") for c in corpora}
-                for m in self.lineage.roots}
+                for m in self.lineage.roots if m in self.lineage.trained}
         rows["unigram[in-domain]"] = {c: self.paths("tokens", corpus=c, split="train") for c in corpora}
         return rows
 
@@ -237,9 +269,9 @@ class Plan:
     def own_corpora(self, model: str) -> list[str]:
         """A model's own domain: its training corpora, or for a merged model its inputs' domains."""
         m = self.lineage.models[model]
-        if m.kind != "merge":
-            return list(m.train_on)
-        return list(dict.fromkeys(c for src in m.merge for c in self.own_corpora(src)))
+        if m.corpora:
+            return list(m.corpora)
+        return list(dict.fromkeys(c for src in self.lineage.inputs_of(model) for c in self.own_corpora(src)))
 
     def merge_base(self, model: str) -> str | None:
         """The inputs' nearest common ancestor: TIES' base and Figure 5's dashed baselines."""
@@ -262,8 +294,9 @@ class Plan:
         return [self.paths("tokens", corpus=c, split=split) for c in self.lineage.lineage_corpora(model)]
 
     def common_sample_files(self) -> dict[str, str]:
-        """Train token files of every corpus any model learns from: the common distribution."""
-        corpora = dict.fromkeys(c for m in self.lineage.order for c in self.lineage.lineage_corpora(m))
+        """Train token files of the common distribution: `acts.corpora`, else every corpus any model learns from."""
+        corpora = self.config["acts"].get("corpora") or dict.fromkeys(
+            c for m in self.lineage.order for c in self.lineage.lineage_corpora(m))
         return {c: self.paths("tokens", corpus=c, split="train") for c in corpora}
 
     def edge_names(self) -> list[str]:
@@ -324,6 +357,7 @@ class Plan:
             "sae_metrics": {m: p("sae_metrics", model=m) for m in order},
             "sae_extra": {m: p("sae_extra", model=m) for m in order},
             "train_meta": {m: p("train_meta", model=m) for m in self.lineage.trained},
+            "pretrained_meta": {m: p("pretrained_meta", model=m) for m in self.lineage.pretrained},
             "merge_choice": {m: p("merge_choice", model=m) for m in self.lineage.merged},
             "tokenizer_meta": p("tokenizer_meta"), "counts": p("counts"), "case_studies": p("case_studies"),
             "interp_estimate": p("interp_estimate")}
@@ -349,8 +383,10 @@ class Plan:
         if interp:
             figures.append(fig("Figure 6: explanation scores, persisting vs other", "interp_fig6_html", "interp_fig6_png"))
         saes = [fig(f"{m}: feature density", "sae_density_html", "sae_density_png", model=m) for m in order]
-        saes += [fig("Training curves of the language models (loss, learning rate)", "lm_curves_html", "lm_curves_png"),
-                 fig("Training curves of the SAEs (loss, MSE, L0, dead share)", "sae_curves_html", "sae_curves_png")]
+        if self.lineage.trained:
+            saes.append(fig("Training curves of the language models (loss, learning rate)", "lm_curves_html", "lm_curves_png"))
+        if self.trained_saes():
+            saes.append(fig("Training curves of the SAEs (loss, MSE, L0, dead share)", "sae_curves_html", "sae_curves_png"))
         browser = [{"label": f"{m}: every feature", "path": t["browser_index"].format(model=m),
                     "note": "sortable index; each feature's page has its contexts, tokens, logit effects and partners"} for m in order]
         tables = [{"label": label, "path": t[key], "note": note} for key, label, note in (
@@ -400,9 +436,11 @@ class Plan:
         out = [p("tokenizer_meta"), p("token_summary")]
         out += [p("tokens", corpus=c, split=s) for c in self.used_corpora() for s in SPLITS]
         out += [p("mixture", model=m, split=s) for m in self.lineage.trained for s in SPLITS]
-        out += [p("model_eval", model=m) for m in self.evaluated_models()] + [p("eval_table"), p("lm_curves_html"), p("lm_curves_png")]
+        out += [p("model_eval", model=m) for m in self.evaluated_models()] + [p("eval_table")]
+        out += [p("lm_curves_html"), p("lm_curves_png")] if self.lineage.trained else []
         out += [p(key, model=m) for m in self.lineage.merged for key in ("merge_choice", "merge_figure_png")]
-        out += [p("sae_metrics", model=m) for m in order] + [p("sae_table"), p("sae_curves_html"), p("sae_curves_png")]
+        out += [p("sae_metrics", model=m) for m in order] + [p("sae_table")]
+        out += [p("sae_curves_html"), p("sae_curves_png")] if self.trained_saes() else []
         if self.lineage.edges:
             out += [p(key) for key in ("edges", "counts", "sankey_html", "sankey_png")]
             out += self.control_inputs() + [p("threshold_curve_png")]
@@ -435,6 +473,7 @@ def load_plan(config: dict[str, Any], schema_path: str | Path, workdir: str | Pa
             raise ConfigError(f"config key 'analysis.case_studies.{study}': '{name}' is not a hypothesis in analysis.hypotheses "
                               f"(known: {', '.join(hypotheses) or 'none'})")
     _check_controls(cfg, lineage)
+    _check_pretrained(cfg, lineage, workdir)
     files = {n: resolve_local_files(n, s["files"], workdir) for n, s in cfg["corpora"].items() if "files" in s}
     return Plan(cfg, lineage, files)
 
@@ -454,3 +493,23 @@ def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
                           "criterion 'decoder_cosine' needs a number")
     if isinstance(cfg["threshold"], str) and "shuffle" not in controls:
         raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} needs the shuffle null (add controls: {{shuffle: {{}}}})")
+
+
+def _check_pretrained(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path) -> None:
+    """Local folders of pretrained models and SAEs exist (hub ids are checked when fetched); the common
+    sample's corpora are corpora."""
+    for name in lineage.order:
+        m = lineage.models[name]
+        for key, source in (("pretrained", m.pretrained), ("sae.pretrained", m.sae)):
+            folder = source.local_folder(workdir) if source is not None else None
+            if folder is None:
+                continue
+            if source.revision is not None:
+                raise ConfigError(f"config key 'models.{name}.{key.replace('pretrained', 'revision')}' applies to hub ids "
+                                  f"(owner/name); {source.source!r} is a local folder")
+            if not (folder / (source.path or "")).is_dir():
+                raise ConfigError(f"config key 'models.{name}.{key}': {str(folder / (source.path or ''))!r} is neither a "
+                                  "folder nor a hub id (owner/name)")
+    for corpus in cfg["acts"].get("corpora") or []:
+        if corpus not in cfg["corpora"]:
+            raise ConfigError(f"config key 'acts.corpora': '{corpus}' is not a corpus (known: {', '.join(cfg['corpora'])})")

@@ -13,7 +13,7 @@ envvars:
     "PYTHONPATH",  # passed on to cluster jobs
 
 # Jobs run with the Hugging Face hub offline (compute nodes often have no network); only the local
-# rule fetch_corpus goes online, unless the user had turned the hub off (featureflow.data.hub_access).
+# rule fetch_corpus goes online, unless the user had turned the hub off (featureflow.hub.hub_access).
 for _var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault("FEATUREFLOW_USER_" + _var, os.environ.get(_var, ""))
     os.environ[_var] = "1"

@@ -50,14 +50,16 @@ use rule corpus as fetch_corpus with:
         P.benchmark("data", "fetch/{corpus}")
 
 
+# With pretrained models in the lineage the tokenizer is theirs (featureflow.data.tokenizer_from_models).
 rule tokenizer:
     input:
-        lambda w: [P("corpus_text", corpus=c, split="train") for c in PLAN.tokenizer_corpora()],
+        texts=lambda w: [P("corpus_text", corpus=c, split="train") for c in PLAN.tokenizer_corpora()],
+        pretrained=[P("pretrained_meta", model=m) for m in LINEAGE.pretrained],
     output:
         tokenizer=P("tokenizer_json"),
         meta=P("tokenizer_meta"),
     params:
-        settings=as_params(PLAN.tokenizer),
+        **PLAN.tokenizer_params(),
         out_dir=out_dir("meta"),
     log:
         P.log("data", "tokenizer"),

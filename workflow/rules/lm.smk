@@ -5,6 +5,35 @@
 
 localrules:
     lm_curves,
+    fetch_model,
+
+
+# Pretrained models: copied into results/lm/{model}/ where snakemake runs (a login node has the
+# network; compute nodes often do not), from a local folder or the hub through `data_cache`.
+rule fetch_model:
+    input:
+        lambda w: PLAN.pretrained_files(w.model),
+    output:
+        weights=P("model_weights"),
+        config=P("model_config"),
+        meta=P("pretrained_meta"),
+    wildcard_constraints:
+        model=only(LINEAGE.pretrained),
+    params:
+        source=lambda w: PLAN.pretrained_source(w.model),
+        hub_cache=PLAN.data_cache,
+        model_dir=out_dir("weights"),
+    log:
+        P.log("lm", "fetch_model/{model}"),
+    benchmark:
+        P.benchmark("lm", "fetch_model/{model}")
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/fetch_model.py"
 
 
 rule train:
@@ -93,7 +122,7 @@ rule eval_table:
 
 rule lm_curves:
     input:
-        logs=[P("train_log", model=m) for m in LINEAGE.trained],
+        logs=[P("train_log", model=m) for m in LINEAGE.trained],  # no trained model: not a target
         done=[P("train_meta", model=m) for m in LINEAGE.trained],
     output:
         html=P("lm_curves_html"),

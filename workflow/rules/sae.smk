@@ -4,6 +4,7 @@
 
 localrules:
     sae_curves,
+    import_sae,
 
 
 rule sae:
@@ -15,6 +16,8 @@ rule sae:
         cfg=P("sae_cfg"),
         extra=P("sae_extra"),
         train_log=P("sae_train_log"),
+    wildcard_constraints:
+        model=only(PLAN.trained_saes()),
     params:
         settings=as_params(PLAN.sae),
         model_dir=in_dir("weights"),
@@ -34,6 +37,37 @@ rule sae:
         ENV
     script:
         "../scripts/sae.py"
+
+
+# SAEs trained elsewhere (SAELens format), imported where snakemake runs (it may fetch from the hub):
+# checked against the model's hook and width, converted to the saved form of a trained SAE.
+rule import_sae:
+    input:
+        config=P("model_config"),
+        files=lambda w: PLAN.pretrained_files(w.model, sae=True),
+    output:
+        weights=P("sae_weights"),
+        cfg=P("sae_cfg"),
+        extra=P("sae_extra"),
+        train_log=P("sae_train_log"),
+    wildcard_constraints:
+        model=only(LINEAGE.imported_saes),
+    params:
+        source=lambda w: PLAN.sae_source(w.model),
+        hook=PLAN.sae.hook,
+        hub_cache=PLAN.data_cache,
+        sae_dir=out_dir("weights"),
+    log:
+        P.log("sae", "import_sae/{model}"),
+    benchmark:
+        P.benchmark("sae", "import_sae/{model}")
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/import_sae.py"
 
 
 rule sae_eval:
@@ -87,13 +121,13 @@ rule sae_table:
 
 rule sae_curves:
     input:
-        logs=[P("sae_train_log", model=m) for m in LINEAGE.order],
-        done=[P("sae_extra", model=m) for m in LINEAGE.order],
+        logs=[P("sae_train_log", model=m) for m in PLAN.trained_saes()],
+        done=[P("sae_extra", model=m) for m in PLAN.trained_saes()],
     output:
         html=P("sae_curves_html"),
         png=report(P("sae_curves_png"), caption="../report/sae_curves.rst", category="4. Sparse autoencoders"),
     params:
-        models=LINEAGE.order,
+        models=PLAN.trained_saes(),
     log:
         P.log("sae", "sae_curves"),
     threads: job("light").threads

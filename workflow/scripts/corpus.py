@@ -1,4 +1,4 @@
-from featureflow.data.sources import hub_access
+from featureflow.hub import hub_access
 from featureflow.stage import stage_main
 
 with stage_main(snakemake.log[0]), hub_access(cache_dir=snakemake.params.hub_cache, online=snakemake.rule == "fetch_corpus"):

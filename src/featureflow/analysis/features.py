@@ -160,19 +160,24 @@ def feature_stats(acts: sp.csr_matrix, tokens: np.ndarray, vocab_size: int, size
 
 def logit_effects(model_dir: str | Path, sae_dir: str | Path, hook_name: str, k: int, batch: int = 1024) -> dict[str, np.ndarray]:
     """Each feature's direct effect on the logits, as SAE dashboards show it (sae_vis, Neuronpedia):
-    W_U (g * (W_down d_f)) for decoder row d_f, with g the final RMSNorm's weights (the norm's
-    division by the residual's size depends on the input and is left out). Returns the `k` most
-    promoted and most suppressed token ids per feature with their values: [d_sae, k] each."""
+    W_U (g * (W_out d_f)) for decoder row d_f, with W_out the map from the hook into the residual
+    stream (the MLP's output projection for mlp.hook_post) and g the final norm's weights (the
+    norm's division by the residual's size depends on the input and is left out; a LayerNorm's
+    centring is kept). Returns the `k` most promoted and most suppressed token ids per feature
+    with their values: [d_sae, k] each."""
     import torch
 
     from featureflow.lm import load_model
-    from featureflow.sae import hook_layer, load_sae_weights
+    from featureflow.sae import final_norm, load_sae_weights, output_map
 
     lm = load_model(model_dir)
     with torch.no_grad():
-        down = lm.model.layers[hook_layer(hook_name)].mlp.down_proj.weight.float()          # [d_model, d_mlp]
-        dirs = (load_sae_weights(sae_dir)["W_dec"].float() @ down.T) * lm.model.norm.weight.float()  # [d_sae, d_model]
-        unembed = lm.lm_head.weight.float()                                                # [vocab, d_model]
+        dirs = load_sae_weights(sae_dir)["W_dec"].float() @ output_map(lm, hook_name).float().T  # [d_sae, d_model]
+        norm = final_norm(lm)
+        if isinstance(norm, torch.nn.LayerNorm):  # it subtracts the mean over d_model before scaling
+            dirs = dirs - dirs.mean(1, keepdim=True)
+        dirs = dirs * norm.weight.float()
+        unembed = lm.get_output_embeddings().weight.float()  # [vocab, d_model]
         up_v, up_i, down_v, down_i = [], [], [], []
         for start in range(0, len(dirs), batch):
             logits = dirs[start:start + batch] @ unembed.T

@@ -11,6 +11,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "filter_code_documents": "code_filters",
     "build_tokenizer": "tokenizer",
     "load_tokenizer": "tokenizer",
+    "tokenizer_from_models": "tokenizer",
     "blocks_from_files": "tokens",
     "build_mixture": "tokens",
     "eval_blocks": "tokens",

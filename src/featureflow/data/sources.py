@@ -7,8 +7,6 @@ one line (CorpusError) that names the corpus, the source and what to do.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,11 +14,11 @@ from typing import Any
 import numpy as np
 
 from featureflow.config import CorpusError, is_hub_dataset  # noqa: F401  (re-exported)
+from featureflow.hub import HUB_OFFLINE_VARS, hub_access, hub_offline  # noqa: F401  (re-exported)
 
 RECORD_SEP = "\x1e"
 DOC_SEP = f"\n{RECORD_SEP}\n"  # how documents are joined in every text file this package writes
 
-HUB_OFFLINE_VARS = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 
 def split_documents(text: str, separator: str) -> list[str]:
@@ -104,32 +102,6 @@ def iter_text_documents(path: str | Path) -> Iterator[str]:
     if path.stat().st_size == 0:
         return
     yield from iter_file_documents(path, RECORD_SEP)
-
-
-@contextlib.contextmanager
-def hub_access(cache_dir: str | Path | None, online: bool) -> Iterator[None]:
-    """The environment of a job that reads the hub: the `data_cache` folder, and (with `online`) the hub
-    switched back on, unless the user had switched it off before starting Snakemake (common.smk)."""
-    names = (*HUB_OFFLINE_VARS, "HF_DATASETS_CACHE", "HF_HUB_CACHE")
-    saved = {k: os.environ.get(k) for k in names}
-    if online:
-        for var in HUB_OFFLINE_VARS:
-            os.environ[var] = os.environ.get("FEATUREFLOW_USER_" + var) or "0"
-    if cache_dir:
-        os.environ["HF_DATASETS_CACHE"] = str(Path(cache_dir) / "datasets")
-        os.environ["HF_HUB_CACHE"] = str(Path(cache_dir) / "hub")
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def hub_offline() -> bool:
-    return any(os.environ.get(v, "").lower() in ("1", "true", "yes", "on") for v in HUB_OFFLINE_VARS)
 
 
 def _hub_error(corpus: str, dspec: dict[str, Any], err: Exception) -> CorpusError:

@@ -1,4 +1,5 @@
-"""Tokenizer stage: train a byte-level BPE, or load the Mistral-7B-v0.1 tokenizer offline.
+"""Tokenizer stage: train a byte-level BPE, load the Mistral-7B-v0.1 tokenizer offline, or take the
+tokenizer of the lineage's pretrained models (which must all share it).
 
 Output (a Hugging Face tokenizer folder that every model folder later copies)::
 
@@ -17,6 +18,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from featureflow.config import ConfigError
 from featureflow.paths import TOKENIZER_JSON, TOKENIZER_META
 from featureflow.settings import TokenizerSettings
 
@@ -107,6 +109,55 @@ def build_tokenizer(cfg: TokenizerSettings, train_texts: list[str | Path], out_d
     }
     (out / TOKENIZER_META).write_text(json.dumps(meta, indent=2) + "\n")
     log.info("tokenizer %s: vocab %d, eot %r = %d", cfg.kind, meta["vocab_size"], eot, meta["eot_id"])
+    return meta
+
+
+def _has_tokenizer(folder: Path) -> bool:
+    return any((folder / name).exists() for name in (TOKENIZER_JSON, "tokenizer_config.json", "vocab.json", "tokenizer.model"))
+
+
+def tokenizer_from_models(model_dirs: dict[str, str | Path], fallback: TokenizerSettings | None, out_dir: str | Path) -> dict[str, Any]:
+    """The tokenizer of the pretrained models in `model_dirs` (name -> model folder), copied to `out_dir`.
+
+    Models whose tokenizers differ (vocabulary or end-of-text token) are refused, naming both. When
+    no folder ships a tokenizer, `fallback` (the `tokenizer` block; `mistral` for the paper's
+    models) is built instead. Either way every model's embedding must cover the vocabulary.
+    """
+    import shutil
+
+    from transformers import AutoConfig, AutoTokenizer
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shipped = {name: Path(folder) for name, folder in model_dirs.items() if _has_tokenizer(Path(folder))}
+    if not shipped:
+        if fallback is None or fallback.kind != "mistral":
+            raise ConfigError(f"config key 'tokenizer.kind': the pretrained models ({', '.join(model_dirs)}) ship no tokenizer; "
+                              "set the one they were trained with (mistral)")
+        meta = build_tokenizer(fallback, [], out)
+    else:
+        loaded = {name: AutoTokenizer.from_pretrained(str(folder)) for name, folder in shipped.items()}
+        (first, tok), *others = loaded.items()
+        for name, other in others:
+            if other.get_vocab() != tok.get_vocab() or other.eos_token != tok.eos_token:
+                raise ConfigError(f"config key 'models': pretrained models '{first}' and '{name}' have different tokenizers "
+                                  f"(vocab {len(tok)} vs {len(other)}, eos {tok.eos_token!r} vs {other.eos_token!r}); one lineage "
+                                  "compares features on the same tokens, so its models must share one tokenizer")
+        for file in shipped[first].iterdir():  # the model's own files: a fine-tune's parent check compares bytes
+            if file.name.startswith(("tokenizer", "special_tokens")) or file.name in ("vocab.json", "merges.txt"):
+                shutil.copy(file, out / file.name)
+        if not (out / TOKENIZER_JSON).exists():
+            tok.save_pretrained(out)
+        meta = {"kind": "pretrained", "vocab_size": len(tok), "eot_token": tok.eos_token, "eot_id": tok.eos_token_id,
+                "source": f"pretrained model '{first}'", "trained_on": [], "models": sorted(loaded)}
+        (out / TOKENIZER_META).write_text(json.dumps(meta, indent=2) + "\n")
+    for name, folder in model_dirs.items():
+        vocab = AutoConfig.from_pretrained(str(folder)).vocab_size
+        if vocab < meta["vocab_size"]:
+            raise ConfigError(f"config key 'models.{name}.pretrained': its embedding has {vocab} tokens, fewer than the "
+                              f"lineage's tokenizer ({meta['vocab_size']}, {meta['source']})")
+    log.info("tokenizer of pretrained %s: %s, vocab %d, eot %r = %d", ", ".join(model_dirs), meta["source"],
+             meta["vocab_size"], meta["eot_token"], meta["eot_id"])
     return meta
 
 

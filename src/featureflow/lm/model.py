@@ -21,7 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
 
 from featureflow.config import ConfigError
-from featureflow.paths import MODEL_CONFIG, TOKENIZER_FILES, TOKENIZER_JSON
+from featureflow.paths import MODEL_CONFIG, PRETRAINED_META, TOKENIZER_FILES, TOKENIZER_JSON
 from featureflow.settings import Architecture
 
 # Config fields that must agree between a parent and the model built from it.
@@ -69,7 +69,14 @@ def shape_of(config: dict[str, Any]) -> dict[str, Any]:
 
 def check_parent(parent_dir: str | Path, parent: str, child: str, arch: Architecture, vocab_size: int,
                  tokenizer_dir: str | Path) -> None:
-    """Refuse to fine-tune `child` from a parent folder of another shape or tokenizer (one-line error)."""
+    """Refuse to fine-tune `child` from a parent folder of another shape or tokenizer (one-line error).
+
+    A pretrained parent (its folder has pretrained.json) brings its own architecture: only its
+    tokenizer must be the lineage's."""
+    if (Path(parent_dir) / PRETRAINED_META).exists():  # no tokenizer file: the lineage's is built from the config
+        if (Path(parent_dir) / TOKENIZER_JSON).exists() and tokenizer_digest(parent_dir) != tokenizer_digest(tokenizer_dir):
+            raise ConfigError(f"cannot fine-tune '{child}' from '{parent}': tokenizer of {parent_dir} differs from {tokenizer_dir}")
+        return
     parent_cfg = json.loads((Path(parent_dir) / MODEL_CONFIG).read_text())
     want = {**{k: getattr(arch, k) for k in ("d_model", "d_mlp", "n_heads", "n_layers")}, "vocab_size": vocab_size}
     have = shape_of(parent_cfg)

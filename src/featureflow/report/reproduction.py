@@ -59,6 +59,7 @@ def load_run(files: dict[str, Any], spec: dict[str, Any], sample_tokens: int) ->
         "sae_metrics": {m: _json(p) for m, p in files["sae_metrics"].items()},
         "sae_extra": {m: _json(p) for m, p in files["sae_extra"].items()},
         "train_meta": {m: _json(p) for m, p in files["train_meta"].items()},
+        "pretrained_meta": {m: _json(p) for m, p in files.get("pretrained_meta", {}).items()},
         "merge_choice": {m: _json(p) for m, p in files["merge_choice"].items()},
         "tokenizer": _json(files["tokenizer_meta"]),
         "counts": counts,
@@ -111,7 +112,8 @@ def scale_rows(run: dict[str, Any]) -> list[ScaleRow]:
     s, spec = paper.SCALE, run["spec"]
     root = spec["roots"][0] if spec["roots"] else None
     meta = run["train_meta"].get(root) or next(iter(run["train_meta"].values()), None) or {}
-    arch = meta.get("arch", {})
+    pretrained = run.get("pretrained_meta", {})
+    arch = meta.get("arch") or (pretrained.get(root) or next(iter(pretrained.values()), None) or {}).get("arch", {})
     metrics = next(iter(run["sae_metrics"].values()), None) or {}
     extra = next(iter(run["sae_extra"].values()), None) or {}
     vocab, d_sae = run["tokenizer"].get("vocab_size"), metrics.get("d_sae")
@@ -297,10 +299,21 @@ def _interp_rows(run: dict[str, Any]) -> list[Row]:
     return rows
 
 
+def _pretrained_rows(run: dict[str, Any]) -> list[Row]:
+    """Where each pretrained model of the lineage came from (the paper trained its own)."""
+    sec = "Pretrained models (used as they are; not trained by this run)"
+    rows = []
+    for m, meta in run.get("pretrained_meta", {}).items():
+        at = f" @ {meta['commit'][:10]}" if meta.get("commit") else ""
+        rows.append(Row(sec, f"{m}: checkpoint", "–", f"{meta['source']}{at} ({meta['model_type']}, {meta['parameters']:,} parameters)",
+                        NO_PAPER))
+    return rows
+
+
 def reproduction_rows(run: dict[str, Any]) -> list[Row]:
     """Every paper number beside this run's, in the paper's order."""
     roles = paper_roles(run["spec"])
-    return (_sae_rows(run) + _merge_rows(run) + _count_rows(run) + _control_rows(run) + _category_rows(run, roles)
+    return (_pretrained_rows(run) + _sae_rows(run) + _merge_rows(run) + _count_rows(run) + _control_rows(run) + _category_rows(run, roles)
             + _case_rows(run, roles)
             + _interp_rows(run))
 

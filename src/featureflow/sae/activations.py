@@ -1,14 +1,12 @@
-"""MLP activations for SAE training: uniform 24-token blocks from a model's lineage data.
+"""Activations for SAE training: uniform 24-token blocks from a model's lineage data.
 
-The activation site is ``blocks.{L}.mlp.hook_post`` in TransformerLens' naming: the input of the
-HF model's ``mlp.down_proj`` (tests/test_train.py proves the two identical). We read it with a
-forward pre-hook on ``down_proj`` and stop the forward pass there, which skips the rest of the
-layer and the unembedding.
+The activation site is a TransformerLens hook name (``blocks.{L}.mlp.hook_post`` by default),
+read from the Hugging Face model by featureflow.sae.hooks, which stops the forward pass at the
+hook (tests/test_hooks.py checks it against TransformerLens).
 """
 
 from __future__ import annotations
 
-import re
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,38 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-HOOK_PATTERN = re.compile(r"^blocks\.(\d+)\.mlp\.hook_post$")
+from featureflow.sae.hooks import hook_activations
 
-
-class _StopForward(Exception):
-    pass
-
-
-def hook_layer(hook_name: str) -> int:
-    match = HOOK_PATTERN.match(hook_name)
-    if not match:
-        raise ValueError(f"hook {hook_name!r} is not supported; use blocks.<layer>.mlp.hook_post")
-    return int(match.group(1))
-
-
-@torch.no_grad()
-def mlp_hook_post(model: torch.nn.Module, input_ids: torch.Tensor, hook_name: str) -> torch.Tensor:
-    """Activations at `hook_name` for a [batch, pos] token tensor: [batch, pos, d_mlp] (float32)."""
-    layer = model.model.layers[hook_layer(hook_name)]
-    captured: dict[str, torch.Tensor] = {}
-
-    def grab(module, args):  # noqa: ANN001 - torch hook signature
-        captured["acts"] = args[0]
-        raise _StopForward
-
-    handle = layer.mlp.down_proj.register_forward_pre_hook(grab)
-    try:
-        model(input_ids=input_ids)
-    except _StopForward:
-        pass
-    finally:
-        handle.remove()
-    return captured["acts"].float()
+# The name this function had when only mlp.hook_post was supported (flow/feature_acts.py uses it).
+mlp_hook_post = hook_activations
 
 
 class BlockSource:
@@ -84,7 +54,7 @@ class BlockSource:
 
 def activation_chunks(model: torch.nn.Module, source: BlockSource, hook_name: str, blocks_per_chunk: int,
                       first_chunk: int = 0, forward_batch: int | None = None) -> Iterator[torch.Tensor]:
-    """Endless shuffled chunks of activations [blocks_per_chunk * context, d_mlp], chunk by chunk.
+    """Endless shuffled chunks of activations [blocks_per_chunk * context, width], chunk by chunk.
 
     A chunk stays on the model's device and is shuffled there: on a GPU the activations never
     travel to the host. The blocks and the shuffle are a pure function of (seed, model, chunk) on a
@@ -115,7 +85,7 @@ def _shuffled_chunk(model: torch.nn.Module, source: BlockSource, hook_name: str,
     where = torch.from_numpy(where).to(device)
     out = None
     for i in range(0, n_blocks, forward_batch):
-        acts = mlp_hook_post(model, ids[i:i + forward_batch], hook_name).flatten(0, 1)  # [tokens, d_mlp]
+        acts = hook_activations(model, ids[i:i + forward_batch], hook_name).flatten(0, 1)  # [tokens, width]
         if out is None:
             out = torch.empty(n_tokens, acts.shape[1], dtype=acts.dtype, device=device)
         start = i * source.context

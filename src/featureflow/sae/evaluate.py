@@ -1,9 +1,10 @@
 """SAE quality on held-out tokens: L0, MSE, explained variance, explained loss, dead/dense features.
 
-Explained loss splices the SAE reconstruction into the LM in place of ``hook_post`` (the input of
-``down_proj``) and compares the LM's cross-entropy with two references: the clean model, and the
-model with the MLP output zero-ablated (hook_post replaced by zeros; down_proj has no bias, so the
-MLP adds nothing)::
+Explained loss splices the SAE reconstruction into the LM in place of the activations at the
+SAE's hook (featureflow.sae.hooks) and compares the LM's cross-entropy with two references: the
+clean model, and the model with the hook's activations zero-ablated (replaced by zeros; at
+``mlp.hook_post`` the MLP then adds only its output bias, nothing in Mistral, whose
+``down_proj`` has none)::
 
     explained_loss = (CE_zero_ablated - CE_with_sae) / (CE_zero_ablated - CE_clean)
 
@@ -23,8 +24,8 @@ import torch
 from featureflow.paper import SAE_TARGETS
 from featureflow.paths import SAE_EXTRA
 from featureflow.runtime import pick_device
-from featureflow.sae.activations import hook_layer
-from featureflow.sae.memory import gpu_memory_mb, lm_shape, log_memory, sae_eval_memory
+from featureflow.sae.hooks import check_hook, lm_shape, spliced
+from featureflow.sae.memory import gpu_memory_mb, log_memory, sae_eval_memory
 from featureflow.sae.model import decode_raw, encode_raw, load_sae_weights
 from featureflow.settings import Resources
 
@@ -49,31 +50,29 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
     torch.set_num_threads(resources.threads)
     device = pick_device(resources.device)
     model = load_model(model_dir).to(device).eval()
+    check_hook(model, hook_name, Path(model_dir).name)
     weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
     memory = sae_eval_memory(weights["W_enc"].shape[1], lm_shape(model.config), blocks.shape[1], batch_size, device.type)
     log_memory(str(sae_dir), memory, resources.mem_mb, gpu_memory_mb(device))
     scale = json.loads((Path(sae_dir) / SAE_EXTRA).read_text())["activation_scale"]
-    down_proj = model.model.layers[hook_layer(hook_name)].mlp.down_proj
     mode: dict[str, str] = {"now": "clean"}
     store: dict[str, torch.Tensor] = {}
 
-    def splice(module, args):  # noqa: ANN001 - torch hook
-        x = args[0]
+    def splice(x: torch.Tensor) -> torch.Tensor:
         if mode["now"] == "clean":
             store["x"] = x.detach().flatten(0, 1)
-            return None
+            return x
         if mode["now"] == "zero":
-            return (torch.zeros_like(x),)
+            return torch.zeros_like(x)
         f = encode_raw(weights, x)
         store["f"] = f.flatten(0, 1)
-        return (decode_raw(weights, f),)
+        return decode_raw(weights, f)
 
-    handle = down_proj.register_forward_pre_hook(splice)
     ce = {"clean": 0.0, "zero": 0.0, "sae": 0.0}
     n_pred, n_tok, sq_err, l0_sum = 0, 0, 0.0, 0.0
     fired = torch.zeros(weights["W_enc"].shape[1], dtype=torch.long, device=device)
     xs_sum, xs_sq = None, None
-    try:
+    with spliced(model, hook_name, splice):
         for start in range(0, len(blocks), batch_size):
             ids = torch.from_numpy(np.asarray(blocks[start:start + batch_size], dtype=np.int64)).to(device)
             for m in ("clean", "zero", "sae"):
@@ -90,8 +89,6 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
             n_pred += ids[:, 1:].numel()
             del x, f, x_hat
             store.clear()  # not held through the next batch's forward passes
-    finally:
-        handle.remove()
     d_in = weights["W_enc"].shape[0]
     total_var = (xs_sq - xs_sum.pow(2) / n_tok).sum().item()  # sum over tokens of ||x - mean||^2
     ce = {k: v / n_pred for k, v in ce.items()}

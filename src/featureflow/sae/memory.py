@@ -11,14 +11,15 @@ while training, when it holds:
     training step       STEP_COPIES x batch x d_sae   pre-activations, features, masks, their gradient,
                         + INPUT_COPIES x batch x d_in  the batch, centred, reconstructed, the error, its gradient
     LM forward          the activations of one forward batch of blocks
-    LM weights          embedding and unembedding (vocab x d_model each) and the layers
+    LM weights          embedding and unembedding (vocab x d_model each; one when tied) and the layers
 
 and `sae_eval` holds the LM, the SAE's weights and, per batch of blocks, the logits twice (their
 shifted copy and its log-softmax: batch x block x vocab each) and FEATURE_COPIES x batch x block
 x d_sae of features. Both also hold the Python runtime (RUNTIME_MB, measured) and the pages of
 the token files they read (memory-mapped; the kernel may drop them). On a GPU every tensor sits
 in GPU memory; the host keeps the runtime (CUDA's libraries included), the LM while it loads, and
-the token files' pages.
+the token files' pages. d_in is taken as the LM's d_mlp (the width of mlp.hook_post; an upper bound
+for the d_model-wide hooks of the usual LMs, whose d_mlp is larger).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from featureflow.sae.hooks import LMShape, lm_shape  # noqa: F401 - lm_shape lived here; train.py imports it from here
 from featureflow.settings import SAESettings
 
 log = logging.getLogger(__name__)
@@ -41,31 +43,9 @@ FEATURE_COPIES = 2  # [tokens, d_sae] float tensors alive in one evaluation batc
 FORWARD_BATCH = {"cpu": 256, "cuda": 4096}  # blocks per LM forward when making activations (activations.py)
 
 
-@dataclass(frozen=True)
-class LMShape:
-    """The LM's sizes that decide the SAE jobs' memory (d_in of the SAE is d_mlp)."""
-
-    d_model: int
-    d_mlp: int
-    n_layers: int
-    n_heads: int
-    vocab: int
-
-    @property
-    def params(self) -> int:
-        """Mistral's weights: untied embedding and unembedding, attention, the gated MLP and the norms."""
-        d = self.d_model
-        return 2 * self.vocab * d + self.n_layers * (4 * d * d + 3 * d * self.d_mlp + 2 * d) + d
-
-    def forward_bytes(self, blocks: int, block: int) -> int:
-        """Activations of one forward pass over [blocks, block] tokens, up to the MLP (attention scores included)."""
-        return F32 * blocks * (block * (6 * self.d_model + 3 * self.d_mlp) + self.n_heads * block * block)
-
-
-def lm_shape(config: Any) -> LMShape:
-    """The LMShape of a transformers (Mistral) config."""
-    return LMShape(config.hidden_size, config.intermediate_size, config.num_hidden_layers, config.num_attention_heads,
-                   config.vocab_size)
+def _forward_bytes(lm: LMShape, blocks: int, block: int) -> int:
+    """Activations of one forward pass over [blocks, block] tokens, up to the MLP (attention scores included)."""
+    return F32 * blocks * (block * (6 * lm.d_model + lm.mlp_matrices * lm.d_mlp) + lm.n_heads * block * block)
 
 
 @dataclass(frozen=True)
@@ -125,7 +105,7 @@ def sae_train_memory(s: SAESettings, lm: LMShape, device: str, token_bytes: int 
         "SAE and Adam": 4 * F32 * (2 * d_in * d_sae + d_sae + d_in),
         "training step": F32 * batch * (STEP_COPIES * d_sae + INPUT_COPIES * d_in),
     }
-    parts = {"LM weights": F32 * lm.params, "LM forward": lm.forward_bytes(min(forward, chunk // s.context_size), s.context_size),
+    parts = {"LM weights": F32 * lm.params, "LM forward": _forward_bytes(lm, min(forward, chunk // s.context_size), s.context_size),
              **max(sample, training, key=lambda d: sum(d.values()))}
     return _split("sae", parts, device, token_bytes)
 
@@ -135,7 +115,7 @@ def sae_eval_memory(d_sae: int, lm: LMShape, block: int, batch_size: int, device
     tokens = batch_size * block
     parts = {
         "LM weights": F32 * lm.params,
-        "LM forward": lm.forward_bytes(batch_size, block),
+        "LM forward": _forward_bytes(lm, batch_size, block),
         "SAE weights": F32 * (2 * lm.d_mlp * d_sae + d_sae + lm.d_mlp),
         "logits": 2 * F32 * tokens * lm.vocab,
         "features": FEATURE_COPIES * F32 * tokens * d_sae,

@@ -21,6 +21,7 @@ import torch
 
 from featureflow.runtime import TrainingRun, pick_device, use_compile
 from featureflow.sae.activations import BlockSource, activation_chunks
+from featureflow.sae.hooks import check_hook
 from featureflow.sae.memory import chunk_batches, gpu_memory_mb, lm_shape, log_memory, sae_train_memory, stats_blocks
 from featureflow.sae.model import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
 from featureflow.settings import Resources, SAESettings
@@ -107,6 +108,7 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
     model_dir, token_files, ckpt_dir = files.model_dir, files.token_files, files.ckpt_dir
     dev = pick_device(resources.device)
     lm = load_model(model_dir).to(dev).eval()
+    check_hook(lm, hook_name, name)
     source = BlockSource(token_files, s.context_size, seed, name)
     batch_tokens = s.batch_blocks * s.context_size
     steps = max(1, math.ceil(s.tokens / batch_tokens))
