@@ -38,12 +38,12 @@ def micro_run(tmp_path_factory):
 def _groups() -> dict[str, str]:
     """Tests that should share one worker process, by node id (or file): those that take the micro
     workflow run (`micro_run`) and the SLURM tests (one cluster; they start from a copy of the micro
-    run) in "micro", the paper-shaped run in "paper". (Three workers, with the SLURM tests in a group
+    run) in "micro", the paper-shaped run in "paper", the pretrained lineage's run in "pretrained". (Three workers, with the SLURM tests in a group
     of their own, measured slower on two cores: 13:17 against 12:29; the SLURM run has to wait for
     the micro run either way, and the third process only adds contention.)"""
     import ast
 
-    groups = {"tests/test_slurm.py": "micro", "tests/test_paper_shapes.py": "paper"}
+    groups = {"tests/test_slurm.py": "micro", "tests/test_paper_shapes.py": "paper", "tests/test_pretrained.py": "pretrained"}
     for path in sorted(Path(__file__).parent.glob("test_*.py")):
         for node in ast.parse(path.read_text()).body:
             if (isinstance(node, ast.FunctionDef) and "micro_run" in {a.arg for a in node.args.args}
