@@ -1,6 +1,7 @@
 """The paper's shapes end to end on this machine's CPUs: config/paper-shapes.yaml through the whole workflow.
 
-    python benchmarks/paper_shapes.py                   # tiny budgets (the test suite's run)
+    python benchmarks/paper_shapes.py                   # tiny budgets, the whole lineage
+    python benchmarks/paper_shapes.py --budget suite    # tiny budgets, base and one fine-tune (the test suite's run)
     python benchmarks/paper_shapes.py --budget larger   # 30k SAE tokens, 24k activation positions
 
 Cuts local shards (JSONL, parquet) from the demo texts, runs Snakemake to the report in a scratch
@@ -33,6 +34,10 @@ SHARDS = {"english": ("english", "jsonl", "text"), "python": ("python", "parquet
           "lua": ("lua", "jsonl", "content"), "stories": ("stories", "jsonl", "text")}
 BUDGETS: dict[str, dict[str, Any]] = {
     "tiny": {},
+    # the test suite's: one edge at the paper's shapes is what it checks (merges are shape-agnostic and
+    # the micro run merges); half the jobs keep the suite within its budget
+    "suite": {"models": {"babypython": {"train_on": ["english", "python"], "mix": "even"},
+                         "lua": {"parent": "babypython", "train_on": ["lua"]}}},
     "larger": {"sae": {"tokens": 30000, "buffer_tokens": 30000, "dead_window_tokens": 30000},
                "acts": {"tokens": 24000}},
 }
@@ -83,6 +88,8 @@ def run(workdir: Path, budget: str = "tiny", cores: int = 2, timeout: int = 1800
     """Run the workflow on the paper shapes in `workdir`; return jobs, wall time and SAE metrics."""
     write_shards(workdir)
     cfg = merged(yaml.safe_load(CONFIG.read_text()), BUDGETS[budget])
+    if "models" in BUDGETS[budget]:  # a lineage replaces the config's, it is not merged into it
+        cfg["models"] = copy.deepcopy(BUDGETS[budget]["models"])
     cfg_path = workdir / "paper-shapes.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}

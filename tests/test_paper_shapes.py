@@ -16,7 +16,7 @@ import paper_shapes  # noqa: E402
 
 @pytest.fixture(scope="module")
 def paper_run(tmp_path_factory):
-    summary = paper_shapes.run(tmp_path_factory.mktemp("paper_shapes"), "tiny")
+    summary = paper_shapes.run(tmp_path_factory.mktemp("paper_shapes"), "suite")
     assert summary["returncode"] == 0, summary["stderr_tail"]
     print(f"\npaper shapes on CPU: {summary['wall_seconds']} s, peak RSS {summary['peak_rss_mb']} MB")
     return summary
