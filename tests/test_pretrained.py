@@ -176,11 +176,23 @@ def test_pretrained_config_errors_are_one_line(tmp_path):
         "models.m'": {"m": {"pretrained": "owner/name"}},
         "models.c.parent": {"m": {"pretrained": "owner/name", "data": ["text"]}, "c": {"parent": ["m", "m"], "pretrained": "o/c"}},
         "models.f.parent": {"m": {"pretrained": "owner/name", "data": ["text"]}, "f": {"parent": ["m"], "train_on": ["text"]}},
+        "controls.sae_seed.models": {"m": {"pretrained": "owner/name", "data": ["text"], "sae": {"pretrained": "o/sae"}}},
     }
     for key, models in cases.items():
+        controls = {"sae_seed": {"models": ["m"]}} if key.startswith("controls") else {}
         with pytest.raises(ConfigError) as err:
-            load_plan({**base, "models": models}, SCHEMA, tmp_path)
+            load_plan({**base, "models": models, "controls": controls}, SCHEMA, tmp_path)
         assert key in str(err.value) and "\n" not in str(err.value), (key, str(err.value))
+
+
+def test_the_default_sae_ceiling_skips_imported_saes(tmp_path):
+    (tmp_path / "text.txt").write_text("hello world\n")
+    models = {"m": {"pretrained": "owner/name", "data": ["text"], "sae": {"pretrained": "o/sae"}},
+              "c": {"parent": "m", "train_on": ["text"]}}
+    plan = load_plan({"corpora": {"text": {"files": ["text.txt"]}}, "models": models, "controls": {"sae_seed": {}}},
+                     SCHEMA, tmp_path)
+    assert plan.sae_seed_models() == ["c"] and plan.trained_saes() == ["c"]
+    assert plan.lineage.roots == ["m"] and plan.lineage.edges[0].name == "m__c"
 
 
 def test_published_config_lists_its_jobs_without_training_or_downloading(tmp_path):

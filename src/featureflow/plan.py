@@ -90,14 +90,17 @@ class Plan:
     # --- controls: yardsticks for "persisting" (featureflow.flow.controls) -----------------------
 
     def sae_seed_models(self) -> list[str]:
-        """Models that get a second SAE of another seed (`controls.sae_seed`; none when it is absent)."""
+        """Models that get a second SAE of another seed (`controls.sae_seed`; none when it is absent). By
+        default the root(s) and the last model, of those whose SAE is trained here: an imported SAE has
+        no recipe to repeat."""
         block = self.config["controls"].get("sae_seed")
         if block is None:
             return []
         if block["models"] is not None:
             return list(block["models"])
         order = [m for m in self.lineage.order if not self.lineage.models[m].control_of]
-        return list(dict.fromkeys([*self.lineage.roots, order[-1]]))
+        trained = set(self.trained_saes())
+        return [m for m in dict.fromkeys([*self.lineage.roots, order[-1]]) if m in trained]
 
     @property
     def sae_seed_control_seed(self) -> int:
@@ -485,6 +488,9 @@ def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
         for model in sae_seed["models"] or []:
             if model not in lineage.models:
                 raise ConfigError(f"config key 'controls.sae_seed.models': '{model}' is not a model (known: {', '.join(lineage.order)})")
+            if lineage.models[model].sae is not None:
+                raise ConfigError(f"config key 'controls.sae_seed.models': '{model}' imports its SAE (models.{model}.sae); "
+                                  "the seed ceiling repeats this run's SAE recipe, so it needs a model whose SAE is trained here")
         if sae_seed["seed"] == cfg["seed"]:
             raise ConfigError(f"config key 'controls.sae_seed.seed': {sae_seed['seed']} is the run's seed; the second SAEs "
                               "need another seed")
