@@ -103,6 +103,13 @@ TEMPLATES: dict[str, str] = {
     "threshold_curve": "flow/threshold_curve.csv",
     "threshold_curve_html": "flow/threshold_curve.html",
     "threshold_curve_png": "flow/threshold_curve.png",
+    # experiments: merge methods compared; each parent's features along the merge path of a merged model
+    "merge_methods": "flow/merge_methods.csv",
+    "merge_methods_html": "flow/merge_methods.html",
+    "merge_methods_png": "flow/merge_methods.png",
+    "merge_path": "flow/merge_path/{model}.csv",
+    "merge_path_html": "flow/merge_path/{model}.html",
+    "merge_path_png": "flow/merge_path/{model}.png",
     # analysis: per-feature statistics and LLRs, the case studies (Figures 3 and 4)
     "feature_stats": "analysis/{model}/features.npz",
     "feature_table": "analysis/{model}/features.csv",

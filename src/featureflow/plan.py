@@ -98,7 +98,8 @@ class Plan:
             return []
         if block["models"] is not None:
             return list(block["models"])
-        order = [m for m in self.lineage.order if not self.lineage.models[m].control_of]
+        variants = merge_variants(self.config)  # the last configured model, not a compared method's sibling
+        order = [m for m in self.lineage.order if not self.lineage.models[m].control_of and m not in variants]
         trained = set(self.trained_saes())
         return [m for m in dict.fromkeys([*self.lineage.roots, order[-1]]) if m in trained]
 
@@ -112,6 +113,40 @@ class Plan:
         """Shifted passes per edge of the shuffle null (0: no null)."""
         block = self.config["controls"].get("shuffle")
         return int(block["permutations"]) if block is not None else 0
+
+    def merge_method_groups(self) -> dict[str, list[str]]:
+        """Each configured merged model and its siblings of the compared methods (`experiments.merge_methods`),
+        itself first; empty when no method is compared."""
+        methods = self.config["experiments"]["merge_methods"]
+        if not methods:
+            return {}
+        variants = merge_variants(self.config)
+        return {m: [m, *(v for v, (orig, _) in variants.items() if orig == m)] for m in self.lineage.merged if m not in variants}
+
+    def merge_path_models(self) -> list[str]:
+        """Merged models whose parents' features are followed along the merge path (`experiments.merge_path`)."""
+        if not self.config["experiments"]["merge_path"]:
+            return []
+        variants = merge_variants(self.config)  # the configured merges' paths (a sibling's would repeat the sweep per method)
+        return [m for m in self.lineage.merged if m not in variants]
+
+    def merge_path_inputs(self, model: str) -> dict[str, Any]:
+        """What the merge-path job of `model` reads, by role (flow.merge_path.MergePathFiles' fields)."""
+        m, p = self.lineage.models[model], self.paths
+        roles = dict(zip(("first", "second"), m.merge, strict=True))
+        base = self.merge_base(model) if m.method == "ties" else None
+        return {"model_dirs": {r: p("model_dir", model=n) for r, n in (roles | ({"base": base} if base else {})).items()},
+                "sae_dirs": {r: p("sae_dir", model=n) for r, n in roles.items()},
+                "acts": {r: p("acts", model=n) for r, n in roles.items()},
+                "sample": p("sample"), "sweep_csv": p("merge_sweep", model=model)}
+
+    def merge_path_files(self, model: str) -> list[str]:
+        """The files behind `merge_path_inputs` (a folder stands for its weights)."""
+        inputs, p = self.merge_path_inputs(model), self.paths
+        m = self.lineage.models[model]
+        models = [*m.merge, *([self.merge_base(model)] if "base" in inputs["model_dirs"] else [])]
+        return ([p("model_weights", model=n) for n in models] + [p("sae_weights", model=n) for n in m.merge]
+                + list(inputs["acts"].values()) + [inputs["sample"], inputs["sweep_csv"]])
 
     def control_edge_names(self) -> list[str]:
         return [e.name for e in self.lineage.control_edges]
@@ -381,6 +416,10 @@ class Plan:
                    fig("Persisting share against the threshold, with the seed controls and the null", "threshold_curve_html",
                        "threshold_curve_png")]
         figures += [fig(f"Figure 5: merging {m} along t", "merge_figure_html", "merge_figure_png", model=m) for m in merged]
+        if self.merge_method_groups():
+            figures.append(fig("Merge methods compared (experiment)", "merge_methods_html", "merge_methods_png"))
+        figures += [fig(f"{m}: each parent's features along the merge path (experiment)", "merge_path_html", "merge_path_png",
+                        model=m) for m in self.merge_path_models()]
         figures += [fig("Figure 3: the persisting feature (case study a)", "fig3_html"),
                     fig("Figure 4: the disappearing feature (case study b)", "fig4_html")]
         if interp:
@@ -452,6 +491,8 @@ class Plan:
                 out.append(p("criteria"))
             out += [p("feature_table", model=m) for m in order]
             out += [p(key) for key in ("case_studies", "fig3_html", "fig4_html", "browser_threshold")]
+            out += [p(key, model=m) for m in self.merge_path_models() for key in ("merge_path", "merge_path_png")]
+            out += [p("merge_methods"), p("merge_methods_png")] if self.merge_method_groups() else []
             out += [p("browser_index", model=m) for m in order]
             out.append(p("interp_estimate"))
             if self.config["interp"]["enabled"]:
@@ -463,6 +504,7 @@ class Plan:
 def load_plan(config: dict[str, Any], schema_path: str | Path, workdir: str | Path = ".") -> Plan:
     """Validate `config`, build the lineage and check local corpus files; raise ConfigError on any problem."""
     cfg = validate_config(config, schema_path)
+    _add_merge_variants(cfg)
     lineage = build_lineage(cfg)
     for corpus in cfg["tokenizer"].get("train_on") or []:
         if corpus not in cfg["corpora"]:
@@ -497,6 +539,8 @@ def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
     if isinstance(cfg["threshold"], str) and cfg["criterion"] == "decoder_cosine":
         raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} is a threshold on activation correlations; "
                           "criterion 'decoder_cosine' needs a number")
+    if isinstance(cfg["threshold"], str) and cfg["experiments"]["merge_path"]:
+        raise ConfigError(f"config key 'experiments.merge_path' needs a numeric threshold (not {cfg['threshold']!r})")
     if isinstance(cfg["threshold"], str) and "shuffle" not in controls:
         raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} needs the shuffle null (add controls: {{shuffle: {{}}}})")
 
@@ -519,3 +563,24 @@ def _check_pretrained(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path
     for corpus in cfg["acts"].get("corpora") or []:
         if corpus not in cfg["corpora"]:
             raise ConfigError(f"config key 'acts.corpora': '{corpus}' is not a corpus (known: {', '.join(cfg['corpora'])})")
+
+
+def merge_variants(cfg: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """The siblings `experiments.merge_methods` adds: `<merged>-<method>` -> (merged model, method), for
+    every configured merged model and every listed method other than its own."""
+    methods = cfg["experiments"]["merge_methods"]
+    merges = {name: spec for name, spec in cfg["models"].items() if "merge" in spec}
+    siblings = {f"{name}-{method}" for name in merges for method in methods}
+    return {f"{name}-{method}": (name, method) for name, spec in merges.items() if name not in siblings
+            for method in methods if method != spec["method"]}
+
+
+def _add_merge_variants(cfg: dict[str, Any]) -> None:
+    """Add the compared methods' merged models to `models` (same inputs, t from their own sweep)."""
+    for variant, (name, method) in merge_variants(cfg).items():
+        if variant in cfg["models"]:
+            if cfg["models"][variant].get("merge") == cfg["models"][name]["merge"] and cfg["models"][variant].get("method") == method:
+                continue  # already added (a validated config passes through here again)
+            raise ConfigError(f"config key 'models.{variant}': the name is taken; experiments.merge_methods names the "
+                              f"{method} merge of '{name}' so")
+        cfg["models"][variant] = {"merge": list(cfg["models"][name]["merge"]), "method": method, "t": "auto", "mix": "even"}

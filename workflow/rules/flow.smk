@@ -300,3 +300,56 @@ rule criteria:
         ENV
     script:
         "../scripts/criteria.py"
+
+
+# Experiment (off by default): each parent's SAE on the merged model at every t of the sweep.
+rule merge_path:
+    input:
+        lambda w: PLAN.merge_path_files(w.model),
+    output:
+        csv=P("merge_path"),
+        html=P("merge_path_html"),
+        png=report(P("merge_path_png"), caption="../report/merge_path.rst", category="5. Feature flow", subcategory="{model}"),
+    wildcard_constraints:
+        model=only(PLAN.merge_path_models()),
+    params:
+        files=lambda w: PLAN.merge_path_inputs(w.model),
+        spec=lambda w: {"first": LINEAGE.models[w.model].merge[0], "second": LINEAGE.models[w.model].merge[1],
+                        "method": LINEAGE.models[w.model].method, "hook_name": PLAN.sae.hook, "threshold": PLAN.threshold},
+        batch_tokens=PLAN.acts.batch_tokens,
+        device=job("gpu_eval").device,
+    log:
+        P.log("flow", "merge_path/{model}"),
+    benchmark:
+        P.benchmark("flow", "merge_path/{model}")
+    threads: job("gpu_eval").threads
+    resources:
+        **job("gpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/merge_path.py"
+
+
+# Experiment (off by default): the compared merge methods' merged models side by side.
+rule merge_methods:
+    input:
+        choices=lambda w: [P("merge_choice", model=m) for ms in PLAN.merge_method_groups().values() for m in ms],
+        edges=P("edges"),
+        counts=P("counts"),
+    output:
+        csv=P("merge_methods"),
+        html=P("merge_methods_html"),
+        png=report(P("merge_methods_png"), caption="../report/merge_methods.rst", category="5. Feature flow"),
+    params:
+        groups=PLAN.merge_method_groups(),
+        choices={m: P("merge_choice", model=m) for ms in PLAN.merge_method_groups().values() for m in ms},
+    log:
+        P.log("flow", "merge_methods"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/merge_methods.py"

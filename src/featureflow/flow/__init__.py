@@ -28,4 +28,10 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "write_decoder_matches": "matching",
     "write_one_to_one": "matching",
     "write_criteria_table": "matching",
+    "merge_method_rows": "merge_methods",
+    "write_merge_methods": "merge_methods",
+    "MergePathFiles": "merge_path",
+    "MergePathSpec": "merge_path",
+    "merge_path_rows": "merge_path",
+    "write_merge_path": "merge_path",
 })
