@@ -73,7 +73,7 @@ def test_each_parent_is_itself_at_its_end_of_the_path_and_breaks_in_between(merg
     from featureflow.flow.merge_path import MergePathSpec, merge_path_rows
 
     files, blocks = merge_inputs
-    rows = merge_path_rows(MergePathSpec("a", "b", "slerp", HOOK, 0.8), files, batch_tokens=120, resources=job_resources())
+    rows = merge_path_rows(MergePathSpec("a", "b", "slerp", HOOK, 0.8, tokens=10_000), files, batch_tokens=120, resources=job_resources())
     assert rows["t"].tolist() == [0.0, 0.0, 0.25, 0.25, 0.5, 0.5, 1.0, 1.0], "the sweep's t values, sorted, both parents"
     at = {(r.t, r.parent): r for r in rows.itertuples()}
     for t, parent, role in ((0.0, "a", "first"), (1.0, "b", "second")):
@@ -84,6 +84,9 @@ def test_each_parent_is_itself_at_its_end_of_the_path_and_breaks_in_between(merg
         assert 0 < r.active_features <= D_SAE and r.l0 > 0
     assert at[(0.0, "b")].share_kept < 0.5 and at[(1.0, "a")].share_kept < 0.5, "another model's activations"
     assert at[(0.25, "a")].share_kept >= at[(1.0, "a")].share_kept
+    few = merge_path_rows(MergePathSpec("a", "b", "slerp", HOOK, 0.8, tokens=120), files, batch_tokens=60, resources=job_resources())
+    assert few["explained_variance"].iloc[0] == pytest.approx(
+        naive_explained_variance(files.model_dirs["first"], files.sae_dirs["first"], blocks[:10]), abs=1e-5), "the first 10 blocks"
 
 
 def test_the_experiment_is_a_target_only_when_on_and_needs_a_numeric_threshold(tmp_path):

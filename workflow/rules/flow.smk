@@ -315,7 +315,8 @@ rule merge_path:
     params:
         files=lambda w: PLAN.merge_path_inputs(w.model),
         spec=lambda w: {"first": LINEAGE.models[w.model].merge[0], "second": LINEAGE.models[w.model].merge[1],
-                        "method": LINEAGE.models[w.model].method, "hook_name": PLAN.sae.hook, "threshold": PLAN.threshold},
+                        "method": LINEAGE.models[w.model].method, "hook_name": PLAN.sae.hook, "threshold": PLAN.threshold,
+                        "tokens": PLAN.config["experiments"]["merge_path_tokens"]},
         batch_tokens=PLAN.acts.batch_tokens,
         device=job("gpu_eval").device,
     log:

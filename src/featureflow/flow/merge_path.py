@@ -51,13 +51,15 @@ class MergePathFiles:
 
 @dataclass(frozen=True)
 class MergePathSpec:
-    """The merged model: its parents' names, its merge method, and the site and threshold of the lineage."""
+    """The merged model: its parents' names, its merge method, the site and threshold of the lineage, and
+    the token positions of the common sample read at each t (its first blocks: the sample is drawn at random)."""
 
     first: str
     second: str
     method: str
     hook_name: str
     threshold: float
+    tokens: int
 
 
 class _Sums:
@@ -71,17 +73,14 @@ class _Sums:
         self.active = torch.zeros(d_sae, dtype=torch.bool)
 
     def add(self, x: torch.Tensor, f: torch.Tensor, recon: torch.Tensor, parent: torch.Tensor) -> None:
-        x, f, a = x.double().cpu(), f.double().cpu(), parent.double()
+        """One batch; sums within a batch in float32 (the activations' precision), across batches in float64."""
+        x, f, recon, a = x.float().cpu(), f.float().cpu(), recon.float().cpu(), parent.float()
         self.n += len(x)
-        self.sse += (x - recon.double().cpu()).pow(2).sum().item()
+        self.sse += (x - recon).pow(2).sum().item()
         self.l0 += (f > 0).sum().item()
-        self.x += x.sum(0)
-        self.x2 += x.pow(2).sum(0)
-        self.a += a.sum(0)
-        self.a2 += a.pow(2).sum(0)
-        self.f += f.sum(0)
-        self.f2 += f.pow(2).sum(0)
-        self.af += (a * f).sum(0)
+        for total, part in ((self.x, x.sum(0)), (self.x2, x.pow(2).sum(0)), (self.a, a.sum(0)), (self.a2, a.pow(2).sum(0)),
+                            (self.f, f.sum(0)), (self.f2, f.pow(2).sum(0)), (self.af, (a * f).sum(0))):
+            total += part.double()
         self.active |= (a > 0).any(0)
 
     def row(self, threshold: float) -> dict[str, Any]:
@@ -117,6 +116,7 @@ def merge_path_rows(spec: MergePathSpec, files: MergePathFiles, batch_tokens: in
     saes = {p: {k: v.to(device) for k, v in load_sae_weights(files.sae_dirs[p]).items()} for p in PARENTS}
     parent_acts = {p: load_acts(files.acts[p])[0] for p in PARENTS}
     blocks = load_sample(files.sample)["blocks"]
+    blocks = blocks[:max(1, spec.tokens // blocks.shape[1])]
     context, per_batch = blocks.shape[1], max(1, batch_tokens // blocks.shape[1])
     rows = []
     for t in tqdm(sweep_ts(files.sweep_csv), desc="merge path", unit="t", mininterval=5):
