@@ -99,6 +99,8 @@ def test_the_experiment_is_a_target_only_when_on_and_needs_a_numeric_threshold(t
     inputs = plan.merge_path_inputs("luastories")
     assert inputs["model_dirs"] == {"first": plan.paths("model_dir", model="lua"), "second": plan.paths("model_dir", model="tinystories")}
     assert plan.paths("acts", model="tinystories") in plan.merge_path_files("luastories")
+    assert plan.merge_path_spec("luastories") == {"first": "lua", "second": "tinystories", "method": "slerp",
+                                                  "hook_name": "blocks.0.mlp.hook_post", "threshold": 0.8, "tokens": 24000}
     with pytest.raises(ConfigError, match="experiments.merge_path"):
         load_plan({**on, "threshold": "null-0.001"}, SCHEMA, REPO)
     json.dumps(inputs)  # a rule param: plain data

@@ -140,6 +140,13 @@ class Plan:
                 "acts": {r: p("acts", model=n) for r, n in roles.items()},
                 "sample": p("sample"), "sweep_csv": p("merge_sweep", model=model)}
 
+    def merge_path_spec(self, model: str) -> dict[str, Any]:
+        """The merge-path job's settings (flow.merge_path.MergePathSpec's fields): the parents, the merge method,
+        the lineage's hook and threshold, and the sample positions read per t."""
+        m = self.lineage.models[model]
+        return {"first": m.merge[0], "second": m.merge[1], "method": m.method, "hook_name": self.sae.hook,
+                "threshold": self.threshold, "tokens": int(self.config["experiments"]["merge_path_tokens"])}
+
     def merge_path_files(self, model: str) -> list[str]:
         """The files behind `merge_path_inputs` (a folder stands for its weights)."""
         inputs, p = self.merge_path_inputs(model), self.paths

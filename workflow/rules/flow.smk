@@ -314,9 +314,7 @@ rule merge_path:
         model=only(PLAN.merge_path_models()),
     params:
         files=lambda w: PLAN.merge_path_inputs(w.model),
-        spec=lambda w: {"first": LINEAGE.models[w.model].merge[0], "second": LINEAGE.models[w.model].merge[1],
-                        "method": LINEAGE.models[w.model].method, "hook_name": PLAN.sae.hook, "threshold": PLAN.threshold,
-                        "tokens": PLAN.config["experiments"]["merge_path_tokens"]},
+        spec=lambda w: PLAN.merge_path_spec(w.model),
         batch_tokens=PLAN.acts.batch_tokens,
         device=job("gpu_eval").device,
     log:
