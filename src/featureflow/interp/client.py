@@ -162,7 +162,8 @@ class ChatClient:
         self.ledger.settle(worst, cost)
         record = {"request": {"endpoint": self.s.base_url, "model": self.s.model, "messages": messages,
                               "max_tokens": max_tokens, "json_mode": json_mode}, "reply": reply}
-        tmp = path.with_suffix(".tmp")
+        # a temp name of this process and thread: two jobs (or two requests in flight) may ask the same prompt
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(self.scrub(json.dumps(record)))
         os.replace(tmp, path)
         return {**reply, "cost_usd": cost, "cached": False}
