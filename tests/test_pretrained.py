@@ -100,8 +100,6 @@ def pretrained_config(root: Path) -> dict:
 
 
 def build_checkpoints(root: Path) -> None:
-    from featureflow.data import iter_text_documents  # noqa: F401  (the package imports)
-
     texts = [(REPO / f"data/demo/{c}/{c}.txt").read_text(encoding="utf-8")[:200000] for c in ("english", "python", "lua")]
     tok = tiny_tokenizer(texts)
     base = mistral_model(len(tok), seed=1)

@@ -84,10 +84,9 @@ def snapshot(source: Pretrained, what: str, cache_dir: str | None, patterns: lis
     if local is not None:
         if source.revision:
             raise ConfigError(f"{what}: 'revision' applies to hub ids (owner/name); '{source.source}' is a local folder")
-        folder = local / (source.path or "")
-        if not folder.is_dir():
-            raise ConfigError(f"{what}: folder '{folder}' not found")
-        return folder, None
+        if not local.is_dir():
+            raise ConfigError(f"{what}: folder '{local}' not found")
+        return local, None
     with hub_access(cache_dir, online=True):
         from huggingface_hub import snapshot_download
 

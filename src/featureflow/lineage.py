@@ -44,10 +44,10 @@ class Pretrained:
 
     def local_folder(self, workdir: str | Path) -> Path | None:
         """The local folder `source` names (a path starting with '.', '/' or '~', an existing folder under
-        `workdir`, or anything that is not owner/name), without `path`; None for a hub id."""
+        `workdir`, or anything that is not owner/name), with `path` below it; None for a hub id."""
         path = Path(self.source).expanduser()
         if self.source.startswith((".", "/", "~")) or (Path(workdir) / path).is_dir() or not HUB_ID_PATTERN.match(self.source):
-            return Path(workdir) / path
+            return Path(workdir) / path / (self.path or "")
         return None
 
 

@@ -214,9 +214,7 @@ class Plan:
         m = self.lineage.models[model]
         source = m.sae if sae else m.pretrained
         folder = source.local_folder(".") if source is not None else None
-        if folder is None:
-            return []
-        return sorted(str(f) for f in (folder / (source.path or "")).iterdir() if f.is_file())
+        return sorted(str(f) for f in folder.iterdir() if f.is_file()) if folder is not None else []
 
     @property
     def lm(self) -> LMSettings:
@@ -564,9 +562,9 @@ def _check_pretrained(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path
             if source.revision is not None:
                 raise ConfigError(f"config key 'models.{name}.{key.replace('pretrained', 'revision')}' applies to hub ids "
                                   f"(owner/name); {source.source!r} is a local folder")
-            if not (folder / (source.path or "")).is_dir():
-                raise ConfigError(f"config key 'models.{name}.{key}': {str(folder / (source.path or ''))!r} is neither a "
-                                  "folder nor a hub id (owner/name)")
+            if not folder.is_dir():
+                raise ConfigError(f"config key 'models.{name}.{key}': {str(folder)!r} is neither a folder nor a hub id "
+                                  "(owner/name)")
     for corpus in cfg["acts"].get("corpora") or []:
         if corpus not in cfg["corpora"]:
             raise ConfigError(f"config key 'acts.corpora': '{corpus}' is not a corpus (known: {', '.join(cfg['corpora'])})")

@@ -121,7 +121,7 @@ def merge_path_rows(spec: MergePathSpec, files: MergePathFiles, batch_tokens: in
     rows = []
     for t in tqdm(sweep_ts(files.sweep_csv), desc="merge path", unit="t", mininterval=5):
         merged = merge_weights(spec.method, weights["first"], weights["second"], t, weights.get("base"))
-        model.load_state_dict(merged, strict=False)
+        model.load_state_dict(merged)  # strict, as the merge rule loads it
         sums: dict[str, _Sums] = {}
         for start in range(0, len(blocks), per_batch):
             ids = torch.from_numpy(np.asarray(blocks[start:start + per_batch], dtype=np.int64)).to(device)
