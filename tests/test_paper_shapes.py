@@ -33,7 +33,9 @@ def test_paper_shapes_run_to_the_report_with_every_jobs_time_and_memory(paper_ru
         if stage == "data/fetch":
             assert not recorded, "local shards are read by the corpus rule, not fetched"
             continue
-        assert recorded and all(j["max_rss_mb"] > 0 and j["seconds"] > 0 for j in recorded), stage
+        # Snakemake's benchmark samples memory periodically: a sub-second job can end before its first sample
+        assert recorded and all(j["seconds"] > 0 and (j["max_rss_mb"] > 0 or j["seconds"] < 1) for j in recorded), stage
+        assert any(j["max_rss_mb"] > 0 for j in recorded), stage
     assert paper_run["peak_rss_mb"] < 8000, "every job fits the demo job classes' 8 GB"
 
 

@@ -155,6 +155,64 @@ class Plan:
         return ([p("model_weights", model=n) for n in models] + [p("sae_weights", model=n) for n in m.merge]
                 + list(inputs["acts"].values()) + [inputs["sample"], inputs["sweep_csv"]])
 
+    # --- experiment: dictionary widths (experiments.widths) ---------------------------------------
+
+    def widths(self) -> list[int]:
+        """Expansion factors of the width sweep, the lineage's own among them, ascending; empty when off."""
+        listed = self.config["experiments"]["widths"]
+        return sorted({*listed, self.sae.expansion_factor}) if listed else []
+
+    def trained_widths(self) -> list[int]:
+        """The sweep's widths that get SAEs of their own (all but the lineage's, whose SAEs exist)."""
+        return [w for w in self.widths() if w != self.sae.expansion_factor]
+
+    def width_models(self) -> list[str]:
+        """Models the width sweep covers: those of the configured lineage whose SAE is trained here (an
+        imported SAE has one width; seed controls and compared merge methods' siblings are left out)."""
+        if not self.widths():
+            return []
+        variants = merge_variants(self.config)
+        return [m for m in self.trained_saes() if not self.lineage.models[m].control_of and m not in variants]
+
+    def width_edges(self) -> list[str]:
+        """Lineage edges between two models of the width sweep."""
+        models = set(self.width_models())
+        return [e.name for e in self.lineage.edges if e.source in models and e.target in models]
+
+    def sae_at_width(self, width: int) -> SAESettings:
+        """The lineage's SAE recipe with another expansion factor."""
+        return dataclasses.replace(self.sae, expansion_factor=int(width))
+
+    def width_seed_models(self) -> list[str]:
+        """Models of the sweep with a seed ceiling at every width: those of `controls.sae_seed`."""
+        return [m for m in self.sae_seed_models() if m in self.width_models()]
+
+    def width_file(self, key: str, width: int, **wildcards: str) -> str:
+        """File `key` ("sae_metrics", "acts", "corr", "seed_acts", "seed_corr") at one width of the sweep:
+        at the lineage's own width, the lineage's own file (the seed control's for "seed_*")."""
+        if int(width) == self.sae.expansion_factor:
+            return self.paths(key.replace("seed_", "control_"), **wildcards)
+        return self.paths(f"width_{key}", width=str(width), **wildcards)
+
+    def width_edge_acts(self, edge: str, width: int) -> dict[str, str]:
+        """The activation files of an edge's two models at one width: {"source": ..., "target": ...}."""
+        source, target = parse_edge_name(edge)
+        return {"source": self.width_file("acts", width, model=source), "target": self.width_file("acts", width, model=target)}
+
+    def widths_inputs(self) -> dict[str, dict[str, dict[str, str]]]:
+        """What the widths table reads, by role and width: SAE metrics per model, correlations per edge, and
+        each seed-ceiling model's correlation with its second SAE."""
+        ws = self.widths()
+        return {"metrics": {str(w): {m: self.width_file("sae_metrics", w, model=m) for m in self.width_models()} for w in ws},
+                "corr": {str(w): {e: self.width_file("corr", w, edge=e) for e in self.width_edges()} for w in ws},
+                "ceiling": {str(w): {m: self.width_file("seed_corr", w, model=m) for m in self.width_seed_models()} for w in ws}}
+
+    def widths_spec(self) -> dict[str, Any]:
+        """The widths table's settings (flow.widths.WidthSpec's fields)."""
+        edges = [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges if e.name in self.width_edges()]
+        return {"widths": self.widths(), "own": self.sae.expansion_factor, "models": self.width_models(), "edges": edges,
+                "threshold": self.threshold}
+
     def control_edge_names(self) -> list[str]:
         return [e.name for e in self.lineage.control_edges]
 
@@ -425,6 +483,8 @@ class Plan:
             figures.append(fig("Merge methods compared (experiment)", "merge_methods_html", "merge_methods_png"))
         figures += [fig(f"{m}: each parent's features along the merge path (experiment)", "merge_path_html", "merge_path_png",
                         model=m) for m in self.merge_path_models()]
+        if self.width_edges():
+            figures.append(fig("Persisting share against the SAE's width (experiment)", "widths_html", "widths_png"))
         figures += [fig("Figure 3: the persisting feature (case study a)", "fig3_html"),
                     fig("Figure 4: the disappearing feature (case study b)", "fig4_html")]
         if interp:
@@ -446,6 +506,9 @@ class Plan:
         if self.config["controls"]["compare_criteria"]:
             tables.append({"label": "criteria.csv", "path": t["criteria"],
                            "note": "persisting pairs per matching criterion per edge, and their agreement with best partners"})
+        if self.width_edges():
+            tables += [{"label": "widths.csv", "path": t["widths"], "note": "persisting and emerging shares per edge at every SAE width"},
+                       {"label": "widths_saes.csv", "path": t["widths_saes"], "note": "every SAE of the width sweep: L0, losses, targets"}]
         tables += [{"label": f"{m}: features.csv", "path": t["feature_table"].format(model=m),
                     "note": "per-feature statistics and LLRs"} for m in order]
         autointerp = [{"label": "estimate.json", "path": t["interp_estimate"],
@@ -498,6 +561,7 @@ class Plan:
             out += [p(key) for key in ("case_studies", "fig3_html", "fig4_html", "browser_threshold")]
             out += [p(key, model=m) for m in self.merge_path_models() for key in ("merge_path", "merge_path_png")]
             out += [p("merge_methods"), p("merge_methods_png")] if self.merge_method_groups() else []
+            out += [p(key) for key in ("widths", "widths_saes", "widths_png")] if self.width_edges() else []
             out += [p("browser_index", model=m) for m in order]
             out.append(p("interp_estimate"))
             if self.config["interp"]["enabled"]:
@@ -546,6 +610,12 @@ def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
                           "criterion 'decoder_cosine' needs a number")
     if isinstance(cfg["threshold"], str) and cfg["experiments"]["merge_path"]:
         raise ConfigError(f"config key 'experiments.merge_path' needs a numeric threshold (not {cfg['threshold']!r})")
+    if isinstance(cfg["threshold"], str) and cfg["experiments"]["widths"]:
+        raise ConfigError(f"config key 'experiments.widths' needs a numeric threshold (not {cfg['threshold']!r}): a null "
+                          "calibrated on one width says nothing of another")
+    if cfg["criterion"] == "decoder_cosine" and cfg["experiments"]["widths"]:
+        raise ConfigError("config key 'experiments.widths' compares activation correlations; criterion 'decoder_cosine' "
+                          "puts the threshold on decoder cosines (use best_partner or one_to_one)")
     if isinstance(cfg["threshold"], str) and "shuffle" not in controls:
         raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} needs the shuffle null (add controls: {{shuffle: {{}}}})")
 

@@ -352,3 +352,238 @@ rule merge_methods:
         ENV
     script:
         "../scripts/merge_methods.py"
+
+
+# Experiment (off by default): SAEs of other widths per model (the lineage's recipe, another
+# expansion factor), their metrics, activations and correlations along every edge; the lineage's
+# own width is read from sae/ and flow/. Each reuses a stage's script with its own files.
+rule sae_width:
+    input:
+        weights=P("model_weights"),
+        tokens=lambda w: PLAN.lineage_token_files(w.model, "train"),
+    output:
+        weights=P("width_sae_weights"),
+        cfg=P("width_sae_cfg"),
+        extra=P("width_sae_extra"),
+        train_log=P("width_sae_train_log"),
+    wildcard_constraints:
+        model=only(PLAN.width_models()),
+        width=only(map(str, PLAN.trained_widths())),
+    params:
+        settings=lambda w: as_params(PLAN.sae_at_width(int(w.width))),
+        model_dir=in_dir("weights"),
+        sae_dir=out_dir("weights"),
+        checkpoints=lambda w: P("width_sae_checkpoints", model=w.model, width=w.width),
+        seed=PLAN.seed,
+        device=job("sae").device,
+        compile=job("sae").compile,
+    log:
+        P.log("flow", "sae_width/x{width}/{model}"),
+    benchmark:
+        P.benchmark("flow", "sae_width/x{width}/{model}")
+    threads: job("sae").threads
+    resources:
+        **job("sae").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/sae.py"
+
+
+rule sae_width_eval:
+    input:
+        sae=P("width_sae_weights"),
+        weights=P("model_weights"),
+        tokens=lambda w: PLAN.lineage_token_files(w.model, "validation"),
+    output:
+        metrics=P("width_sae_metrics"),
+        density=P("width_sae_density"),
+        html=P("width_sae_density_html"),
+        png=P("width_sae_density_png"),
+    wildcard_constraints:
+        model=only(PLAN.width_models()),
+        width=only(map(str, PLAN.trained_widths())),
+    params:
+        hook=PLAN.sae.hook,
+        eval_tokens=PLAN.sae_eval_tokens,
+        block_size=PLAN.lm.architecture.block_size,
+        model_dir=in_dir("weights"),
+        sae_dir=in_dir("sae"),
+        device=job("gpu_eval").device,
+    log:
+        P.log("flow", "sae_width_eval/x{width}/{model}"),
+    benchmark:
+        P.benchmark("flow", "sae_width_eval/x{width}/{model}")
+    threads: job("gpu_eval").threads
+    resources:
+        **job("gpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/sae_eval.py"
+
+
+rule width_acts:
+    input:
+        sample=P("sample"),
+        weights=P("model_weights"),
+        sae=P("width_sae_weights"),
+    output:
+        P("width_acts"),
+    wildcard_constraints:
+        model=only(PLAN.width_models()),
+        width=only(map(str, PLAN.trained_widths())),
+    params:
+        hook=PLAN.sae.hook,
+        batch_tokens=PLAN.acts.batch_tokens,
+        model_dir=in_dir("weights"),
+        sae_dir=in_dir("sae"),
+        device=job("gpu_eval").device,
+    log:
+        P.log("flow", "width_acts/x{width}/{model}"),
+    benchmark:
+        P.benchmark("flow", "width_acts/x{width}/{model}")
+    threads: job("gpu_eval").threads
+    resources:
+        **job("gpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/feature_acts.py"
+
+
+rule width_corr:
+    input:
+        unpack(lambda w: PLAN.width_edge_acts(w.edge, int(w.width))),
+    output:
+        P("width_corr"),
+    wildcard_constraints:
+        edge=only(PLAN.width_edges()),
+        width=only(map(str, PLAN.trained_widths())),
+    params:
+        settings=as_params(PLAN.correlation),
+        device=job("cpu_eval").device,
+    log:
+        P.log("flow", "width_corr/x{width}/{edge}"),
+    benchmark:
+        P.benchmark("flow", "width_corr/x{width}/{edge}")
+    threads: job("cpu_eval").threads
+    resources:
+        **job("cpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/correlate.py"
+
+
+# The seed ceiling at each width: a second SAE of another seed for the models of controls.sae_seed,
+# its activations and its correlation with the model's SAE of the same width.
+rule sae_width_seed:
+    input:
+        weights=P("model_weights"),
+        tokens=lambda w: PLAN.lineage_token_files(w.model, "train"),
+    output:
+        weights=P("width_seed_sae_weights"),
+        cfg=P("width_seed_sae_cfg"),
+        extra=P("width_seed_sae_extra"),
+        train_log=P("width_seed_sae_train_log"),
+    wildcard_constraints:
+        model=only(PLAN.width_seed_models()),
+        width=only(map(str, PLAN.trained_widths())),
+    params:
+        settings=lambda w: as_params(PLAN.sae_at_width(int(w.width))),
+        model_dir=in_dir("weights"),
+        sae_dir=out_dir("weights"),
+        checkpoints=lambda w: P("width_seed_sae_checkpoints", model=w.model, width=w.width),
+        seed=lambda w: PLAN.sae_seed_control_seed,
+        device=job("sae").device,
+        compile=job("sae").compile,
+    log:
+        P.log("flow", "sae_width_seed/x{width}/{model}"),
+    benchmark:
+        P.benchmark("flow", "sae_width_seed/x{width}/{model}")
+    threads: job("sae").threads
+    resources:
+        **job("sae").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/sae.py"
+
+
+rule width_seed_acts:
+    input:
+        sample=P("sample"),
+        weights=P("model_weights"),
+        sae=P("width_seed_sae_weights"),
+    output:
+        P("width_seed_acts"),
+    wildcard_constraints:
+        model=only(PLAN.width_seed_models()),
+        width=only(map(str, PLAN.trained_widths())),
+    params:
+        hook=PLAN.sae.hook,
+        batch_tokens=PLAN.acts.batch_tokens,
+        model_dir=in_dir("weights"),
+        sae_dir=in_dir("sae"),
+        device=job("gpu_eval").device,
+    log:
+        P.log("flow", "width_seed_acts/x{width}/{model}"),
+    benchmark:
+        P.benchmark("flow", "width_seed_acts/x{width}/{model}")
+    threads: job("gpu_eval").threads
+    resources:
+        **job("gpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/feature_acts.py"
+
+
+rule width_seed_corr:
+    input:
+        source=P("width_acts"),
+        target=P("width_seed_acts"),
+    output:
+        P("width_seed_corr"),
+    wildcard_constraints:
+        model=only(PLAN.width_seed_models()),
+        width=only(map(str, PLAN.trained_widths())),
+    params:
+        settings=as_params(PLAN.correlation),
+        device=job("cpu_eval").device,
+    log:
+        P.log("flow", "width_seed_corr/x{width}/{model}"),
+    benchmark:
+        P.benchmark("flow", "width_seed_corr/x{width}/{model}")
+    threads: job("cpu_eval").threads
+    resources:
+        **job("cpu_eval").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/correlate.py"
+
+
+rule widths:
+    input:
+        metrics=[f for files in PLAN.widths_inputs()["metrics"].values() for f in files.values()],
+        corr=[f for files in PLAN.widths_inputs()["corr"].values() for f in files.values()],
+        ceiling=[f for files in PLAN.widths_inputs()["ceiling"].values() for f in files.values()],
+    output:
+        csv=P("widths"),
+        saes=P("widths_saes"),
+        html=P("widths_html"),
+        png=report(P("widths_png"), caption="../report/widths.rst", category="5. Feature flow"),
+    params:
+        files=PLAN.widths_inputs(),
+        spec=PLAN.widths_spec(),
+    log:
+        P.log("flow", "widths"),
+    threads: job("light").threads
+    resources:
+        **job("light").resources,
+    conda:
+        ENV
+    script:
+        "../scripts/widths.py"

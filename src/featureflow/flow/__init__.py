@@ -34,4 +34,8 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "MergePathSpec": "merge_path",
     "merge_path_rows": "merge_path",
     "write_merge_path": "merge_path",
+    "WidthSpec": "widths",
+    "width_edge_rows": "widths",
+    "width_sae_rows": "widths",
+    "write_widths": "widths",
 })

@@ -29,6 +29,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "sae_eval_memory": "memory",
     "sae_train_memory": "memory",
     "OFF_TARGET_RULE": "targets",
+    "missed_targets": "targets",
     "off_target": "targets",
     "off_target_saes": "targets",
     "warn_off_target": "targets",

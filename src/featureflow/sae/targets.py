@@ -54,6 +54,18 @@ def off_target(metrics: Mapping[str, Any]) -> list[str]:
     return reasons
 
 
+def missed_targets(metrics: Mapping[str, Any]) -> list[str]:
+    """Which of the paper's SAE targets (Appendix B: L0 in 25-35, explained loss above 0.88) the SAE with
+    `metrics` misses, one phrase each; [] when it meets both. Missing one is not far off (`off_target`)."""
+    lo, hi = paper.SAE_L0
+    missed = []
+    if not lo <= metrics["l0"] <= hi:
+        missed.append(f"L0 {metrics['l0']:,.1f} outside {paper.SAE_TARGETS['l0']}")
+    if not metrics["explained_loss"] > paper.SAE_EXPLAINED_LOSS_ABOVE:
+        missed.append(f"explained loss {metrics['explained_loss']:.3f} not {paper.SAE_TARGETS['explained_loss']}")
+    return missed
+
+
 def off_target_saes(sae_metrics: Mapping[str, Mapping[str, Any] | None]) -> dict[str, list[str]]:
     """{model: reasons} of the SAEs far off target, in the order given (models without metrics are skipped)."""
     return {m: why for m, x in sae_metrics.items() if x and (why := off_target(x))}

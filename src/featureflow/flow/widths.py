@@ -1,0 +1,165 @@
+"""Dictionary-width sweep (experiments.widths): the persisting share along every edge against the SAE's width.
+
+Every model of the sweep has an SAE at each listed expansion factor, trained with the lineage's
+recipe (only the width changes; the lineage's own width is its own SAE), and each edge is
+correlated at each width exactly as the lineage's edges are. Per edge and width::
+
+    persisting_share         of the source SAE's features, the share with a partner in the target SAE
+                             correlating above the threshold (the counts' "source features persisting")
+    persisting_share_active  the same among the source's features active on the common sample
+    emerging_share           of the target SAE's features, the share active without such a partner
+    share_of_ceiling         persisting_share_active / the source model's seed ceiling at that width (the
+                             share of its active features found again by an SAE of another seed,
+                             controls.persisting_share), where controls.sae_seed covers the source
+    source_* / target_*      L0 and explained loss of the two SAEs, whether they meet the paper's targets
+                             (featureflow.sae.missed_targets) and why they are far off (off_target)
+
+and per model and width (widths_saes.csv) the SAE's metrics and its seed ceiling. A wider dictionary
+splits features, and a split need not fall the same way in two SAEs even of one model: the ceiling
+at each width measures that, so share_of_ceiling is the part of the curve the models account for. Classes come from the same comparison
+as classify's (classes.classify_edge on the best partners), at the lineage's threshold.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from featureflow.flow.classes import classify_edge
+from featureflow.flow.controls import persisting_share
+from featureflow.flow.correlate import load_matches
+
+log = logging.getLogger(__name__)
+SAE_COLUMNS = ("d_sae", "l0", "mse", "explained_variance", "explained_loss", "dead_fraction")
+
+
+@dataclass(frozen=True)
+class WidthSpec:
+    """The sweep: its expansion factors (the lineage's own, `own`, among them), the models and the edges
+    ({"source", "target", "kind"}, lineage order) it covers, and the threshold of persisting."""
+
+    widths: list[int]
+    own: int
+    models: list[str]
+    edges: list[dict[str, str]]
+    threshold: float
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> WidthSpec:
+        return cls(widths=[int(w) for w in d["widths"]], own=int(d["own"]), models=list(d["models"]),
+                   edges=[dict(e) for e in d["edges"]], threshold=float(d["threshold"]))
+
+
+def width_sae_rows(spec: WidthSpec, metrics_files: dict[str, dict[str, str]],
+                   ceiling_files: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
+    """One row per model and width: the SAE's held-out metrics, the paper's targets it misses, why it is far
+    off them, and its seed ceiling where it has one (`metrics_files`: width -> model -> metrics.json;
+    `ceiling_files`: width -> model -> correlations with its second SAE)."""
+    from featureflow.sae import missed_targets, off_target
+
+    rows = []
+    for w in spec.widths:
+        ceilings = (ceiling_files or {}).get(str(w), {})
+        for m in spec.models:
+            x = json.loads(Path(metrics_files[str(w)][m]).read_text())
+            ceiling = float(persisting_share(load_matches(ceilings[m])[0], spec.threshold)) if m in ceilings else float("nan")
+            rows.append({"model": m, "width": w, "own_width": w == spec.own, **{k: x.get(k) for k in SAE_COLUMNS},
+                         "seed_ceiling": round(ceiling, 4), "meets_targets": not missed_targets(x),
+                         "missed": "; ".join(missed_targets(x)), "far_off": "; ".join(off_target(x))})
+    return pd.DataFrame(rows)
+
+
+def width_edge_rows(spec: WidthSpec, corr_files: dict[str, dict[str, str]], saes: pd.DataFrame) -> pd.DataFrame:
+    """One row per edge and width: the classes of both SAEs' features at the threshold and the two SAEs'
+    quality (`corr_files`: width -> edge name -> correlations; `saes`: width_sae_rows)."""
+    from featureflow.lineage import edge_name
+
+    quality = saes.set_index(["model", "width"])
+    rows = []
+    for e in spec.edges:
+        name = edge_name(e["source"], e["target"])
+        for w in spec.widths:
+            matches, _ = load_matches(corr_files[str(w)][name])
+            classes = classify_edge(matches, e["source"], e["target"], e["kind"], spec.threshold)
+            src, tgt = (classes.loc[classes["side"] == side, "class"] for side in ("source", "target"))
+            active = (src != "inactive").sum()
+            row = {"edge": name, "kind": e["kind"], "source": e["source"], "target": e["target"], "width": w,
+                   "d_sae": len(src), "threshold": spec.threshold, "persisting": int((src == "persisting").sum()),
+                   "persisting_share": round(float((src == "persisting").mean()), 4),
+                   "persisting_share_active": round(float((src == "persisting").sum() / active), 4) if active else float("nan"),
+                   "emerging_share": round(float((tgt == "emerging").mean()), 4),
+                   "inactive_source": int((src == "inactive").sum()), "inactive_target": int((tgt == "inactive").sum())}
+            row["share_of_ceiling"] = round(row["persisting_share_active"] / quality.loc[(e["source"], w), "seed_ceiling"], 4)
+            for side in ("source", "target"):
+                q = quality.loc[(e[side], w)]
+                row |= {f"{side}_l0": round(float(q["l0"]), 2), f"{side}_explained_loss": round(float(q["explained_loss"]), 4)}
+            both = quality.loc[[(e["source"], w), (e["target"], w)]]
+            row |= {"meets_targets": bool(both["meets_targets"].all()),
+                    "far_off": "; ".join(f"{m}: {why}" for (m, _), why in both["far_off"].items() if why)}
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _marker(meets: bool, far_off: str) -> str:
+    return "x" if far_off else "circle" if meets else "circle-open"
+
+
+def width_figure(edges: pd.DataFrame, saes: pd.DataFrame, threshold: float) -> Any:
+    """Three panels against the width: the persisting share per edge (filled: both SAEs meet the paper's
+    targets, open: one misses them, x: one is far off) with the seed ceilings (dashed), and each model's
+    SAE L0 and explained loss with the paper's targets."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from featureflow import paper
+    from featureflow.plotting import COLOURS
+
+    fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
+        f"source features persisting (corr > {threshold:g})", "SAE L0 (paper: 25-35)", "SAE explained loss (paper: > 0.88)"))
+    for i, (name, df) in enumerate(edges.groupby("edge", sort=False)):
+        fig.add_trace(go.Scatter(x=df["width"], y=df["persisting_share"], name=name.replace("__", " → "), mode="lines+markers",
+                                 line={"color": COLOURS[i % len(COLOURS)]}, legendgroup="edges", legendgrouptitle_text="edges",
+                                 marker={"size": 10, "symbol": [_marker(m, f) for m, f in zip(df["meets_targets"], df["far_off"], strict=True)]},
+                                 customdata=df[["persisting", "d_sae", "far_off"]],
+                                 hovertemplate="x%{x}: %{y:.1%} (%{customdata[0]} of %{customdata[1]})<br>%{customdata[2]}"),
+                      row=1, col=1)
+    for model, df in saes[saes["seed_ceiling"].notna()].groupby("model", sort=False):
+        fig.add_trace(go.Scatter(x=df["width"], y=df["seed_ceiling"], name=f"{model}: seed ceiling", mode="lines+markers",
+                                 line={"color": "#000000", "dash": "dash"}, legendgroup="edges",
+                                 hovertemplate="x%{x}: %{y:.1%} of its active features found again by an SAE of another seed"),
+                      row=1, col=1)
+    for i, (model, df) in enumerate(saes.groupby("model", sort=False)):
+        style = {"line": {"color": COLOURS[(i + 3) % len(COLOURS)], "dash": "dot"}, "legendgroup": "saes",
+                 "legendgrouptitle_text": "SAEs", "mode": "lines+markers",
+                 "marker": {"size": 9, "symbol": [_marker(m, f) for m, f in zip(df["meets_targets"], df["far_off"], strict=True)]}}
+        fig.add_trace(go.Scatter(x=df["width"], y=df["l0"], name=model, **style), row=1, col=2)
+        fig.add_trace(go.Scatter(x=df["width"], y=df["explained_loss"], name=model, showlegend=False, **style), row=1, col=3)
+    fig.add_hrect(y0=paper.SAE_L0[0], y1=paper.SAE_L0[1], fillcolor="green", opacity=0.1, line_width=0, row=1, col=2)
+    fig.add_hline(y=paper.SAE_EXPLAINED_LOSS_ABOVE, line_dash="dash", line_color="green", row=1, col=3)
+    widths = sorted(saes["width"].unique())
+    fig.update_xaxes(type="log", tickvals=widths, ticktext=[f"x{w}" for w in widths], title_text="SAE width (x d_mlp)")
+    fig.update_yaxes(tickformat=".0%", rangemode="tozero", row=1, col=1)
+    fig.update_layout(template="plotly_white", title="Dictionary width: does the persisting share depend on the SAE's size?")
+    return fig
+
+
+def write_widths(spec: dict[str, Any], files: dict[str, dict[str, dict[str, str]]], out: dict[str, str]) -> pd.DataFrame:
+    """The `widths` rule: flow/widths.csv (edge x width, out["csv"]), flow/widths_saes.csv (model x width,
+    out["saes"]) and the figure (out["html"], out["png"]); `files` as Plan.widths_inputs."""
+    from featureflow.plotting import save_figure
+
+    s = WidthSpec.from_dict(spec)
+    saes = width_sae_rows(s, files["metrics"], files.get("ceiling"))
+    edges = width_edge_rows(s, files["corr"], saes)
+    saes.to_csv(out["saes"], index=False)
+    edges.to_csv(out["csv"], index=False)
+    save_figure(width_figure(edges, saes, s.threshold), out["html"], out["png"], width=1300, height=450)
+    log.info("persisting share by width\n%s", edges.pivot(index="edge", columns="width", values="persisting_share").to_string())
+    for _, r in saes[saes["far_off"] != ""].iterrows():
+        log.warning("SAE of %s at x%d is far off the paper's targets: %s", r["model"], r["width"], r["far_off"])
+    return edges
