@@ -149,3 +149,24 @@ def test_a_workflow_run_trains_only_the_new_width_and_agrees_with_classify_at_it
     assert saes.loc[saes["model"] == "babypython", "seed_ceiling"].notna().all() and own_saes["seed_ceiling"].isna().sum() == 3
     again = snakemake_local(wd, *args, "-n", "--", "results/flow/widths.csv")
     assert "Nothing to be done" in again.stdout + again.stderr, "a rerun is a no-op"
+
+
+def test_the_gpu_estimate_prices_every_job_the_experiments_add_to_the_paper_config():
+    """benchmarks/experiments_estimate.py: added jobs from two dry runs of config/paper.yaml, the SAE step's
+    cost scaled by width, and a total inside the hour the experiments may take on one GPU."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("experiments_estimate", REPO / "benchmarks/experiments_estimate.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.width_scale(16, 16, 0.5) == 1.0 and bench.width_scale(32, 16, 0.5) == 1.5 and bench.width_scale(8, 16, 0.5) == 0.75
+    result = bench.estimate("h200", [8, 32], ["linear"])
+    plan = load_plan({**yaml.safe_load((REPO / "config/paper.yaml").read_text()),
+                      "experiments": {"widths": [8, 32], "merge_methods": ["linear"]}}, SCHEMA, REPO)
+    rules = result["rules"]
+    assert rules["sae_width"]["jobs"] == 2 * len(plan.width_models()) == rules["width_acts"]["jobs"]
+    assert rules["width_corr"]["jobs"] == 2 * len(plan.width_edges())
+    assert rules["sae_width_seed"]["jobs"] == 2 * len(plan.width_seed_models())
+    assert rules["merge_sweep"]["jobs"] == 1 and rules["merge_path"]["jobs"] == 1
+    assert rules["sae_width"]["node"] == "gpu" and rules["width_corr"]["node"] == "cpu" and rules["widths"]["minutes"] == 0
+    assert 0 < result["total_minutes"] < 60 and result["within_target"]
