@@ -35,6 +35,9 @@ def test_the_sweep_adds_widths_of_the_configured_models_and_reuses_the_lineages_
     assert plan.widths_inputs()["metrics"]["2"]["lua"] == plan.paths("sae_metrics", model="lua")
     json.dumps(plan.widths_inputs()), json.dumps(plan.widths_spec())  # rule params: plain data
     assert load_plan(micro(widths=[2]), SCHEMA, REPO).trained_widths() == [], "only the own width: nothing to train"
+    tuned = load_plan(micro(widths=[1, {"factor": 8, "l1_coefficient": 0.02}]), SCHEMA, REPO)
+    assert tuned.widths() == [1, 2, 8] and tuned.sae_at_width(8).l1_coefficient == 0.02
+    assert tuned.sae_at_width(1).l1_coefficient == tuned.sae.l1_coefficient == tuned.widths_spec()["l1_coefficients"]["2"]
     assert not any("widths" in t for t in load_plan(micro(), SCHEMA, REPO).targets())
 
 
@@ -49,6 +52,9 @@ def test_seed_controls_merge_siblings_and_imported_saes_stay_out_of_the_sweep():
 
 @pytest.mark.parametrize(("change", "message"), [
     ({"experiments": {"widths": [4, 4]}}, "experiments.widths"),
+    ({"experiments": {"widths": [4, {"factor": 4, "l1_coefficient": 0.01}]}}, "x4 is listed twice"),
+    ({"experiments": {"widths": [{"factor": 2, "l1_coefficient": 0.01}]}}, "x2 is the lineage's own width"),
+    ({"experiments": {"widths": [{"factor": 8}]}}, "experiments.widths"),
     ({"experiments": {"widths": [0]}}, "experiments.widths"),
     ({"experiments": {"widths": [4]}, "threshold": "null-0.01", "controls": {"shuffle": {}}}, "needs a numeric threshold"),
     ({"experiments": {"widths": [4]}, "criterion": "decoder_cosine"}, "criterion 'decoder_cosine'"),

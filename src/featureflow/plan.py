@@ -159,7 +159,7 @@ class Plan:
 
     def widths(self) -> list[int]:
         """Expansion factors of the width sweep, the lineage's own among them, ascending; empty when off."""
-        listed = self.config["experiments"]["widths"]
+        listed = width_l1_coefficients(self.config)
         return sorted({*listed, self.sae.expansion_factor}) if listed else []
 
     def trained_widths(self) -> list[int]:
@@ -180,8 +180,9 @@ class Plan:
         return [e.name for e in self.lineage.edges if e.source in models and e.target in models]
 
     def sae_at_width(self, width: int) -> SAESettings:
-        """The lineage's SAE recipe with another expansion factor."""
-        return dataclasses.replace(self.sae, expansion_factor=int(width))
+        """The lineage's SAE recipe with another expansion factor (and the width's own L1 coefficient, if set)."""
+        l1 = width_l1_coefficients(self.config).get(int(width)) or self.sae.l1_coefficient
+        return dataclasses.replace(self.sae, expansion_factor=int(width), l1_coefficient=float(l1))
 
     def width_seed_models(self) -> list[str]:
         """Models of the sweep with a seed ceiling at every width: those of `controls.sae_seed`."""
@@ -211,7 +212,7 @@ class Plan:
         """The widths table's settings (flow.widths.WidthSpec's fields)."""
         edges = [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges if e.name in self.width_edges()]
         return {"widths": self.widths(), "own": self.sae.expansion_factor, "models": self.width_models(), "edges": edges,
-                "threshold": self.threshold}
+                "threshold": self.threshold, "l1_coefficients": {str(w): self.sae_at_width(w).l1_coefficient for w in self.widths()}}
 
     def control_edge_names(self) -> list[str]:
         return [e.name for e in self.lineage.control_edges]
@@ -587,6 +588,7 @@ def load_plan(config: dict[str, Any], schema_path: str | Path, workdir: str | Pa
             raise ConfigError(f"config key 'analysis.case_studies.{study}': '{name}' is not a hypothesis in analysis.hypotheses "
                               f"(known: {', '.join(hypotheses) or 'none'})")
     _check_controls(cfg, lineage)
+    _check_widths(cfg)
     _check_pretrained(cfg, lineage, workdir)
     files = {n: resolve_local_files(n, s["files"], workdir) for n, s in cfg["corpora"].items() if "files" in s}
     return Plan(cfg, lineage, files)
@@ -638,6 +640,23 @@ def _check_pretrained(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path
     for corpus in cfg["acts"].get("corpora") or []:
         if corpus not in cfg["corpora"]:
             raise ConfigError(f"config key 'acts.corpora': '{corpus}' is not a corpus (known: {', '.join(cfg['corpora'])})")
+
+
+def width_l1_coefficients(cfg: dict[str, Any]) -> dict[int, float | None]:
+    """`experiments.widths` as {factor: its own L1 coefficient, or None for the lineage's}."""
+    return {(w["factor"] if isinstance(w, dict) else w): (w["l1_coefficient"] if isinstance(w, dict) else None)
+            for w in cfg["experiments"]["widths"]}
+
+
+def _check_widths(cfg: dict[str, Any]) -> None:
+    factors = [w["factor"] if isinstance(w, dict) else w for w in cfg["experiments"]["widths"]]
+    for f in factors:
+        if factors.count(f) > 1:
+            raise ConfigError(f"config key 'experiments.widths': x{f} is listed twice")
+    own, l1 = cfg["sae"]["expansion_factor"], width_l1_coefficients(cfg).get(cfg["sae"]["expansion_factor"])
+    if l1 is not None and l1 != cfg["sae"]["l1_coefficient"]:
+        raise ConfigError(f"config key 'experiments.widths': x{own} is the lineage's own width, whose SAEs are reused; its "
+                          f"L1 coefficient is sae.l1_coefficient ({cfg['sae']['l1_coefficient']}), not {l1}")
 
 
 def merge_variants(cfg: dict[str, Any]) -> dict[str, tuple[str, str]]:

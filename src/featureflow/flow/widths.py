@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,11 +48,13 @@ class WidthSpec:
     models: list[str]
     edges: list[dict[str, str]]
     threshold: float
+    l1_coefficients: dict[int, float] = field(default_factory=dict)  # width -> the L1 coefficient its SAEs trained with
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> WidthSpec:
         return cls(widths=[int(w) for w in d["widths"]], own=int(d["own"]), models=list(d["models"]),
-                   edges=[dict(e) for e in d["edges"]], threshold=float(d["threshold"]))
+                   edges=[dict(e) for e in d["edges"]], threshold=float(d["threshold"]),
+                   l1_coefficients={int(w): float(v) for w, v in (d.get("l1_coefficients") or {}).items()})
 
 
 def width_sae_rows(spec: WidthSpec, metrics_files: dict[str, dict[str, str]],
@@ -68,7 +70,8 @@ def width_sae_rows(spec: WidthSpec, metrics_files: dict[str, dict[str, str]],
         for m in spec.models:
             x = json.loads(Path(metrics_files[str(w)][m]).read_text())
             ceiling = float(persisting_share(load_matches(ceilings[m])[0], spec.threshold)) if m in ceilings else float("nan")
-            rows.append({"model": m, "width": w, "own_width": w == spec.own, **{k: x.get(k) for k in SAE_COLUMNS},
+            rows.append({"model": m, "width": w, "own_width": w == spec.own, "l1_coefficient": spec.l1_coefficients.get(w),
+                         **{k: x.get(k) for k in SAE_COLUMNS},
                          "seed_ceiling": round(ceiling, 4), "meets_targets": not missed_targets(x),
                          "missed": "; ".join(missed_targets(x)), "far_off": "; ".join(off_target(x))})
     return pd.DataFrame(rows)
