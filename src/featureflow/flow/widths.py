@@ -123,7 +123,8 @@ def width_figure(edges: pd.DataFrame, saes: pd.DataFrame, threshold: float) -> A
     from featureflow.plotting import COLOURS
 
     fig = make_subplots(rows=1, cols=3, horizontal_spacing=0.08, subplot_titles=(
-        f"source features persisting (corr > {threshold:g})", "SAE L0 (paper: 25-35)", "SAE explained loss (paper: > 0.88)"))
+        f"source features persisting (corr > {threshold:g})", f"SAE L0 (paper: {paper.SAE_TARGETS['l0']})",
+        f"SAE explained loss (paper: {paper.SAE_TARGETS['explained_loss']})"))
     for i, (name, df) in enumerate(edges.groupby("edge", sort=False)):
         fig.add_trace(go.Scatter(x=df["width"], y=df["persisting_share"], name=name.replace("__", " → "), mode="lines+markers",
                                  line={"color": COLOURS[i % len(COLOURS)]}, legendgroup="edges", legendgrouptitle_text="edges",
