@@ -65,9 +65,10 @@ def estimate(device: str, widths: list[int], methods: list[str]) -> dict[str, An
     stage = {s["stage"]: s for s in measured["stages"]}
     step_share = loop["loop_tok_s"] / loop["step_alone_tok_s"]  # share of the loop's time spent in the SAE step
     experiments = {"merge_methods": methods, "merge_path": True, "widths": widths}
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump({"experiments": experiments}, f)
-    base, added = job_counts([REPO / "config/paper.yaml"]), job_counts([REPO / "config/paper.yaml", Path(f.name)])
+    with tempfile.TemporaryDirectory() as tmp:
+        overlay = Path(tmp) / "experiments.yaml"
+        overlay.write_text(yaml.safe_dump({"experiments": experiments}))
+        base, added = job_counts([REPO / "config/paper.yaml"]), job_counts([REPO / "config/paper.yaml", overlay])
     extra = {rule: n - base.get(rule, 0) for rule, n in added.items() if n > base.get(rule, 0) and rule != "all"}
 
     cfg = yaml.safe_load((REPO / "config/paper.yaml").read_text())
@@ -86,7 +87,7 @@ def estimate(device: str, widths: list[int], methods: list[str]) -> dict[str, An
         "merge_path": 2 * t_points * int(plan.config["experiments"]["merge_path_tokens"]) / stage["feature activations"]["rate"],
     }
     cpu_seconds = {"correlate": cpu_edge, "width_corr": cpu_edge, "width_seed_corr": cpu_edge, "null": cpu_edge * plan.null_permutations}
-    job_class = {r: c for c in plan.config["resources"] for r in _rules_of(c)}
+    job_class = rules_by_job_class()
     startup = stage["job start-up"]["rate"]
     rows = {}
     for rule, n in sorted(extra.items()):
@@ -106,11 +107,11 @@ def estimate(device: str, widths: list[int], methods: list[str]) -> dict[str, An
                     "SLURM queueing not included; light jobs run on CPU nodes"}
 
 
-def _rules_of(job_class: str) -> list[str]:
-    """The rules of a job class, from the schema's description of it ("...: rule, rule, rule.")."""
-    schema = yaml.safe_load(SCHEMA.read_text())
-    text = schema["properties"]["resources"]["properties"][job_class]["description"]
-    return [r.strip(" .") for r in re.sub(r"\([^)]*\)", "", text.split(":", 1)[1]).split(",")]
+def rules_by_job_class() -> dict[str, str]:
+    """Rule -> its job class, from the schema's description of each class ("...: rule, rule, rule.")."""
+    classes = yaml.safe_load(SCHEMA.read_text())["properties"]["resources"]["properties"]
+    return {r.strip(" ."): name for name, node in classes.items()
+            for r in re.sub(r"\([^)]*\)", "", node["description"].split(":", 1)[1]).split(",")}
 
 
 def main() -> None:

@@ -210,7 +210,8 @@ class Plan:
 
     def widths_spec(self) -> dict[str, Any]:
         """The widths table's settings (flow.widths.WidthSpec's fields)."""
-        edges = [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges if e.name in self.width_edges()]
+        names = set(self.width_edges())
+        edges = [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges if e.name in names]
         return {"widths": self.widths(), "own": self.sae.expansion_factor, "models": self.width_models(), "edges": edges,
                 "threshold": self.threshold, "l1_coefficients": {str(w): self.sae_at_width(w).l1_coefficient for w in self.widths()}}
 
@@ -642,14 +643,18 @@ def _check_pretrained(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path
             raise ConfigError(f"config key 'acts.corpora': '{corpus}' is not a corpus (known: {', '.join(cfg['corpora'])})")
 
 
+def _width_entries(cfg: dict[str, Any]) -> list[tuple[int, float | None]]:
+    """`experiments.widths` as (factor, its own L1 coefficient or None for the lineage's), in config order."""
+    return [(w["factor"], w["l1_coefficient"]) if isinstance(w, dict) else (w, None) for w in cfg["experiments"]["widths"]]
+
+
 def width_l1_coefficients(cfg: dict[str, Any]) -> dict[int, float | None]:
     """`experiments.widths` as {factor: its own L1 coefficient, or None for the lineage's}."""
-    return {(w["factor"] if isinstance(w, dict) else w): (w["l1_coefficient"] if isinstance(w, dict) else None)
-            for w in cfg["experiments"]["widths"]}
+    return dict(_width_entries(cfg))
 
 
 def _check_widths(cfg: dict[str, Any]) -> None:
-    factors = [w["factor"] if isinstance(w, dict) else w for w in cfg["experiments"]["widths"]]
+    factors = [f for f, _ in _width_entries(cfg)]
     for f in factors:
         if factors.count(f) > 1:
             raise ConfigError(f"config key 'experiments.widths': x{f} is listed twice")

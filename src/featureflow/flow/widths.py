@@ -70,10 +70,10 @@ def width_sae_rows(spec: WidthSpec, metrics_files: dict[str, dict[str, str]],
         for m in spec.models:
             x = json.loads(Path(metrics_files[str(w)][m]).read_text())
             ceiling = float(persisting_share(load_matches(ceilings[m])[0], spec.threshold)) if m in ceilings else float("nan")
+            missed = missed_targets(x)
             rows.append({"model": m, "width": w, "own_width": w == spec.own, "l1_coefficient": spec.l1_coefficients.get(w),
-                         **{k: x.get(k) for k in SAE_COLUMNS},
-                         "seed_ceiling": round(ceiling, 4), "meets_targets": not missed_targets(x),
-                         "missed": "; ".join(missed_targets(x)), "far_off": "; ".join(off_target(x))})
+                         **{k: x.get(k) for k in SAE_COLUMNS}, "seed_ceiling": round(ceiling, 4), "meets_targets": not missed,
+                         "missed": "; ".join(missed), "far_off": "; ".join(off_target(x))})
     return pd.DataFrame(rows)
 
 
