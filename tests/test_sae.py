@@ -159,8 +159,10 @@ def test_hook_stops_early_and_equals_down_proj_input(tiny_lm):
 
 
 def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path):
-    recipe = {"expansion_factor": 4, "tokens": 24 * 16 * 400, "batch_blocks": 16, "lr": 3e-3, "l1_coefficient": 5e-3,
-              "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 50, "checkpoint_every": 50, "log_every": 50}
+    # 200 steps, a checkpoint every 25 and a buffer refill every 50: killed after the first checkpoint,
+    # the resumed run refills its buffer mid-way through the data as the uninterrupted one does
+    recipe = {"expansion_factor": 4, "tokens": 24 * 16 * 200, "batch_blocks": 16, "lr": 3e-3, "l1_coefficient": 5e-3,
+              "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 50, "checkpoint_every": 25, "log_every": 25}
     kw = dict(name="m", model_dir=str(tiny_lm / "lm"), token_files=[str(tiny_lm / "train.npy")], out_dir=str(tmp_path / "killed"),
               train_log=str(tmp_path / "killed_log.csv"), ckpt_dir=str(tmp_path / "ckpt"), settings=recipe, seed=0)
     code = (f"import json, sys; sys.path.insert(0, {str(REPO / 'src')!r}); sys.path.insert(0, {str(REPO / 'tests')!r}); "

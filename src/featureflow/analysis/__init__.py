@@ -12,6 +12,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "token_texts": "features",
     "top_blocks": "features",
     "block_activations": "features",
+    "windows_activations": "features",
     "write_feature_stats": "features",
     "build_browser": "browser",
     "write_threshold": "browser",

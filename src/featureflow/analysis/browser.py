@@ -49,8 +49,13 @@ def _js(name: str, key: str | None, value: Any) -> str:
 
 
 def _r(x: float, digits: int = 4) -> float | None:
+    """x to `digits` significant digits (the double nearest its %g text), NaN and infinities as None.
+    Called millions of times for a paper-size SAE, hence the plain format() call."""
     x = float(x)
-    return None if math.isnan(x) or math.isinf(x) else float(f"{x:.{digits}g}")
+    return float(format(x, _SIG[digits])) if math.isfinite(x) else None
+
+
+_SIG = {d: f".{d}g" for d in range(1, 10)}
 
 
 def _exact(x: float) -> float | None:
@@ -140,18 +145,23 @@ def _partners(edges: list[dict[str, Any]], f: int, full: bool) -> list[Any]:
     return out
 
 
+def _rounded(values: np.ndarray, digits: int) -> list[float | None]:
+    """`_r` of every value; zeros, most of a sparse feature's activations, are kept without formatting."""
+    return [x if x == 0.0 else _r(x, digits) for x in np.asarray(values, dtype=np.float64).tolist()]
+
+
 def _contexts(f: int, stats: dict[str, np.ndarray], csc: Any, sample: dict[str, np.ndarray], n: int, window: int) -> list[dict]:
     """The feature's top `n` sample blocks, each as the `window` tokens on either side of its peak."""
-    from featureflow.analysis.features import block_activations, top_blocks
+    from featureflow.analysis.features import top_blocks, windows_activations
 
     ctx = sample["blocks"].shape[1]
+    blocks = top_blocks(stats, f, ctx, n)
     out = []
-    for block in top_blocks(stats, f, ctx, n):
-        acts = block_activations(csc, f, block * ctx, (block + 1) * ctx)
+    for block, acts in zip(blocks, windows_activations(csc, f, [b * ctx for b in blocks], ctx), strict=True):
         pos = int(np.argmax(acts))  # the block's top position (the first of equal ones, as in top_rows)
         lo, hi = max(0, pos - window), min(ctx, pos + window + 1)
         out.append({"block": block, "corpus": str(sample["corpora"][sample["corpus"][block]]),
-                    "tokens": sample["blocks"][block, lo:hi].tolist(), "acts": [_r(v, 3) for v in acts[lo:hi]]})
+                    "tokens": sample["blocks"][block, lo:hi].tolist(), "acts": _rounded(acts[lo:hi], 3)})
     return out
 
 

@@ -233,11 +233,20 @@ def top_blocks(stats: dict[str, np.ndarray], feature: int, context: int, n: int 
 
 def block_activations(csc: sp.csc_matrix, feature: int, start: int, stop: int) -> np.ndarray:
     """The feature's activations on positions start..stop-1, from CSC activations with sorted indices."""
+    return windows_activations(csc, feature, [start], stop - start)[0]
+
+
+def windows_activations(csc: sp.csc_matrix, feature: int, starts: list[int], length: int) -> np.ndarray:
+    """The feature's activations on positions start..start+length-1 for each start: [len(starts), length]
+    float32, from CSC activations with sorted indices (the column sliced once, one search for all)."""
     rows = csc.indices[csc.indptr[feature]:csc.indptr[feature + 1]]
     vals = csc.data[csc.indptr[feature]:csc.indptr[feature + 1]]
-    out = np.zeros(stop - start, dtype=np.float32)
-    a, b = np.searchsorted(rows, [start, stop])
-    out[rows[a:b] - start] = vals[a:b]
+    starts = np.asarray(starts, dtype=np.int64)
+    bounds = np.searchsorted(rows, np.concatenate([starts, starts + length]))
+    out = np.zeros((len(starts), length), dtype=np.float32)
+    for i, start in enumerate(starts):
+        a, b = bounds[i], bounds[i + len(starts)]
+        out[i, rows[a:b] - start] = vals[a:b]
     return out
 
 

@@ -13,8 +13,8 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "ParentModel": "train",
     "TrainFiles": "train",
     "train_model": "train",
-    "EvalShape": "evaluate",
-    "eval_table": "evaluate",
+    "EvalShape": "tables",
+    "eval_table": "tables",
     "evaluate_model": "evaluate",
     "next_token_metrics": "evaluate",
 })

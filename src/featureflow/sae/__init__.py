@@ -23,7 +23,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "density_histogram": "evaluate",
     "evaluate_sae": "evaluate",
     "held_out_blocks": "evaluate",
-    "metrics_table": "evaluate",
+    "metrics_table": "tables",
     "write_metrics": "evaluate",
     "LMShape": "hooks",
     "sae_eval_memory": "memory",
