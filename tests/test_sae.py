@@ -159,10 +159,10 @@ def test_hook_stops_early_and_equals_down_proj_input(tiny_lm):
 
 
 def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path):
-    # 200 steps, a checkpoint every 25 and a buffer refill every 50: killed after the first checkpoint,
-    # the resumed run refills its buffer mid-way through the data as the uninterrupted one does
+    # 200 steps, a checkpoint every 25, a log row every 10 and a buffer refill every 50: killed after the
+    # first checkpoint, the resumed run starts mid-way through a log window and a buffer, as a real one would
     recipe = {"expansion_factor": 4, "tokens": 24 * 16 * 200, "batch_blocks": 16, "lr": 3e-3, "l1_coefficient": 5e-3,
-              "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 50, "checkpoint_every": 25, "log_every": 25}
+              "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 50, "checkpoint_every": 25, "log_every": 10}
     kw = dict(name="m", model_dir=str(tiny_lm / "lm"), token_files=[str(tiny_lm / "train.npy")], out_dir=str(tmp_path / "killed"),
               train_log=str(tmp_path / "killed_log.csv"), ckpt_dir=str(tmp_path / "ckpt"), settings=recipe, seed=0)
     code = (f"import json, sys; sys.path.insert(0, {str(REPO / 'src')!r}); sys.path.insert(0, {str(REPO / 'tests')!r}); "
@@ -182,6 +182,9 @@ def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path):
               "ckpt_dir": str(tmp_path / "ckpt2")})
     a, b = load_sae_weights(tmp_path / "killed"), load_sae_weights(tmp_path / "straight")
     assert all(torch.equal(a[k], b[k]) for k in a)
+    logged = [(tmp_path / f).read_text().splitlines() for f in ("killed_log.csv", "straight_log.csv")]
+    assert len(logged[0]) == 21 and logged[0] == logged[1], \
+        "the resumed run logs the rows of the uninterrupted one (the window open at the checkpoint carried over)"
 
 
 def test_compile_switch_logs_itself_and_trains_the_same_sae(tiny_lm, tmp_path):

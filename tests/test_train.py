@@ -144,9 +144,10 @@ def test_training_run_resumes_its_own_checkpoints_only_and_tidies_up(tmp_path):
 
 def test_killed_run_resumes_past_a_corrupt_checkpoint_to_identical_weights(data, tmp_path):
     arch = {"d_model": 64, "d_mlp": 256, "n_heads": 4, "n_layers": 1, "block_size": 64}
-    # 150 steps, a checkpoint every 20 (a multiple of log_every): killed once two are written, 110 steps to go
+    # 150 steps, a checkpoint every 25 (log rows every 10, so the resumed run starts mid-way through a
+    # log window and must log the same mean loss as the straight run): killed once two are written
     schedule = {"tokens": 64 * 16 * 150, "batch_size": 16, "lr": 2e-3, "warmup_steps": 20}
-    killed = run_kwargs(data, tmp_path / "killed", arch=arch, settings=schedule, checkpoint_every=20)
+    killed = run_kwargs(data, tmp_path / "killed", arch=arch, settings=schedule, checkpoint_every=25)
     code = (f"import json, logging, sys; logging.basicConfig(level=logging.INFO); sys.path.insert(0, {str(REPO / 'src')!r}); "
             f"sys.path.insert(0, {str(REPO / 'tests')!r}); from helpers import call_train; call_train(json.loads(sys.argv[1]))")
     proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(killed)], stderr=subprocess.PIPE, text=True)
@@ -166,7 +167,7 @@ def test_killed_run_resumes_past_a_corrupt_checkpoint_to_identical_weights(data,
     meta = json.loads((tmp_path / "killed/train_meta.json").read_text())
     assert 0 < meta["resumed_from_step"] < meta["steps"]
 
-    call_train(run_kwargs(data, tmp_path / "straight", arch=arch, settings=schedule, checkpoint_every=20))
+    call_train(run_kwargs(data, tmp_path / "straight", arch=arch, settings=schedule, checkpoint_every=25))
     wk, ws = weights(tmp_path / "killed"), weights(tmp_path / "straight")
     assert all(torch.equal(wk[k], ws[k]) for k in ws)
     log_k = (tmp_path / "killed/train_log.csv").read_text().splitlines()

@@ -251,13 +251,12 @@ def correlate_edge(acts_a: str | Path, acts_b: str | Path, out_npz: str | Path, 
 def match_features(a: sp.spmatrix, b: sp.spmatrix, top_k: int, engine: str, resources: Resources) -> tuple[Matches, str]:
     """Top-k partners both ways on the job's device: cuSPARSE on a GPU, else the numba kernel or the
     dense GEMMs (`engine`); returns the matches and the backend that ran."""
-    from featureflow.runtime import pick_device
+    from featureflow.runtime import pick_device, runs_on_cuda
 
-    device = pick_device(resources.device)
-    if device.type == "cuda":
+    if runs_on_cuda(resources.device):
         from featureflow.flow.correlate_torch import top_k_matches_torch
 
-        return top_k_matches_torch(a, b, top_k, device), "torch-cuda"
+        return top_k_matches_torch(a, b, top_k, pick_device(resources.device)), "torch-cuda"
     from featureflow.flow.correlate_dense import top_k_matches_auto
 
     matches, chosen = top_k_matches_auto(a, b, top_k, resources.threads, engine=engine)

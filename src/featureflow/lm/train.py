@@ -135,6 +135,8 @@ def train_model(name: str, files: TrainFiles, settings: TrainJob, seed: int, res
     # the loss is summed on the device and read at log steps only: .item() every step would make
     # the CPU wait for the GPU before it can prepare the next batch
     loss_sum, loss_n = torch.zeros((), dtype=torch.float64, device=dev), 0
+    if state is not None and "log_window" in state:  # the steps since the last log row, so a resumed run logs the same rows
+        loss_sum, loss_n = state["log_window"][0].to(dev), int(state["log_window"][1])
     log.info("%s: %d steps of %d x %d tokens on %s (start at %d; torch.compile %s)", name, steps, s.batch_size, block, dev,
              start, "on, fused AdamW" if compiled else "off")
     run.open_log(train_log, LOG_FIELDS, resources.tensorboard)
@@ -160,7 +162,8 @@ def train_model(name: str, files: TrainFiles, settings: TrainJob, seed: int, res
             loss_sum, loss_n = torch.zeros_like(loss_sum), 0
         if run.checkpoint_due(done):
             run.save_checkpoint(done, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                       "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state()})
+                                       "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),
+                                       "log_window": (loss_sum.cpu(), loss_n)})
 
     model.to("cpu")
     save_model(model, tokenizer_dir, files.out_dir)

@@ -147,6 +147,8 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
     # Running sums stay on the device (float64, as Python floats were) and are read at log steps
     # only: a .item() per step would wait for the GPU every step.
     sums = _zero_sums(dev)
+    if state is not None and "log_window" in state:  # the steps since the last log row, so a resumed run logs the same rows
+        sums = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in state["log_window"].items()}
     run.open_log(files.train_log, LOG_FIELDS, resources.tensorboard)
     for step in run.steps():
         position = step * batch_tokens
@@ -186,7 +188,8 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
             run.bar.set_postfix(mse=f"{row['mse']:.4f}", l0=f"{row['l0']:.1f}", dead=row["dead_fraction"])
             sums = _zero_sums(dev)
         if run.checkpoint_due(done):
-            run.save_checkpoint(done, {"sae": sae.state_dict(), "optimizer": opt.state_dict(), "since_fired": since_fired.cpu()})
+            run.save_checkpoint(done, {"sae": sae.state_dict(), "optimizer": opt.state_dict(), "since_fired": since_fired.cpu(),
+                                       "log_window": {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in sums.items()}})
 
     sae.to("cpu")
     cfg = saelens_cfg(sae, name, hook_name, s.context_size, ",".join(str(f) for f in token_files))
