@@ -45,8 +45,11 @@ dry-run: $(STAMP)
 
 # Two pytest-xdist workers: the micro-workflow and SLURM tests in one, the paper-shaped run and the
 # rest beside them (tests/conftest.py groups them); the ten slowest tests are listed at the end.
+# Two workers each running 2-thread torch on 2 cores: OpenMP threads that spin while they wait take
+# the cores from the other worker; passive waiting made two such processes side by side 2-3x faster
+# (benchmarks/omp_wait.py). A run of the demo alone keeps the default (15% faster on its own).
 test: lint
-	$(VENV)/bin/pytest -q -n 2 --durations=10
+	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/pytest -q -n 2 --durations=10
 
 # ruff (rules in pyproject.toml) and Snakemake's own linter
 lint: $(STAMP)

@@ -160,7 +160,7 @@ def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, slurm_run, 
     run above but for the Python tokens and the base model's mixture, so that data rules of both
     their job classes run through sbatch too."""
     cfg = yaml.safe_load(MICRO.read_text())
-    cfg["lm"]["scratch"]["tokens"] = 120_000  # long enough to be killed early (460 steps, ~12 s on 2 cores)
+    cfg["lm"]["scratch"]["tokens"] = 60_000  # long enough to be killed early (234 steps, ~6 s on 2 cores; a checkpoint every 25)
     cfg["lm"]["checkpoint_every"] = 25
     config = dump_yaml(cfg, tmp_path / "long.yaml")
     target = "results/lm/babypython/model.safetensors"
