@@ -1,5 +1,10 @@
 """Exact all-pairs Pearson correlation from sparse activations, against numpy.corrcoef."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -8,6 +13,7 @@ from featureflow.flow.arrays import save_acts
 from featureflow.flow.correlate import correlate_edge, load_matches, token_type_means, top_k_matches
 from featureflow.flow.correlate_dense import choose_engine, estimate_seconds, top_k_matches_auto, top_k_matches_dense
 from featureflow.settings import CorrelationSettings, Resources
+from helpers import REPO
 
 
 def sparse_acts(rng, n, d, density=0.05):
@@ -219,3 +225,18 @@ def test_correlate_edge_with_a_forced_engine_gives_the_same_file(tmp_path, data)
     (sparse, meta_s), (dense, meta_d) = load_matches(tmp_path / "sparse.npz"), load_matches(tmp_path / "dense.npz")
     assert meta_s["backend"] == "numba-cpu" and meta_d["backend"] == "blas-cpu"
     assert_same_matches(dense, sparse, atol=1e-6)
+
+
+def test_cpu_correlation_and_its_null_start_without_torch():
+    """On a machine without a GPU device node, "auto" is the CPU and the correlate / null stages never
+    import torch (2 s of every such job); the answer agrees with torch's own."""
+    code = ("import sys; from featureflow.runtime import runs_on_cuda; from featureflow.flow import correlate_edge, null_edge;"
+            "import featureflow.flow.correlate_dense; print(runs_on_cuda('auto'), runs_on_cuda('cuda'), runs_on_cuda('cpu'),"
+            "'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")}).stdout.split()
+    import torch
+
+    gpu_node = any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists() or Path("/dev/dxg").exists()
+    assert out[:3] == [str(torch.cuda.is_available()), "True", "False"]
+    assert out[3] == str(gpu_node), "torch is imported only where a GPU could answer"

@@ -32,11 +32,11 @@ def pick_device(choice: str) -> torch.device:
 
 def runs_on_cuda(choice: str) -> bool:
     """Whether a job on device `choice` ("auto", "cuda", "cpu") runs on CUDA. "auto" asks torch only on a
-    machine with a GPU device node (NVIDIA's, or AMD's for ROCm builds): without one no CUDA device
-    can exist, and a CPU-only job need not import torch at all."""
+    machine with a GPU device node (NVIDIA's /dev/nvidiaN, AMD's /dev/kfd for ROCm builds, WSL2's
+    /dev/dxg): without one no CUDA device can exist, and a CPU-only job need not import torch at all."""
     if choice != "auto":
         return choice == "cuda"
-    if not (any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists()):
+    if not (any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists() or Path("/dev/dxg").exists()):
         return False
     import torch
 
