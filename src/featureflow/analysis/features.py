@@ -167,10 +167,10 @@ def logit_effects(model_dir: str | Path, sae_dir: str | Path, hook_name: str, k:
     with their values: [d_sae, k] each."""
     import torch
 
-    from featureflow.lm import load_model
+    from featureflow.lm import load_for_inference
     from featureflow.sae import final_norm, load_sae_weights, output_map
 
-    lm = load_model(model_dir)
+    lm = load_for_inference(model_dir)
     with torch.no_grad():
         dirs = load_sae_weights(sae_dir)["W_dec"].float() @ output_map(lm, hook_name).float().T  # [d_sae, d_model]
         norm = final_norm(lm)

@@ -46,10 +46,10 @@ def draw_common_sample(token_files: dict[str, str | Path], n_tokens: int, contex
 def feature_activations(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str,
                         device: torch.device | str, batch_tokens: int) -> sp.csr_matrix:
     """SAE features of every token position of `blocks` [n_blocks, context]: CSR [n_blocks*context, d_sae]."""
-    from featureflow.lm import load_model
+    from featureflow.lm import load_for_inference
 
     device = torch.device(device)
-    model = load_model(model_dir).to(device).eval()
+    model = load_for_inference(model_dir).to(device)
     check_hook(model, hook_name, Path(model_dir).name)
     weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
     per_batch = max(1, batch_tokens // blocks.shape[1])

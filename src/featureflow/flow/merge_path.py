@@ -104,13 +104,13 @@ def sweep_ts(sweep_csv: str | Path) -> list[float]:
 @torch.no_grad()
 def merge_path_rows(spec: MergePathSpec, files: MergePathFiles, batch_tokens: int, resources: Resources) -> pd.DataFrame:
     """One row per (t, parent): how the parent's dictionary reads the model merged at t (module docstring)."""
-    from featureflow.lm import load_model
+    from featureflow.lm import load_for_inference
     from featureflow.merge import load_weights, merge_weights
     from featureflow.sae import check_hook, decode_raw, encode_raw, hook_activations, load_sae_weights
 
     torch.set_num_threads(resources.threads)
     device = pick_device(resources.device)
-    model = load_model(files.model_dirs["first"]).to(device).eval()
+    model = load_for_inference(files.model_dirs["first"]).to(device)
     check_hook(model, spec.hook_name, spec.first)
     weights = {role: load_weights(files.model_dirs[role]) for role in files.model_dirs}
     saes = {p: {k: v.to(device) for k, v in load_sae_weights(files.sae_dirs[p]).items()} for p in PARENTS}

@@ -9,6 +9,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "save_model": "model",
     "shape_of": "model",
     "tokenizer_digest": "model",
+    "load_for_inference": "native",
     "fetch_model": "pretrained",
     "ParentModel": "train",
     "TrainFiles": "train",

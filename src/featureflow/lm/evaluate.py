@@ -40,10 +40,10 @@ def next_token_metrics(model: torch.nn.Module, blocks: np.ndarray, batch_size: i
 def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out_json: str | Path,
                    max_tokens: int | None, batch_size: int, resources: Resources) -> dict[str, Any]:
     """Evaluate the model in `model_dir` on each corpus' validation tokens (`max_tokens` each) and write eval.json."""
-    from featureflow.lm.model import load_model  # transformers: slow to import, eval_table does not need it
+    from featureflow.lm.native import load_for_inference
 
     torch.set_num_threads(resources.threads)
-    model = load_model(model_dir).to(pick_device(resources.device))
+    model = load_for_inference(model_dir).to(pick_device(resources.device))
     block = model.config.max_position_embeddings
     results = {}
     for corpus, path in validation.items():

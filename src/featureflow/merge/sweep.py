@@ -88,14 +88,17 @@ class MergeSpec:
         return self.first, self.second
 
 
-def _setup(spec: MergeSpec, eval_tokens: int | None, resources: Resources) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
-    """The first input's model on the job's device, and each input's validation blocks."""
+def _setup(spec: MergeSpec, eval_tokens: int | None, resources: Resources,
+           saves: bool = False) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
+    """The first input's model on the job's device, and each input's validation blocks.
+
+    `saves`: the job writes the model, so it needs transformers' class (``save_pretrained``)."""
+    from featureflow import lm  # its names load lazily: load_model imports transformers' model classes
     from featureflow.data import blocks_from_files
-    from featureflow.lm import load_model
 
     torch.set_num_threads(resources.threads)
     check_mergeable({n: spec.dirs[n] for n in (spec.first, spec.second, spec.base) if n})
-    model = load_model(spec.dirs[spec.first]).to(pick_device(resources.device))
+    model = (lm.load_model if saves else lm.load_for_inference)(spec.dirs[spec.first]).to(pick_device(resources.device))
     block = model.config.max_position_embeddings
     return model, {n: blocks_from_files(spec.own_validation[n], block, eval_tokens) for n in spec.inputs}
 
@@ -167,7 +170,7 @@ def build_merged(name: str, spec: MergeSpec, files: MergedFiles, settings: Merge
     from featureflow.lm import next_token_metrics, save_model
 
     first, second, base, method, dirs = spec.first, spec.second, spec.base, spec.method, spec.dirs
-    model, blocks = _setup(spec, settings.eval_tokens, resources)
+    model, blocks = _setup(spec, settings.eval_tokens, resources, saves=True)
     sweep = json.loads(Path(files.sweep_json).read_text())
     t = float(sweep["equilibrium_t"]) if spec.t == "auto" else float(spec.t)
     weights = merge_weights(method, load_weights(dirs[first]), load_weights(dirs[second]), t,

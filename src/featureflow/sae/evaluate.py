@@ -45,11 +45,11 @@ def _ce(model: torch.nn.Module, ids: torch.Tensor) -> float:
 def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str, resources: Resources,
                  batch_size: int = 32) -> dict[str, Any]:
     """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data (fp32 on any device)."""
-    from featureflow.lm import load_model
+    from featureflow.lm import load_for_inference
 
     torch.set_num_threads(resources.threads)
     device = pick_device(resources.device)
-    model = load_model(model_dir).to(device).eval()
+    model = load_for_inference(model_dir).to(device)
     check_hook(model, hook_name, Path(model_dir).name)
     weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
     memory = sae_eval_memory(weights["W_enc"].shape[1], lm_shape(model.config), blocks.shape[1], batch_size, device.type)

@@ -101,13 +101,13 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
     Saves it in SAELens layout to `files.out_dir`, the per-step log to `files.train_log` (as training
     goes); resumes from `files.ckpt_dir`.
     """
-    from featureflow.lm import load_model
+    from featureflow.lm import load_for_inference
 
     torch.set_num_threads(resources.threads)
     s, hook_name = settings, settings.hook
     model_dir, token_files, ckpt_dir = files.model_dir, files.token_files, files.ckpt_dir
     dev = pick_device(resources.device)
-    lm = load_model(model_dir).to(dev).eval()
+    lm = load_for_inference(model_dir).to(dev)
     check_hook(lm, hook_name, name)
     source = BlockSource(token_files, s.context_size, seed, name)
     batch_tokens = s.batch_blocks * s.context_size

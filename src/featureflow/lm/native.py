@@ -1,0 +1,194 @@
+"""A Mistral forward pass in plain torch, for the jobs that only read a trained model.
+
+Importing transformers' model classes takes seconds per process (it pulls in torch._dynamo and
+torch.distributed.tensor), more than most evaluation jobs spend computing. This module runs the
+same forward as ``transformers``' MistralForCausalLM in eval mode (SDPA attention, no padding
+mask, float32), op for op in the same order, so its outputs are bit-identical to the Hugging Face
+model's (tests/test_native.py compares them at several shapes). Its module tree and state-dict keys
+are the Hugging Face ones, so hooks (featureflow.sae.hooks) and ``load_state_dict`` work unchanged.
+
+Only folders whose config.json this module fully understands load natively (``native_config``);
+anything else (other families, sliding windows, scaled RoPE, tied embeddings) goes to transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from featureflow.paths import MODEL_CONFIG, MODEL_WEIGHTS
+
+
+@dataclass
+class CausalLMOutput:
+    """What the callers read of a forward pass (transformers' output has the same attribute)."""
+
+    logits: torch.Tensor
+
+
+def native_config(model_dir: str | Path) -> SimpleNamespace | None:
+    """The folder's config as attributes when this module can run it bit-identically to transformers, else None."""
+    folder = Path(model_dir)
+    if not (folder / MODEL_WEIGHTS).exists() or not (folder / MODEL_CONFIG).exists():
+        return None  # sharded or non-safetensors weights: transformers knows how to read them
+    raw: dict[str, Any] = json.loads((folder / MODEL_CONFIG).read_text())
+    rope = raw.get("rope_parameters") or {"rope_type": "default", "rope_theta": raw.get("rope_theta")}
+    hidden, heads = raw.get("hidden_size"), raw.get("num_attention_heads")
+    supported = (
+        raw.get("model_type") == "mistral"
+        and raw.get("hidden_act") == "silu"
+        and raw.get("sliding_window") is None
+        and not raw.get("tie_word_embeddings", False)
+        and raw.get("rope_scaling") is None
+        and rope.get("rope_type", "default") == "default" and rope.get("rope_theta") is not None
+        and raw.get("head_dim") in (None, hidden // heads)
+        and "quantization_config" not in raw
+    )
+    if not supported:
+        return None
+    return SimpleNamespace(**{**raw, "rope_theta": float(rope["rope_theta"]), "head_dim": hidden // heads,
+                              "num_key_value_heads": raw.get("num_key_value_heads") or heads,
+                              "name_or_path": str(model_dir)})
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.variance_epsilon = eps
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        dtype = hidden.dtype
+        hidden = hidden.to(torch.float32)
+        variance = hidden.pow(2).mean(-1, keepdim=True)
+        hidden = hidden * torch.rsqrt(variance + self.variance_epsilon)
+        return self.weight * hidden.to(dtype)
+
+
+class Rotary(nn.Module):
+    """RoPE's cos and sin per position (default RoPE: no scaling)."""
+
+    def __init__(self, head_dim: int, theta: float):
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (theta ** (torch.arange(0, head_dim, 2, dtype=torch.float) / head_dim)),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        freqs = positions[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        return (emb.cos() * 1.0).to(dtype=x.dtype), (emb.sin() * 1.0).to(dtype=x.dtype)
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: SimpleNamespace):
+        super().__init__()
+        d, hd, heads, kv = cfg.hidden_size, cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
+        self.head_dim, self.groups, self.scaling = hd, heads // kv, hd ** -0.5
+        self.q_proj = nn.Linear(d, heads * hd, bias=False)
+        self.k_proj = nn.Linear(d, kv * hd, bias=False)
+        self.v_proj = nn.Linear(d, kv * hd, bias=False)
+        self.o_proj = nn.Linear(heads * hd, d, bias=False)
+
+    def forward(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        shape = (*hidden.shape[:-1], -1, self.head_dim)
+        q = self.q_proj(hidden).view(shape).transpose(1, 2)  # [batch, heads, pos, head_dim]
+        k = self.k_proj(hidden).view(shape).transpose(1, 2)
+        v = self.v_proj(hidden).view(shape).transpose(1, 2)
+        cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+        q, k = (q * cos) + (_rotate_half(q) * sin), (k * cos) + (_rotate_half(k) * sin)
+        n_pos = q.shape[2]
+        extra = {"enable_gqa": True} if self.groups > 1 else {}
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, scale=self.scaling,
+                                             is_causal=n_pos > 1, **extra)
+        out = out.reshape(out.shape[0], -1, n_pos, v.shape[-1]).transpose(1, 2).contiguous()
+        return self.o_proj(out.reshape(*hidden.shape[:-1], -1).contiguous())
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: SimpleNamespace):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: SimpleNamespace):
+        super().__init__()
+        self.self_attn = Attention(cfg)
+        self.mlp = MLP(cfg)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+    def forward(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        hidden = hidden + self.self_attn(self.input_layernorm(hidden), cos, sin)
+        return hidden + self.mlp(self.post_attention_layernorm(hidden))
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: SimpleNamespace):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList([Block(cfg) for _ in range(cfg.num_hidden_layers)])
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.rotary_emb = Rotary(cfg.head_dim, cfg.rope_theta)
+
+
+class NativeMistral(nn.Module):
+    """MistralForCausalLM's inference forward: ``model(input_ids=ids).logits`` is [batch, pos, vocab]."""
+
+    def __init__(self, cfg: SimpleNamespace):
+        super().__init__()
+        self.config = cfg
+        self.model = Decoder(cfg)
+        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def forward(self, input_ids: torch.Tensor) -> CausalLMOutput:
+        hidden = F.embedding(input_ids, self.model.embed_tokens.weight)
+        positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
+        cos, sin = self.model.rotary_emb(hidden, positions)
+        for block in self.model.layers:
+            hidden = block(hidden, cos, sin)
+        return CausalLMOutput(self.lm_head(self.model.norm(hidden)))
+
+
+def load_native(model_dir: str | Path, cfg: SimpleNamespace) -> NativeMistral:
+    """The folder's weights in a NativeMistral (float32, eval mode); every weight must be present."""
+    from safetensors.torch import load_file
+
+    with torch.device("meta"):
+        model = NativeMistral(cfg)
+    weights = {k: v.float() for k, v in load_file(str(Path(model_dir) / MODEL_WEIGHTS)).items()}
+    model.load_state_dict(weights, strict=True, assign=True)
+    model.model.rotary_emb = Rotary(cfg.head_dim, cfg.rope_theta)  # its buffer is computed, not stored
+    return model.eval()
+
+
+def load_for_inference(model_dir: str | Path) -> nn.Module:
+    """The folder's causal LM in eval mode: natively when `native_config` accepts it (no transformers
+    import), else through transformers. Both give the same logits; only a job that saves the model
+    (``save_pretrained``) or trains it needs transformers' class."""
+    cfg = native_config(model_dir)
+    if cfg is None:
+        from featureflow.lm.model import load_model
+
+        return load_model(model_dir).eval()
+    return load_native(model_dir, cfg)

@@ -1,0 +1,91 @@
+"""The plain-torch Mistral forward (featureflow.lm.native) against transformers' MistralForCausalLM."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
+
+from featureflow.lm.native import NativeMistral, load_for_inference, native_config
+from featureflow.sae import hook_activations, output_map, spliced
+from helpers import REPO
+
+
+def _save(folder, seed=0, **shape):
+    """A randomly initialised Mistral (weights scaled up, so that attention is far from uniform) saved to `folder`."""
+    cfg = dict(vocab_size=97, hidden_size=32, intermediate_size=48, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=4, max_position_embeddings=24, rope_theta=10000.0, sliding_window=None,
+               tie_word_embeddings=False)
+    torch.manual_seed(seed)
+    model = MistralForCausalLM(MistralConfig(**{**cfg, **shape}))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    model.save_pretrained(folder)
+    return AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+
+
+@pytest.mark.parametrize("shape", [{}, {"num_key_value_heads": 2, "num_hidden_layers": 1}, {"rope_theta": 500.0}])
+def test_native_logits_and_hooks_are_bit_identical_to_transformers(tmp_path, shape):
+    hf = _save(tmp_path, **shape)
+    native = load_for_inference(tmp_path)
+    assert isinstance(native, NativeMistral) and not native.training
+    assert set(native.state_dict()) == set(hf.state_dict())
+    torch.manual_seed(1)
+    for batch, pos in [(1, 1), (1, 24), (5, 24), (3, 7)]:
+        ids = torch.randint(0, 97, (batch, pos))
+        with torch.no_grad():
+            assert torch.equal(native(input_ids=ids).logits, hf(input_ids=ids).logits), (batch, pos)
+        for hook in ("blocks.0.mlp.hook_post", "blocks.0.hook_mlp_out", "blocks.0.hook_resid_post"):
+            assert torch.equal(hook_activations(native, ids, hook), hook_activations(hf, ids, hook)), hook
+    ids = torch.randint(0, 97, (4, 24))
+    halve = lambda acts: acts * 0.5  # noqa: E731
+    with torch.no_grad(), spliced(native, "blocks.0.mlp.hook_post", halve):
+        spliced_native = native(input_ids=ids).logits
+    with torch.no_grad(), spliced(hf, "blocks.0.mlp.hook_post", halve):
+        spliced_hf = hf(input_ids=ids).logits
+    assert torch.equal(spliced_native, spliced_hf)
+    with torch.no_grad():
+        assert not torch.equal(spliced_native, native(input_ids=ids).logits)  # the splice did act
+    assert torch.equal(output_map(native, "blocks.0.mlp.hook_post"), output_map(hf, "blocks.0.mlp.hook_post"))
+
+
+def test_state_dicts_load_across_the_two(tmp_path):
+    """The merge sweep loads merged weights into the model it holds with load_state_dict (strict)."""
+    hf = _save(tmp_path / "a", seed=0)
+    other = _save(tmp_path / "b", seed=1)
+    native = load_for_inference(tmp_path / "a")
+    native.load_state_dict(other.state_dict())
+    ids = torch.randint(0, 97, (2, 24))
+    with torch.no_grad():
+        assert torch.equal(native(input_ids=ids).logits, other(input_ids=ids).logits)
+        assert not torch.equal(native(input_ids=ids).logits, hf(input_ids=ids).logits)
+
+
+@pytest.mark.parametrize("change", [{"sliding_window": 16}, {"tie_word_embeddings": True}, {"hidden_act": "gelu"},
+                                    {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}},
+                                    {"model_type": "llama"}])
+def test_configs_it_does_not_know_go_to_transformers(tmp_path, change):
+    _save(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    assert native_config(tmp_path) is not None
+    (tmp_path / "config.json").write_text(json.dumps({**cfg, **change}))
+    assert native_config(tmp_path) is None
+
+
+def test_unsupported_folder_loads_through_transformers(tmp_path):
+    _save(tmp_path, sliding_window=16)
+    model = load_for_inference(tmp_path)
+    assert type(model).__name__ == "MistralForCausalLM" and not model.training
+
+
+def test_loading_natively_does_not_import_transformers(tmp_path):
+    """The point of the module: an evaluation job skips transformers' seconds-long import."""
+    _save(tmp_path)
+    code = ("import sys, torch; from featureflow.lm import load_for_inference; "
+            f"m = load_for_inference({str(tmp_path)!r}); m(input_ids=torch.zeros(1, 5, dtype=torch.long)); "
+            "print(type(m).__name__, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.split() == ["NativeMistral", "False"], out.stderr[-2000:]
