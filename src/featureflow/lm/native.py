@@ -86,6 +86,16 @@ class Rotary(nn.Module):
         return (emb.cos() * 1.0).to(dtype=x.dtype), (emb.sin() * 1.0).to(dtype=x.dtype)
 
 
+class _Linear(nn.Linear):
+    """A bias-free linear layer left uninitialised: its weight is loaded from the folder."""
+
+    def __init__(self, d_in: int, d_out: int):
+        super().__init__(d_in, d_out, bias=False)
+
+    def reset_parameters(self) -> None:
+        pass
+
+
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:
     half = x.shape[-1] // 2
     return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
@@ -96,10 +106,10 @@ class Attention(nn.Module):
         super().__init__()
         d, hd, heads, kv = cfg.hidden_size, cfg.head_dim, cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim, self.groups, self.scaling = hd, heads // kv, hd ** -0.5
-        self.q_proj = nn.Linear(d, heads * hd, bias=False)
-        self.k_proj = nn.Linear(d, kv * hd, bias=False)
-        self.v_proj = nn.Linear(d, kv * hd, bias=False)
-        self.o_proj = nn.Linear(heads * hd, d, bias=False)
+        self.q_proj = _Linear(d, heads * hd)
+        self.k_proj = _Linear(d, kv * hd)
+        self.v_proj = _Linear(d, kv * hd)
+        self.o_proj = _Linear(heads * hd, d)
 
     def forward(self, hidden: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         shape = (*hidden.shape[:-1], -1, self.head_dim)
@@ -119,9 +129,9 @@ class Attention(nn.Module):
 class MLP(nn.Module):
     def __init__(self, cfg: SimpleNamespace):
         super().__init__()
-        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
-        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+        self.gate_proj = _Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.up_proj = _Linear(cfg.hidden_size, cfg.intermediate_size)
+        self.down_proj = _Linear(cfg.intermediate_size, cfg.hidden_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
@@ -143,7 +153,7 @@ class Block(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cfg: SimpleNamespace):
         super().__init__()
-        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size, _weight=torch.empty(cfg.vocab_size, cfg.hidden_size))
         self.layers = nn.ModuleList([Block(cfg) for _ in range(cfg.num_hidden_layers)])
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.rotary_emb = Rotary(cfg.head_dim, cfg.rope_theta)
@@ -156,7 +166,7 @@ class NativeMistral(nn.Module):
         super().__init__()
         self.config = cfg
         self.model = Decoder(cfg)
-        self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.lm_head = _Linear(cfg.hidden_size, cfg.vocab_size)
 
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
@@ -174,11 +184,9 @@ def load_native(model_dir: str | Path, cfg: SimpleNamespace) -> NativeMistral:
     """The folder's weights in a NativeMistral (float32, eval mode); every weight must be present."""
     from safetensors.torch import load_file
 
-    with torch.device("meta"):
-        model = NativeMistral(cfg)
+    model = NativeMistral(cfg)  # uninitialised (not on the meta device: that imports torch's meta kernels, seconds)
     weights = {k: v.float() for k, v in load_file(str(Path(model_dir) / MODEL_WEIGHTS)).items()}
     model.load_state_dict(weights, strict=True, assign=True)
-    model.model.rotary_emb = Rotary(cfg.head_dim, cfg.rope_theta)  # its buffer is computed, not stored
     return model.eval()
 
 
