@@ -66,7 +66,7 @@ def test_state_dicts_load_across_the_two(tmp_path):
 
 @pytest.mark.parametrize("change", [{"sliding_window": 16}, {"tie_word_embeddings": True}, {"hidden_act": "gelu"},
                                     {"rope_parameters": {"rope_type": "linear", "factor": 2.0, "rope_theta": 10000.0}},
-                                    {"model_type": "llama"}])
+                                    {"model_type": "llama"}, {"rms_norm_eps": None}])
 def test_configs_it_does_not_know_go_to_transformers(tmp_path, change):
     _save(tmp_path)
     cfg = json.loads((tmp_path / "config.json").read_text())

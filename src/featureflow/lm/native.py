@@ -43,6 +43,9 @@ def native_config(model_dir: str | Path) -> SimpleNamespace | None:
     hidden, heads = raw.get("hidden_size"), raw.get("num_attention_heads")
     supported = (
         raw.get("model_type") == "mistral"
+        and all(isinstance(raw.get(k), int) for k in ("hidden_size", "num_attention_heads", "num_hidden_layers",
+                                                       "intermediate_size", "vocab_size"))
+        and isinstance(raw.get("rms_norm_eps"), float)
         and raw.get("hidden_act") == "silu"
         and raw.get("sliding_window") is None
         and not raw.get("tie_word_embeddings", False)
