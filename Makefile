@@ -47,7 +47,7 @@ dry-run: $(STAMP)
 # rest beside them (tests/conftest.py groups them); the ten slowest tests are listed at the end.
 # Two workers each running 2-thread torch on 2 cores: OpenMP threads that spin while they wait take
 # the cores from the other worker; passive waiting made two such processes side by side 2-3x faster
-# (benchmarks/omp_wait.py). A run of the demo alone keeps the default (15% faster on its own).
+# (benchmarks/omp_wait.py). A run of the demo alone keeps the default (PASSIVE is 1.27x slower on its own).
 test: lint
 	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/pytest -q -n 2 --durations=10
 

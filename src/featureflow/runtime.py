@@ -30,13 +30,18 @@ def pick_device(choice: str) -> torch.device:
     return torch.device("cuda" if runs_on_cuda(choice) else "cpu")
 
 
+def has_gpu_device_node() -> bool:
+    """Whether the machine has a GPU device node (NVIDIA's /dev/nvidiaN, AMD's /dev/kfd for ROCm builds,
+    WSL2's /dev/dxg): without one no CUDA device can exist."""
+    return any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists() or Path("/dev/dxg").exists()
+
+
 def runs_on_cuda(choice: str) -> bool:
-    """Whether a job on device `choice` ("auto", "cuda", "cpu") runs on CUDA. "auto" asks torch only on a
-    machine with a GPU device node (NVIDIA's /dev/nvidiaN, AMD's /dev/kfd for ROCm builds, WSL2's
-    /dev/dxg): without one no CUDA device can exist, and a CPU-only job need not import torch at all."""
+    """Whether a job on device `choice` ("auto", "cuda", "cpu") runs on CUDA. "auto" asks torch only where
+    `has_gpu_device_node`: a CPU-only job need not import torch at all."""
     if choice != "auto":
         return choice == "cuda"
-    if not (any(Path("/dev").glob("nvidia[0-9]*")) or Path("/dev/kfd").exists() or Path("/dev/dxg").exists()):
+    if not has_gpu_device_node():
         return False
     import torch
 

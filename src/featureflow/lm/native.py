@@ -86,7 +86,7 @@ class Rotary(nn.Module):
     def forward(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         freqs = positions[..., None].float() * self.inv_freq.to(device=x.device, dtype=torch.float)
         emb = torch.cat((freqs, freqs), dim=-1)
-        return (emb.cos() * 1.0).to(dtype=x.dtype), (emb.sin() * 1.0).to(dtype=x.dtype)
+        return emb.cos().to(dtype=x.dtype), emb.sin().to(dtype=x.dtype)
 
 
 class _Linear(nn.Linear):
@@ -125,8 +125,7 @@ class Attention(nn.Module):
         extra = {"enable_gqa": True} if self.groups > 1 else {}
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0, scale=self.scaling,
                                              is_causal=n_pos > 1, **extra)
-        out = out.reshape(out.shape[0], -1, n_pos, v.shape[-1]).transpose(1, 2).contiguous()
-        return self.o_proj(out.reshape(*hidden.shape[:-1], -1).contiguous())
+        return self.o_proj(out.transpose(1, 2).reshape(*hidden.shape[:-1], -1))
 
 
 class MLP(nn.Module):
@@ -175,7 +174,7 @@ class NativeMistral(nn.Module):
         return self.lm_head
 
     def forward(self, input_ids: torch.Tensor) -> CausalLMOutput:
-        hidden = F.embedding(input_ids, self.model.embed_tokens.weight)
+        hidden = self.model.embed_tokens(input_ids)
         positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
         cos, sin = self.model.rotary_emb(hidden, positions)
         for block in self.model.layers:
