@@ -30,6 +30,7 @@ from helpers import REPO, SCHEMA, dump_yaml, micro_lock
 MICRO = REPO / "config" / "micro.yaml"
 FAKE_GPUS = REPO / "tests" / "slurm" / "fake_gpus.yaml"
 PROFILE = REPO / "tests" / "slurm" / "profile"
+HEAD = REPO / "tests" / "slurm" / "head.py"  # Snakemake's command line, polling the cluster every 2 s
 TABLES = ("lm/eval.tsv", "sae/metrics.tsv", "flow/edges.csv", "flow/counts.csv")
 # The cluster runs stop at the Sankey: the analysis and autointerp rules after it are light local
 # work (tested locally), and 10 s of sbatch each here.
@@ -52,7 +53,7 @@ def cluster(tmp_path_factory):
 
 
 def snakemake_slurm(cluster, workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--profile", str(PROFILE),
+    cmd = [sys.executable, str(HEAD), "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--profile", str(PROFILE),
            "--verbose", *args]
     env = {**cluster.env, "PYTHONPATH": str(REPO / "src")}
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout, cwd=workdir)
@@ -170,8 +171,10 @@ def test_batch_script_resumes_after_the_head_is_killed_hard(cluster, slurm_run, 
     (wd / "data").symlink_to(REPO / "data")
     for redo in ("tokens/python", "mixtures/babypython"):
         shutil.rmtree(wd / "results/data" / redo)
-    env = {**cluster.env, "PYTHONPATH": str(REPO / "src"), "FEATUREFLOW_PROFILE": str(PROFILE),
-           "SNAKEMAKE": str(Path(sys.executable).with_name("snakemake"))}
+    head_cmd = tmp_path / "snakemake"  # what submit.sbatch runs as Snakemake
+    head_cmd.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{HEAD}" "$@"\n')
+    head_cmd.chmod(0o755)
+    env = {**cluster.env, "PYTHONPATH": str(REPO / "src"), "FEATUREFLOW_PROFILE": str(PROFILE), "SNAKEMAKE": str(head_cmd)}
     args = ["bash", str(REPO / "workflow/submit.sbatch"), "-s", str(REPO / "Snakefile"), target, "--configfile", str(config),
             str(FAKE_GPUS)]
     head_log = tmp_path / "head.log"

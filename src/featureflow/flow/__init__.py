@@ -5,7 +5,7 @@ from featureflow.exports import lazy_exports
 __getattr__, __all__ = lazy_exports(__name__, {
     "FeatureSource": "feature_acts",
     "compute_feature_acts": "feature_acts",
-    "draw_common_sample": "feature_acts",
+    "draw_common_sample": "sample",
     "load_acts": "arrays",
     "load_sample": "arrays",
     "save_acts": "arrays",

@@ -1,8 +1,8 @@
 """SAE feature activations of every model on one shared token sample, stored sparse.
 
-The sample (``results/flow/sample.npz``) is drawn once from the combined training data of the
-whole lineage (paper footnote 7: 3M tokens of the common distribution) in blocks of
-`context_size` tokens. It holds the token ids [n_blocks, context], and for every block the corpus
+The sample (``results/flow/sample.npz``, featureflow.flow.sample) is drawn once from the combined
+training data of the whole lineage (paper footnote 7: 3M tokens of the common distribution) in
+blocks of `context_size` tokens. It holds the token ids [n_blocks, context], and for every block the corpus
 and the offset in that corpus' token file where it starts, so that later stages can show contexts.
 
 Each model's activations (``results/flow/acts/{model}.npz``) form a CSR matrix [n_blocks * context,
@@ -15,31 +15,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from tqdm import tqdm
 
-from featureflow.flow.arrays import load_sample, sample_digest, save_acts
+from featureflow.flow.arrays import load_sample, save_acts
 from featureflow.runtime import pick_device
-from featureflow.sae import BlockSource, check_hook, encode_raw, hook_activations, load_sae_weights
+from featureflow.sae import check_hook, encode_raw, hook_activations, load_sae_weights
 from featureflow.settings import Resources
 
 log = logging.getLogger(__name__)
-
-
-def draw_common_sample(token_files: dict[str, str | Path], n_tokens: int, context_size: int, seed: int) -> dict[str, Any]:
-    """`n_tokens` (rounded down to whole blocks) sampled uniformly from the union of the corpora."""
-    n_blocks = n_tokens // context_size
-    if n_blocks < 1:
-        raise ValueError(f"acts.tokens {n_tokens} is smaller than one block of {context_size} tokens")
-    names = list(token_files)
-    source = BlockSource([token_files[c] for c in names], context_size, seed, "common_sample")
-    blocks, which, starts = source.draw(n_blocks, 0)
-    return {"blocks": blocks.astype(np.uint32), "corpus": which.astype(np.int16), "start": starts,
-            "corpora": np.array(names), "digest": np.array(sample_digest(blocks))}
 
 
 @torch.no_grad()

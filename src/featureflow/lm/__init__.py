@@ -4,11 +4,11 @@ from featureflow.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
     "build_model": "model",
-    "check_parent": "model",
+    "check_parent": "folder",
     "load_model": "model",
     "save_model": "model",
-    "shape_of": "model",
-    "tokenizer_digest": "model",
+    "shape_of": "folder",
+    "tokenizer_digest": "folder",
     "load_for_inference": "native",
     "fetch_model": "pretrained",
     "ParentModel": "train",

@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from featureflow.lm.model import build_model, check_parent, load_model, save_model
+from featureflow.lm.folder import check_parent
+from featureflow.lm.model import build_model, load_model, save_model
 from featureflow.paths import TOKENIZER_META
 from featureflow.runtime import TrainingRun, pick_device, use_compile
 from featureflow.settings import Resources, TrainJob, TrainSettings

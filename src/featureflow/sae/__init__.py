@@ -7,7 +7,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "decode_raw": "model",
     "encode_raw": "model",
     "load_sae_weights": "model",
-    "BlockSource": "activations",
+    "BlockSource": "blocks",
     "mlp_hook_post": "activations",
     "FAMILIES": "hooks",
     "check_hook": "hooks",

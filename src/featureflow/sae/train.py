@@ -20,7 +20,8 @@ from typing import Any
 import torch
 
 from featureflow.runtime import TrainingRun, pick_device, use_compile
-from featureflow.sae.activations import BlockSource, activation_chunks
+from featureflow.sae.activations import activation_chunks
+from featureflow.sae.blocks import BlockSource
 from featureflow.sae.hooks import check_hook
 from featureflow.sae.memory import chunk_batches, gpu_memory_mb, lm_shape, log_memory, sae_train_memory, stats_blocks
 from featureflow.sae.model import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
