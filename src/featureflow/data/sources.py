@@ -130,6 +130,21 @@ def _hub_error(corpus: str, dspec: dict[str, Any], err: Exception) -> CorpusErro
                        f"config key 'corpora.{corpus}.dataset'")
 
 
+def _open_stream(datasets: Any, dspec: dict[str, Any], kwargs: dict[str, Any], seed: int) -> Any:
+    """The spec's split as an IterableDataset, shards in a seeded order. While it is built, `datasets`
+    is told torch is absent: it would import torch (2-3 s, ~300 MB) for every IterableDataset only to
+    share its epoch with DataLoader workers, and a corpus job reads its rows in this process alone."""
+    torch_available = datasets.config.TORCH_AVAILABLE
+    datasets.config.TORCH_AVAILABLE = False
+    try:
+        ds = datasets.load_dataset(dspec["path"], split=dspec["split"], streaming=True, **kwargs)
+        if ds.n_shards > 1:  # shard order only, one shard open at a time: rows are shuffled by our own buffer
+            ds = ds.shuffle(seed=seed, buffer_size=1, max_buffer_input_shards=1)
+        return ds
+    finally:
+        datasets.config.TORCH_AVAILABLE = torch_available
+
+
 def iter_dataset_documents(corpus: str, dspec: dict[str, Any], seed: int) -> Iterator[str]:
     """Text of every row of a `datasets` spec, streamed (`streaming=True`), shards in a seeded order.
 
@@ -141,9 +156,7 @@ def iter_dataset_documents(corpus: str, dspec: dict[str, Any], seed: int) -> Ite
     kwargs = {k: dspec[k] for k in ("name", "data_dir", "data_files", "revision") if dspec.get(k) is not None}
     field = dspec["text_field"]
     try:
-        ds = datasets.load_dataset(dspec["path"], split=dspec["split"], streaming=True, **kwargs)
-        if ds.n_shards > 1:  # shard order only, one shard open at a time: rows are shuffled by our own buffer
-            ds = ds.shuffle(seed=seed, buffer_size=1, max_buffer_input_shards=1)
+        ds = _open_stream(datasets, dspec, kwargs, seed)
         if ds.column_names is not None and field not in ds.column_names:
             raise CorpusError(f"corpus '{corpus}': dataset '{dspec['path']}': no column '{field}' "
                               f"(columns: {', '.join(ds.column_names)}); set 'corpora.{corpus}.dataset.text_field'")
