@@ -89,3 +89,33 @@ def test_loading_natively_does_not_import_transformers(tmp_path):
             "print(type(m).__name__, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.split() == ["NativeMistral", "False"], out.stderr[-2000:]
+
+
+def test_sampling_streaming_and_merge_checks_import_neither_torch_nor_transformers(tmp_path):
+    """Start-up bound jobs stay light: drawing the common sample and streaming a corpus never import
+    torch (`datasets` would, for DataLoader workers), the merge sweep's checks never import
+    transformers' model classes."""
+    import numpy as np
+
+    for name in ("x", "y"):
+        np.save(tmp_path / f"{name}.npy", np.arange(500, dtype=np.uint16))
+    for i in range(2):  # two shards: the stream is shuffled by shard, a second IterableDataset
+        (tmp_path / f"part-{i}.jsonl").write_text("".join(json.dumps({"text": f"doc {i} {j}"}) + "\n" for j in range(3)))
+    for name in ("a", "b"):
+        _save(tmp_path / name)
+        (tmp_path / name / "tokenizer.json").write_text("{}")
+    root = str(tmp_path)
+    code = f"""
+import sys
+from featureflow.flow import draw_common_sample
+from featureflow.data.sources import iter_dataset_documents
+sample = draw_common_sample({{"x": {root!r} + "/x.npy", "y": {root!r} + "/y.npy"}}, 96, 24, 0)
+spec = {{"path": "json", "data_files": {root!r} + "/part-*.jsonl", "split": "train", "text_field": "text"}}
+docs = list(iter_dataset_documents("c", spec, 0))
+print(len(sample["blocks"]), len(docs), "torch" in sys.modules)
+from featureflow.merge.sweep import check_mergeable
+check_mergeable({{"a": {root!r} + "/a", "b": {root!r} + "/b"}})
+print("transformers" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.stdout.split() == ["4", "6", "False", "False"], out.stderr[-2000:]
