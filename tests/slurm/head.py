@@ -3,8 +3,8 @@ every `--seconds-between-status-checks` seconds (the test profile's 2 s).
 
 The plugin (2.8.0) lengthens its wait by 10 s after each status check that finds no finished job
 (upstream: snakemake-executor-plugin-slurm#319, "respect --seconds-between-status-checks"), so a job
-of 12 s on this one-node cluster was seen done after 33 s, and the chains of jobs in tests/test_slurm.py
-spent most of their time waiting for the poll. Every job still goes through sbatch and squeue.
+of 12 s on this one-node cluster was seen done after 33 s (the SLURM run of tests/test_slurm.py took
+239 s with that wait, 148 s without). Every job still goes through sbatch and squeue.
 """
 
 import asyncio
