@@ -16,20 +16,18 @@ EMERGED, GONE = "#2ca02c", "#7f7f7f"
 
 
 def save_figure(fig: Any, out_html: str | Path, out_png: str | Path, width: int = 800, height: int = 500) -> None:
-    """Write `fig` as HTML (plotly.js embedded, works offline) and PNG."""
-    fig.write_html(str(out_html), include_plotlyjs=True, full_html=True)
-    Path(out_png).write_bytes(png_bytes(fig, width, height, out_png))
+    """Write `fig` as HTML (plotly.js embedded, works offline) and PNG (twice its size, by kaleido).
 
-
-def png_bytes(fig: Any, width: int, height: int, out_png: str | Path) -> bytes:
-    """`fig` rendered at twice its size by kaleido, with plotly.js from the plotly package and MathJax
-    off: kaleido's page would otherwise fetch MathJax from a CDN for every figure (none uses TeX), a
-    request that a compute node without network waits on. Same bytes as ``fig.write_image``."""
+    kaleido gets plotly.js from the plotly package and MathJax off: its page would otherwise fetch
+    MathJax from a CDN for every figure (none uses TeX), a request that a compute node without
+    network waits on. The PNG has the same bytes as ``fig.write_image``'s."""
     import kaleido
 
+    fig.write_html(str(out_html), include_plotlyjs=True, full_html=True)
     try:
-        return kaleido.calc_fig_sync(fig.to_dict(), opts={"format": "png", "width": width, "height": height, "scale": 2},
-                                     kopts={"mathjax": False})
+        png = kaleido.calc_fig_sync(fig.to_dict(), opts={"format": "png", "width": width, "height": height, "scale": 2},
+                                    kopts={"mathjax": False})
     except Exception as err:  # kaleido without a browser raises several error types
         raise RuntimeError(f"{out_png}: PNG export failed ({type(err).__name__}: {err}); "
                            "install Chromium (apt-get install chromium)") from None
+    Path(out_png).write_bytes(png)
