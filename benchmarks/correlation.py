@@ -161,7 +161,7 @@ def run_criteria(ours: Path, features: int, d_in: int) -> dict:
     """The other matching criteria (featureflow.flow.matching) at the paper's width."""
     import torch
 
-    from featureflow.flow.correlate import Matches
+    from featureflow.flow.matches import Matches
     from featureflow.flow.matching import decoder_cosine_matches, one_to_one
 
     with np.load(ours) as z:

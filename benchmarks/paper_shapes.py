@@ -35,11 +35,13 @@ SHARDS = {"english": ("english", "jsonl", "text"), "python": ("python", "parquet
 BUDGETS: dict[str, dict[str, Any]] = {
     "tiny": {},
     # the test suite's: one edge at the paper's shapes is what it checks (merges are shape-agnostic and
-    # the micro run merges); half the jobs, and half the sample and evaluation tokens (the correlation,
-    # the browser and the evaluations scale with them; the shapes do not), keep the suite within its budget
+    # the micro run merges); half the jobs, half the sample and evaluation tokens (the correlation, the
+    # browser and the evaluations scale with them; the shapes do not) and two contexts per browser page
+    # (the browser formats every context of 16,384 features twice over), keep the suite within its budget
     "suite": {"models": {"babypython": {"train_on": ["english", "python"], "mix": "even"},
                          "lua": {"parent": "babypython", "train_on": ["lua"]}},
-              "acts": {"tokens": 480}, "lm": {"eval_tokens": 512}, "sae": {"eval_tokens": 240}},
+              "acts": {"tokens": 480}, "lm": {"eval_tokens": 512}, "sae": {"eval_tokens": 240},
+              "analysis": {"browser_contexts": 2}},
     "larger": {"sae": {"tokens": 30000, "buffer_tokens": 30000, "dead_window_tokens": 30000},
                "acts": {"tokens": 24000}},
 }

@@ -9,7 +9,8 @@ import scipy.sparse as sp
 from featureflow.config import ConfigError, load_schema
 from featureflow.flow.classes import classify
 from featureflow.flow.controls import CURVE_THRESHOLDS, ControlFiles, persisting_share, threshold_curve
-from featureflow.flow.correlate import save_matches, top_k_matches
+from featureflow.flow.correlate import top_k_matches
+from featureflow.flow.matches import save_matches
 from featureflow.flow.matching import CRITERIA
 from featureflow.flow.null import (
     Shuffle,

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from featureflow.flow import classify
-from featureflow.flow.correlate import Matches, save_matches
+from featureflow.flow.matches import Matches, save_matches
 
 N = np.nan
 SPEC = {"edges": [{"source": "base", "target": "a", "kind": "finetune"}, {"source": "base", "target": "b", "kind": "finetune"},

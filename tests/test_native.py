@@ -1,6 +1,7 @@
 """The plain-torch Mistral forward (featureflow.lm.native) against transformers' MistralForCausalLM."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -119,3 +120,28 @@ print("transformers" in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert out.stdout.split() == ["4", "6", "False", "False"], out.stderr[-2000:]
+
+
+def test_jobs_that_read_matches_or_feature_statistics_do_not_import_numba(tmp_path):
+    """numba costs ~0.5 s per process: only the jobs that correlate or compute statistics load it. The
+    modules of classify, criteria, controls, widths, the null's thresholds, browser, case studies and
+    autointerp load without it and read a matches file; computing feature statistics then does load it."""
+    code = f"""
+import sys
+import numpy as np
+import scipy.sparse as sp
+import featureflow.analysis.browser, featureflow.analysis.case_studies, featureflow.interp.jobs
+import featureflow.flow.classes, featureflow.flow.controls, featureflow.flow.matching, featureflow.flow.null, featureflow.flow.widths
+from featureflow.flow import Matches, load_matches, save_matches
+m = Matches(np.zeros((2, 1), np.int32), np.ones((2, 1), np.float32), np.zeros((3, 1), np.int32), np.ones((3, 1), np.float32),
+            np.ones(2, bool), np.ones(3, bool), 5)
+save_matches({str(tmp_path)!r} + "/m.npz", m, {{"source": "a"}})
+back, meta = load_matches({str(tmp_path)!r} + "/m.npz")
+print(back.n_rows, meta["source"], "numba" in sys.modules)
+from featureflow.analysis.features import StatsSizes, feature_stats
+stats = feature_stats(sp.csr_matrix(np.eye(4, dtype=np.float32)), np.arange(4), 4, StatsSizes(2, 2, 1, 4))
+print(stats["fires"].tolist(), "numba" in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert out.stdout.split() == ["5", "a", "False", "[1,", "1,", "1,", "1]", "True"], out.stderr[-2000:]

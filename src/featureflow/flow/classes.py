@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from featureflow import paper as paper_numbers
-from featureflow.flow.correlate import Matches, load_matches
+from featureflow.flow.matches import Matches, load_matches
 from featureflow.lineage import edge_name
 
 log = logging.getLogger(__name__)

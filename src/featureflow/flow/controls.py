@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from featureflow.flow.correlate import Matches, load_matches
+from featureflow.flow.matches import Matches, load_matches
 from featureflow.flow.null import false_match_rate, load_null, null_thresholds, share_above
 
 CURVE_THRESHOLDS = np.round(np.arange(0.30, 0.9501, 0.01), 2)

@@ -20,9 +20,7 @@ their correlation NaN, and they can never be anyone's partner.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numba
 import numpy as np
@@ -31,6 +29,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from featureflow.flow.matches import Matches, save_matches
 from featureflow.settings import CorrelationSettings, Resources
 
 log = logging.getLogger(__name__)
@@ -39,19 +38,6 @@ METHODS = ("positional", "token_type")
 # Features of A are dealt round-robin to this many parts (independent of the thread count, so
 # results do not depend on it); each part keeps its own top-k per B feature, merged at the end.
 PARTS = 16
-
-
-@dataclass
-class Matches:
-    """Best partners in both directions of one edge (source = A, target = B)."""
-
-    fwd_idx: np.ndarray   # [a, k] int32: for each A feature, its top-k B features (-1: none)
-    fwd_corr: np.ndarray  # [a, k] float32, descending (NaN where no partner)
-    bwd_idx: np.ndarray   # [b, k] int32: for each B feature, its top-k A features
-    bwd_corr: np.ndarray  # [b, k] float32
-    active_a: np.ndarray  # [a] bool: varies over the rows (has a defined correlation)
-    active_b: np.ndarray  # [b] bool
-    n_rows: int
 
 
 # How many tokens ahead the kernel prefetches the row pointer / the row of B's activations. The
@@ -261,16 +247,3 @@ def match_features(a: sp.spmatrix, b: sp.spmatrix, top_k: int, engine: str, reso
 
     matches, chosen = top_k_matches_auto(a, b, top_k, resources.threads, engine=engine)
     return matches, {"sparse": "numba-cpu", "dense": "blas-cpu"}[chosen]
-
-
-def save_matches(out_npz: str | Path, m: Matches, meta: dict[str, Any]) -> None:
-    np.savez_compressed(out_npz, fwd_idx=m.fwd_idx, fwd_corr=m.fwd_corr, bwd_idx=m.bwd_idx, bwd_corr=m.bwd_corr,
-                        active_a=m.active_a, active_b=m.active_b, n_rows=m.n_rows,
-                        **{f"meta_{k}": np.array(v) for k, v in meta.items()})
-
-
-def load_matches(path: str | Path) -> tuple[Matches, dict[str, str]]:
-    with np.load(path) as z:
-        m = Matches(z["fwd_idx"], z["fwd_corr"], z["bwd_idx"], z["bwd_corr"], z["active_a"], z["active_b"], int(z["n_rows"]))
-        meta = {k[5:]: str(z[k]) for k in z.files if k.startswith("meta_")}
-    return m, meta

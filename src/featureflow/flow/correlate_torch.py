@@ -15,7 +15,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from featureflow.flow.correlate import Matches, matches_from_lists, prepare_inputs
+from featureflow.flow.correlate import matches_from_lists, prepare_inputs
+from featureflow.flow.matches import Matches
 
 
 def _csr(m: sp.csr_matrix, device: torch.device) -> torch.Tensor:

@@ -28,7 +28,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from featureflow.flow.classes import above_threshold, counts_threshold
-from featureflow.flow.correlate import Matches, load_matches, save_matches
+from featureflow.flow.matches import Matches, load_matches, save_matches
 
 if TYPE_CHECKING:
     import torch

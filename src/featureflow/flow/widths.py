@@ -32,7 +32,7 @@ import pandas as pd
 
 from featureflow.flow.classes import classify_edge
 from featureflow.flow.controls import persisting_share
-from featureflow.flow.correlate import load_matches
+from featureflow.flow.matches import load_matches
 
 log = logging.getLogger(__name__)
 SAE_COLUMNS = ("d_sae", "l0", "mse", "explained_variance", "explained_loss", "dead_fraction")
