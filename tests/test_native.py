@@ -9,7 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
 
-from featureflow.lm.native import NativeMistral, load_for_inference, native_config
+from featureflow.lm import save_model
+from featureflow.lm.native import NativeMistral, load_for_inference, load_for_training, native_config
+from featureflow.paths import GENERATION_CONFIG, MODEL_CONFIG, MODEL_WEIGHTS
 from featureflow.sae import hook_activations, output_map, spliced
 from helpers import REPO
 
@@ -90,6 +92,71 @@ def test_loading_natively_does_not_import_transformers(tmp_path):
             "print(type(m).__name__, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.split() == ["NativeMistral", "False"], out.stderr[-2000:]
+
+
+def _fine_tune(model, steps=4):
+    """A few clipped AdamW steps on seeded batches whose first row starts with pad tokens (id 5)."""
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, betas=(0.9, 0.95), weight_decay=0.1)
+    g, losses = torch.Generator().manual_seed(1), []
+    for _ in range(steps):
+        ids = torch.randint(0, 97, (3, 24), generator=g)
+        ids[0, :4] = 5
+        loss = model(input_ids=ids, labels=ids).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        losses.append(loss.detach())
+    return torch.stack(losses), model.state_dict()
+
+
+def test_fine_tuning_natively_takes_the_same_steps_as_transformers(tmp_path):
+    """Losses and weights after clipped AdamW steps, bit for bit: same loss (the last position
+    ignored), same gradients (the pad token's embedding row gets none), same parameter order."""
+    _save(tmp_path, pad_token_id=5)
+    native, hf = load_for_training(tmp_path), AutoModelForCausalLM.from_pretrained(str(tmp_path), dtype=torch.float32)
+    assert isinstance(native, NativeMistral)
+    assert [n for n, _ in native.named_parameters()] == [n for n, _ in hf.named_parameters()]
+    (loss_n, after_n), (loss_h, after_h) = _fine_tune(native), _fine_tune(hf)
+    assert torch.equal(loss_n, loss_h) and loss_n[-1] < loss_n[0]
+    assert all(torch.equal(after_n[k], after_h[k]) for k in after_h)
+    _save(tmp_path / "no_pad")  # the pad row is what tells the two apart: without padding_idx it would learn
+    unpadded = load_for_training(tmp_path / "no_pad")
+    assert unpadded.model.embed_tokens.padding_idx is None and native.model.embed_tokens.padding_idx == 5
+
+
+def test_a_native_save_writes_the_bytes_of_save_pretrained(tmp_path):
+    hf = _save(tmp_path / "src")
+    native = load_for_training(tmp_path / "src")
+    with torch.no_grad():
+        for p in hf.parameters():
+            p.mul_(1.5)
+    native.load_state_dict(hf.state_dict())
+    save_model(hf, tmp_path / "src", tmp_path / "hf")
+    save_model(native, tmp_path / "src", tmp_path / "native")
+    for name in (MODEL_WEIGHTS, MODEL_CONFIG, GENERATION_CONFIG):
+        assert (tmp_path / "native" / name).read_bytes() == (tmp_path / "hf" / name).read_bytes(), name
+    assert (tmp_path / "native" / MODEL_WEIGHTS).read_bytes() != (tmp_path / "src" / MODEL_WEIGHTS).read_bytes()
+
+
+def test_a_folder_without_a_generation_config_trains_through_transformers(tmp_path):
+    """save_pretrained would write one that a native save cannot copy: such a parent takes transformers' class."""
+    _save(tmp_path)
+    (tmp_path / GENERATION_CONFIG).unlink()
+    assert type(load_for_training(tmp_path)).__name__ == "MistralForCausalLM"
+
+
+def test_fine_tuning_and_saving_natively_does_not_import_transformers(tmp_path):
+    _save(tmp_path / "parent")
+    code = ("import sys, torch; from featureflow.lm import load_for_training, save_model; "
+            f"m = load_for_training({str(tmp_path / 'parent')!r}); ids = torch.zeros(1, 5, dtype=torch.long); "
+            f"m(input_ids=ids, labels=ids).loss.backward(); save_model(m, {str(tmp_path / 'parent')!r}, {str(tmp_path / 'child')!r}); "
+            "print(type(m).__name__, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    assert out.stdout.split() == ["NativeMistral", "False"], out.stderr[-2000:]
+    assert (tmp_path / "child" / MODEL_WEIGHTS).exists()
 
 
 def test_sampling_streaming_and_merge_checks_import_neither_torch_nor_transformers(tmp_path):

@@ -12,8 +12,8 @@ import torch
 
 from featureflow.config import ConfigError
 from featureflow.data import build_tokenizer, tokenize_split
-from featureflow.lm.folder import check_parent
-from featureflow.lm.model import build_model, load_model, save_model
+from featureflow.lm.folder import check_parent, save_model
+from featureflow.lm.model import build_model, load_model
 from featureflow.lm.train import BlockSampler, lr_factor, total_steps
 from featureflow.runtime import CheckpointError, TrainingRun
 from featureflow.settings import TokenizerSettings, TrainSettings

@@ -24,6 +24,7 @@ SPLITS = ("train", "validation")
 # tokenizer folder, an SAELens SAE folder). Code that opens a folder takes the names from here.
 MODEL_WEIGHTS = "model.safetensors"
 MODEL_CONFIG = "config.json"
+GENERATION_CONFIG = "generation_config.json"
 TOKENIZER_JSON = "tokenizer.json"
 TOKENIZER_META = "tokenizer_meta.json"
 TOKENIZER_FILES = (TOKENIZER_JSON, "tokenizer_config.json", "special_tokens_map.json", TOKENIZER_META)  # all of a tokenizer folder

@@ -1,16 +1,18 @@
-"""What a model folder's files say, read without transformers: its shape (config.json) and its
-tokenizer's fingerprint. Jobs that only check models against each other (the merge sweep) stay clear
-of the 8 s that importing transformers' model classes takes."""
+"""A model folder's files without transformers: its shape (config.json), its tokenizer's
+fingerprint, and writing the folder. Jobs that only check models against each other (the merge
+sweep) or fine-tune and merge Mistral folders natively stay clear of the 8 s that importing
+transformers' model classes takes."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from featureflow.config import ConfigError
-from featureflow.paths import MODEL_CONFIG, PRETRAINED_META, TOKENIZER_JSON
+from featureflow.paths import MODEL_CONFIG, PRETRAINED_META, TOKENIZER_FILES, TOKENIZER_JSON
 from featureflow.settings import Architecture
 
 # Config fields that must agree between a parent and the model built from it.
@@ -46,3 +48,19 @@ def check_parent(parent_dir: str | Path, parent: str, child: str, arch: Architec
         raise ConfigError(f"cannot fine-tune '{child}' from '{parent}' ({parent_dir}): architecture differs ({shown}, parent vs config)")
     if tokenizer_digest(parent_dir) != tokenizer_digest(tokenizer_dir):
         raise ConfigError(f"cannot fine-tune '{child}' from '{parent}': tokenizer of {parent_dir} differs from {tokenizer_dir}")
+
+
+def save_model(model: Any, tokenizer_dir: str | Path, out_dir: str | Path) -> None:
+    """Write weights (safetensors) and config, and copy the tokenizer files beside them: a transformers
+    model through ``save_pretrained``, a native one (featureflow.lm.native) to the same bytes."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if hasattr(model, "save_pretrained"):
+        model.save_pretrained(out, safe_serialization=True)
+    else:
+        from featureflow.lm.native import save_native
+
+        save_native(model, out)
+    for name in TOKENIZER_FILES:
+        if (Path(tokenizer_dir) / name).exists():
+            shutil.copy(Path(tokenizer_dir) / name, out / name)

@@ -7,17 +7,19 @@ the weights, so ``AutoModelForCausalLM.from_pretrained(dir)`` and TransformerLen
     results/lm/{model}/
         config.json, generation_config.json, model.safetensors
         tokenizer.json, tokenizer_config.json, tokenizer_meta.json
+
+This module holds transformers' side: a model from scratch (transformers' initialisation) and
+loading any folder. Fine-tunes and merges of Mistral folders run on featureflow.lm.native, and
+featureflow.lm.folder.save_model writes either kind to the same bytes.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, MistralConfig, MistralForCausalLM
 
-from featureflow.paths import TOKENIZER_FILES
 from featureflow.settings import Architecture
 
 
@@ -48,13 +50,3 @@ def build_model(arch: Architecture, vocab_size: int, eot_id: int, seed: int) -> 
 
 def load_model(model_dir: str | Path) -> MistralForCausalLM:
     return AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-
-
-def save_model(model: torch.nn.Module, tokenizer_dir: str | Path, out_dir: str | Path) -> None:
-    """Write weights (safetensors) and config, and copy the tokenizer files beside them."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out, safe_serialization=True)
-    for name in TOKENIZER_FILES:
-        if (Path(tokenizer_dir) / name).exists():
-            shutil.copy(Path(tokenizer_dir) / name, out / name)

@@ -1,14 +1,19 @@
-"""A Mistral forward pass in plain torch, for the jobs that only read a trained model.
+"""A Mistral forward pass in plain torch, for the jobs that read, fine-tune or merge a model.
 
 Importing transformers' model classes takes seconds per process (it pulls in torch._dynamo and
 torch.distributed.tensor), more than most evaluation jobs spend computing. This module runs the
-same forward as ``transformers``' MistralForCausalLM in eval mode (SDPA attention, no padding
-mask, float32), op for op in the same order, so its outputs are bit-identical to the Hugging Face
-model's (tests/test_native.py compares them at several shapes). Its module tree and state-dict keys
-are the Hugging Face ones, so hooks (featureflow.sae.hooks) and ``load_state_dict`` work unchanged.
+same forward as ``transformers``' MistralForCausalLM (SDPA attention, no padding mask, float32) and
+the same loss (``labels=``: next-token cross-entropy, the last position ignored), op for op in the
+same order, so its logits, losses and gradients are bit-identical to the Hugging Face model's
+(tests/test_native.py compares them at several shapes, and a few fine-tuning steps). Its module
+tree, parameter order and state-dict keys are the Hugging Face ones, so hooks
+(featureflow.sae.hooks), ``load_state_dict`` and optimizers work unchanged, and `save_native`
+writes the folder that ``save_pretrained`` would (same safetensors bytes; the config files of the
+folder the model came from, which ``save_pretrained`` rewrites unchanged).
 
 Only folders whose config.json this module fully understands load natively (``native_config``);
 anything else (other families, sliding windows, scaled RoPE, tied embeddings) goes to transformers.
+A model trained from scratch is still built by transformers (its initialisation is transformers').
 """
 
 from __future__ import annotations
@@ -23,14 +28,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from featureflow.paths import MODEL_CONFIG, MODEL_WEIGHTS
+from featureflow.paths import GENERATION_CONFIG, MODEL_CONFIG, MODEL_WEIGHTS
 
 
 @dataclass
 class CausalLMOutput:
-    """What the callers read of a forward pass (transformers' output has the same attribute)."""
+    """What the callers read of a forward pass (transformers' output has the same attributes)."""
 
     logits: torch.Tensor
+    loss: torch.Tensor | None = None
 
 
 def native_config(model_dir: str | Path) -> SimpleNamespace | None:
@@ -155,14 +161,17 @@ class Block(nn.Module):
 class Decoder(nn.Module):
     def __init__(self, cfg: SimpleNamespace):
         super().__init__()
-        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size, _weight=torch.empty(cfg.vocab_size, cfg.hidden_size))
+        # the pad token's row gets no gradient, as in transformers (its weights are loaded, never zeroed here)
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size, padding_idx=getattr(cfg, "pad_token_id", None),
+                                         _weight=torch.empty(cfg.vocab_size, cfg.hidden_size))
         self.layers = nn.ModuleList([Block(cfg) for _ in range(cfg.num_hidden_layers)])
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
         self.rotary_emb = Rotary(cfg.head_dim, cfg.rope_theta)
 
 
 class NativeMistral(nn.Module):
-    """MistralForCausalLM's inference forward: ``model(input_ids=ids).logits`` is [batch, pos, vocab]."""
+    """MistralForCausalLM's forward: ``model(input_ids=ids).logits`` is [batch, pos, vocab]; with
+    ``labels=ids`` also ``.loss``, the mean next-token cross-entropy."""
 
     def __init__(self, cfg: SimpleNamespace):
         super().__init__()
@@ -173,13 +182,21 @@ class NativeMistral(nn.Module):
     def get_output_embeddings(self) -> nn.Linear:
         return self.lm_head
 
-    def forward(self, input_ids: torch.Tensor) -> CausalLMOutput:
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None) -> CausalLMOutput:
         hidden = self.model.embed_tokens(input_ids)
         positions = torch.arange(hidden.shape[1], device=hidden.device).unsqueeze(0)
         cos, sin = self.model.rotary_emb(hidden, positions)
         for block in self.model.layers:
             hidden = block(hidden, cos, sin)
-        return CausalLMOutput(self.lm_head(self.model.norm(hidden)))
+        logits = self.lm_head(self.model.norm(hidden))
+        return CausalLMOutput(logits, None if labels is None else _next_token_loss(logits, labels))
+
+
+def _next_token_loss(logits: torch.Tensor, labels: torch.Tensor, ignore: int = -100) -> torch.Tensor:
+    """transformers' ForCausalLMLoss: labels shifted left by padding one ignored label at the end, mean over the rest."""
+    shifted = F.pad(labels, (0, 1), value=ignore)[..., 1:].contiguous()
+    return F.cross_entropy(logits.float().view(-1, logits.shape[-1]), shifted.view(-1).to(logits.device),
+                           ignore_index=ignore, reduction="mean")
 
 
 def load_native(model_dir: str | Path, cfg: SimpleNamespace) -> NativeMistral:
@@ -190,6 +207,32 @@ def load_native(model_dir: str | Path, cfg: SimpleNamespace) -> NativeMistral:
     weights = {k: v.float() for k, v in load_file(str(Path(model_dir) / MODEL_WEIGHTS)).items()}
     model.load_state_dict(weights, strict=True, assign=True)
     return model.eval()
+
+
+def load_for_training(model_dir: str | Path) -> nn.Module:
+    """The folder's causal LM to fine-tune or merge and save again: natively when `native_config`
+    accepts it and the folder has the generation config that ``save_pretrained`` would write (so
+    that `save_native` can copy it), else through transformers. Eval mode, as ``from_pretrained``."""
+    cfg = native_config(model_dir)
+    if cfg is None or not (Path(model_dir) / GENERATION_CONFIG).exists():
+        from featureflow.lm.model import load_model
+
+        return load_model(model_dir)
+    return load_native(model_dir, cfg)
+
+
+def save_native(model: NativeMistral, out_dir: str | Path) -> None:
+    """The weights as ``save_pretrained`` writes them (one safetensors file, same bytes) and the
+    config files of the folder the model was loaded from."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / MODEL_WEIGHTS), metadata={"format": "pt"})
+    for name in (MODEL_CONFIG, GENERATION_CONFIG):
+        shutil.copyfile(Path(model.config.name_or_path) / name, out / name)
 
 
 def load_for_inference(model_dir: str | Path) -> nn.Module:

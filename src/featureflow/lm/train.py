@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from featureflow.lm.folder import check_parent
-from featureflow.lm.model import build_model, load_model, save_model
+from featureflow.lm.folder import check_parent, save_model
+from featureflow.lm.native import load_for_training
 from featureflow.paths import TOKENIZER_META
 from featureflow.runtime import TrainingRun, pick_device, use_compile
 from featureflow.settings import Resources, TrainJob, TrainSettings
@@ -113,7 +113,12 @@ def train_model(name: str, files: TrainFiles, settings: TrainJob, seed: int, res
     fingerprint = json.dumps({"arch": asdict(arch), "settings": asdict(s), "seed": seed, "tokens": int(ids.size),
                               "parent": str(parent_dir), "steps": steps}, sort_keys=True)
 
-    model = load_model(parent_dir) if parent_dir is not None else build_model(arch, meta["vocab_size"], meta["eot_id"], seed)
+    if parent_dir is not None:  # natively when it can (no transformers import), with the same gradients
+        model = load_for_training(parent_dir)
+    else:  # transformers' initialisation
+        from featureflow.lm.model import build_model
+
+        model = build_model(arch, meta["vocab_size"], meta["eot_id"], seed)
     model.to(dev).train()
     compiled = use_compile(resources.compile, dev)
     # fused AdamW: one kernel for all parameters on CUDA (same update rule as the default one)

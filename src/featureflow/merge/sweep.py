@@ -92,13 +92,13 @@ def _setup(spec: MergeSpec, eval_tokens: int | None, resources: Resources,
            saves: bool = False) -> tuple[torch.nn.Module, dict[str, np.ndarray]]:
     """The first input's model on the job's device, and each input's validation blocks.
 
-    `saves`: the job writes the model, so it needs transformers' class (``save_pretrained``)."""
+    `saves`: the job writes the model, so its folder must be one that `featureflow.lm.save_model` can write again."""
     from featureflow import lm  # its names load lazily: load_model imports transformers' model classes
     from featureflow.data import blocks_from_files
 
     torch.set_num_threads(resources.threads)
     check_mergeable({n: spec.dirs[n] for n in (spec.first, spec.second, spec.base) if n})
-    model = (lm.load_model if saves else lm.load_for_inference)(spec.dirs[spec.first]).to(pick_device(resources.device))
+    model = (lm.load_for_training if saves else lm.load_for_inference)(spec.dirs[spec.first]).to(pick_device(resources.device))
     block = model.config.max_position_embeddings
     return model, {n: blocks_from_files(spec.own_validation[n], block, eval_tokens) for n in spec.inputs}
 
