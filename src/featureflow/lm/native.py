@@ -237,8 +237,8 @@ def save_native(model: NativeMistral, out_dir: str | Path) -> None:
 
 def load_for_inference(model_dir: str | Path) -> nn.Module:
     """The folder's causal LM in eval mode: natively when `native_config` accepts it (no transformers
-    import), else through transformers. Both give the same logits; only a job that saves the model
-    (``save_pretrained``) or trains it needs transformers' class."""
+    import), else through transformers. Both give the same logits; a job that fine-tunes or merges
+    the model and saves it again takes `load_for_training`."""
     cfg = native_config(model_dir)
     if cfg is None:
         from featureflow.lm.model import load_model
