@@ -213,12 +213,11 @@ def load_for_training(model_dir: str | Path) -> nn.Module:
     """The folder's causal LM to fine-tune or merge and save again: natively when `native_config`
     accepts it and the folder has the generation config that ``save_pretrained`` would write (so
     that `save_native` can copy it), else through transformers. Eval mode, as ``from_pretrained``."""
-    cfg = native_config(model_dir)
-    if cfg is None or not (Path(model_dir) / GENERATION_CONFIG).exists():
-        from featureflow.lm.model import load_model
+    if (Path(model_dir) / GENERATION_CONFIG).exists():
+        return load_for_inference(model_dir)
+    from featureflow.lm.model import load_model
 
-        return load_model(model_dir)
-    return load_native(model_dir, cfg)
+    return load_model(model_dir)
 
 
 def save_native(model: NativeMistral, out_dir: str | Path) -> None:
