@@ -136,3 +136,20 @@ def test_the_browsers_javascript_classifies_as_python_does_at_the_boundary_and_n
     at = [e for c, e in zip(cases, expected, strict=True) if c[0] and c[2] == "source" and c[3] == 0.8
           and c[1] is not None and 0.8 - 1e-7 < c[1] < 0.8 + 1e-7]  # float32(0.8), the float32 below it, the one above
     assert at == ["disappearing", "disappearing", "persisting"] and math.isclose(_exact(np.float32(0.8)), 0.8, rel_tol=1e-7)
+
+
+def test_the_sankeys_ends_count_features_emerging_into_and_disappearing_from_every_edge(corr_files, tmp_path):
+    from featureflow.flow.sankey import emerged_and_gone
+
+    edges, _, _ = run(corr_files, tmp_path, 0.8)
+
+    def naive(side, model, cls):
+        rows = [r for r in edges.to_dict("records") if r["side"] == side and r["model"] == model]
+        if not rows:
+            return None
+        return sum(all(r["class"] == cls for r in rows if r["feature"] == f) for f in {r["feature"] for r in rows})
+
+    ends = {m: emerged_and_gone(edges, m) for m in ("base", "a", "b", "m")}
+    assert ends == {m: (naive("target", m, "emerging"), naive("source", m, "disappearing")) for m in ends}
+    # m3 matches nothing in either input; a1 and a3 persist into no child; base persists into a or b
+    assert ends == {"base": (None, 0), "a": (2, 2), "b": (2, 3), "m": (1, None)}

@@ -123,12 +123,13 @@ def lineage_counts(edges: pd.DataFrame, spec: FlowSpec) -> pd.DataFrame:
     tgt = edges[edges["side"] == "target"]
     for model in dict.fromkeys(src.loc[src["kind"] == "finetune", "model"]):
         into = src[(src["model"] == model) & (src["kind"] == "finetune")]
-        n = into.groupby("feature")["class"].apply(lambda c: (c == "persisting").any()).sum()
+        n = (into["class"] == "persisting").groupby(into["feature"]).any().sum()
         add("features persisting into any fine-tuned child", model, n,
             "persist_into_any_child" if model in spec.roots else None)
     for model in dict.fromkeys(tgt.loc[tgt["kind"] == "merge", "model"]):
-        per_feature = tgt[(tgt["model"] == model) & (tgt["kind"] == "merge")].groupby("feature").agg(
-            traced=("class", lambda c: (c == "persisting").any()), inherited=("partner_inherited", "any"))
+        rows_in = tgt[(tgt["model"] == model) & (tgt["kind"] == "merge")]
+        per_feature = rows_in.assign(traced=rows_in["class"] == "persisting").groupby("feature").agg(
+            traced=("traced", "any"), inherited=("partner_inherited", "any"))
         traced = per_feature["traced"]
         add("features traceable to a merge input", model, traced.sum(), "traceable_to_inputs")
         add("  of which emerged in the inputs (fine-tuning)", model, (traced & ~per_feature["inherited"]).sum(),

@@ -8,6 +8,17 @@ from typing import Any
 from featureflow.plotting import COLOURS, EMERGED, GONE, save_figure
 
 
+def emerged_and_gone(edges: Any, model: str) -> tuple[int | None, int | None]:
+    """The Sankey's two ends of `model`, from classify's edges table: its features emerging on every edge
+    into it, and those disappearing on every edge out of it (None where no edge ends, or starts, at it).
+    One vectorised groupby: a paper-size table has a row per feature per edge side."""
+    def every(side: str, cls: str) -> int | None:
+        rows = edges[(edges["side"] == side) & (edges["model"] == model)]
+        return int((rows["class"] == cls).groupby(rows["feature"]).all().sum()) if len(rows) else None
+
+    return every("target", "emerging"), every("source", "disappearing")
+
+
 def _depths(inputs: dict[str, list[str]], models: list[str]) -> dict[str, int]:
     depth: dict[str, int] = {}
     for m in models:  # lineage order: inputs first
@@ -80,18 +91,14 @@ def sankey_figure(edges_csv: str | Path, counts_csv: str | Path, spec: dict[str,
         link(node[e["source"]], node[e["target"]], new, _rgba(colour[e["source"]], 0.55),
              f"persisting from {e['source']}" + (f", new in {e['source']}" if via else ""))
     for m in order:
-        mine = target_rows[target_rows["model"] == m]
-        if len(mine):
-            n = int(mine.groupby("feature")["class"].apply(lambda c: (c == "emerging").all()).sum())
-            x, y = pos[m]
-            link(add_node(f"{m}:emerged", f"emerged: {n}", x - 0.1, min(y + 0.2, 0.97), EMERGED),
-                 node[m], n, _rgba(EMERGED, 0.3), f"emerged in {m}")
-        outs = edges[(edges["side"] == "source") & (edges["model"] == m)]
-        if len(outs):
-            n = int(outs.groupby("feature")["class"].apply(lambda c: (c == "disappearing").all()).sum())
-            x, y = pos[m]
-            link(node[m], add_node(f"{m}:gone", f"disappeared: {n}", x + 0.1, min(y + 0.2, 0.97), GONE),
-                 n, _rgba(GONE, 0.3), f"disappeared after {m}")
+        emerged, gone = emerged_and_gone(edges, m)
+        x, y = pos[m]
+        if emerged is not None:
+            link(add_node(f"{m}:emerged", f"emerged: {emerged}", x - 0.1, min(y + 0.2, 0.97), EMERGED),
+                 node[m], emerged, _rgba(EMERGED, 0.3), f"emerged in {m}")
+        if gone is not None:
+            link(node[m], add_node(f"{m}:gone", f"disappeared: {gone}", x + 0.1, min(y + 0.2, 0.97), GONE),
+                 gone, _rgba(GONE, 0.3), f"disappeared after {m}")
     fig = go.Figure(go.Sankey(
         arrangement="snap",
         node={"label": labels, "color": node_colours, "pad": 12, "thickness": 14, "x": xs, "y": ys},
