@@ -38,8 +38,10 @@ BUDGETS: dict[str, dict[str, Any]] = {
     # the micro run merges); half the jobs, half the sample and evaluation tokens (the correlation, the
     # browser and the evaluations scale with them; the shapes do not), half the training steps (2 of
     # the base LM, 4 of each SAE: ~3 s and ~1.4 s each here) and two contexts per browser page (the
-    # browser formats every context of 16,384 features twice over), keep the suite within its budget
-    "suite": {"models": {"babypython": {"train_on": ["english", "python"], "mix": "even"},
+    # browser formats every context of 16,384 features twice over), keep the suite within its budget;
+    # HTML figures only (a PNG costs the same at any shape, and the micro run draws them)
+    "suite": {"figures": {"png": False},
+              "models": {"babypython": {"train_on": ["english", "python"], "mix": "even"},
                          "lua": {"parent": "babypython", "train_on": ["lua"]}},
               "acts": {"tokens": 480}, "lm": {"eval_tokens": 512, "scratch": {"tokens": 2048}},
               "sae": {"eval_tokens": 240, "tokens": 768, "buffer_tokens": 768, "dead_window_tokens": 768},

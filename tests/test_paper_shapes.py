@@ -27,6 +27,9 @@ def test_paper_shapes_run_to_the_report_with_every_jobs_time_and_memory(paper_ru
 
     results = Path(paper_run["results"])
     assert (results / "index.html").exists() and (results / "reproduction.md").exists()
+    # figures.png is off in the suite's budget: every figure is HTML alone, and the landing page shows no thumbnail
+    assert (results / "flow/fig2_sankey.html").exists() and (results / "sae/lua/feature_density.html").exists()
+    assert not list(results.rglob("*.png")) and "<img" not in (results / "index.html").read_text()
     jobs = {j["job"]: j for j in paper_run["jobs"]}
     for stage in ("data/fetch", "data/corpus", "data/tokens", "lm/train", "sae/sae", "flow/correlate"):
         recorded = [j for name, j in jobs.items() if name.startswith(stage)]

@@ -80,7 +80,7 @@ def pretrained_config(root: Path) -> dict:
     fine-tune from the pretrained base."""
     micro = yaml.safe_load((REPO / "config" / "micro.yaml").read_text())
     return {
-        "seed": 0, "threshold": 0.5, "data_cache": str(root / "cache"),
+        "seed": 0, "threshold": 0.5, "data_cache": str(root / "cache"), "figures": {"png": False},  # HTML figures only
         "corpora": {c: micro["corpora"][c] | {"max_bytes": 60000} for c in ("english", "python", "lua")},
         "models": {
             "base": {"pretrained": "models/base", "data": ["english", "python"]},

@@ -131,7 +131,7 @@ def test_a_workflow_run_trains_only_the_new_width_and_agrees_with_classify_at_it
     wd = tmp_path / "wd"
     with micro_lock(micro_run[0]):
         shutil.copytree(micro_run[0], wd, symlinks=True, ignore=shutil.ignore_patterns("locks"))
-    extra = dump_yaml({"experiments": {"widths": [1]}}, tmp_path / "widths.yaml")
+    extra = dump_yaml({"experiments": {"widths": [1]}, "figures": {"png": False}}, tmp_path / "widths.yaml")
     args = ("--configfile", str(REPO / "config/micro.yaml"), str(extra))
     before = {p: p.stat().st_mtime for p in (wd / "results/sae").rglob("*") if p.is_file()}
     run = snakemake_local(wd, *args, "--", "results/flow/widths.csv")

@@ -173,6 +173,8 @@ def test_switching_the_criterion_reclassifies_from_stored_matches_only(micro_run
                                    "all": 1}),
     # a case-study setting reruns the case studies, not the statistics
     ("analysis.case_studies", "contexts", 2, {"case_studies": 1, "report": 1, "all": 1}),
+    # dropping the PNGs reruns only the landing page's report (no thumbnails); no figure is drawn again
+    ("figures", "png", False, {"report": 1, "all": 1}),
 ])
 def test_a_setting_reruns_exactly_the_jobs_whose_outputs_it_changes(micro_run, block, key, value, expected):
     wd, _ = micro_run

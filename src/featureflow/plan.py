@@ -237,6 +237,15 @@ class Plan:
         return self.config["data_cache"]
 
     @property
+    def png(self) -> bool:
+        """Whether figures are also written as PNG (`figures.png`); their HTML is always written."""
+        return bool(self.config["figures"]["png"])
+
+    def figure_files(self, html: str, png: str, **wildcards: str) -> list[str]:
+        """A figure's files: its HTML, and its PNG when `figures.png` is on (keys of featureflow.paths)."""
+        return [self.paths(html, **wildcards)] + ([self.paths(png, **wildcards)] if self.png else [])
+
+    @property
     def sae_eval_tokens(self) -> int:
         """Held-out tokens the SAE metrics are computed on (`sae.eval_tokens`; read by sae_eval alone)."""
         return int(self.config["sae"]["eval_tokens"])
@@ -475,7 +484,7 @@ class Plan:
 
         def fig(label: str, html: str, png: str | None = None, note: str = "", **wc: str) -> dict[str, Any]:
             item = {"label": label, "path": t[html].format(**wc), "note": note}
-            return item | ({"thumb": t[png].format(**wc), "also": [("PNG", t[png].format(**wc))]} if png else {})
+            return item | ({"thumb": t[png].format(**wc), "also": [("PNG", t[png].format(**wc))]} if png and self.png else {})
 
         figures = [fig("Figure 2: feature flow along the lineage (Sankey)", "sankey_html", "sankey_png"),
                    fig("Persisting share against the threshold, with the seed controls and the null", "threshold_curve_html",
@@ -544,30 +553,30 @@ class Plan:
 
     def targets(self) -> list[str]:
         """Every final output of the workflow for this config."""
-        p, order = self.paths, self.lineage.order
+        p, fig, order = self.paths, self.figure_files, self.lineage.order
         out = [p("tokenizer_meta"), p("token_summary")]
         out += [p("tokens", corpus=c, split=s) for c in self.used_corpora() for s in SPLITS]
         out += [p("mixture", model=m, split=s) for m in self.lineage.trained for s in SPLITS]
         out += [p("model_eval", model=m) for m in self.evaluated_models()] + [p("eval_table")]
-        out += [p("lm_curves_html"), p("lm_curves_png")] if self.lineage.trained else []
-        out += [p(key, model=m) for m in self.lineage.merged for key in ("merge_choice", "merge_figure_png")]
+        out += fig("lm_curves_html", "lm_curves_png") if self.lineage.trained else []
+        out += [f for m in self.lineage.merged for f in [p("merge_choice", model=m), *fig("merge_figure_html", "merge_figure_png", model=m)]]
         out += [p("sae_metrics", model=m) for m in order] + [p("sae_table")]
-        out += [p("sae_curves_html"), p("sae_curves_png")] if self.trained_saes() else []
+        out += fig("sae_curves_html", "sae_curves_png") if self.trained_saes() else []
         if self.lineage.edges:
-            out += [p(key) for key in ("edges", "counts", "sankey_html", "sankey_png")]
-            out += self.control_inputs() + [p("threshold_curve_png")]
+            out += [p("edges"), p("counts"), *fig("sankey_html", "sankey_png")]
+            out += self.control_inputs() + fig("threshold_curve_html", "threshold_curve_png")
             out += [f for files in self.criteria_files().values() for f in files.values()]
             if self.config["controls"]["compare_criteria"]:
                 out.append(p("criteria"))
             out += [p("feature_table", model=m) for m in order]
             out += [p(key) for key in ("case_studies", "fig3_html", "fig4_html", "browser_threshold")]
-            out += [p(key, model=m) for m in self.merge_path_models() for key in ("merge_path", "merge_path_png")]
-            out += [p("merge_methods"), p("merge_methods_png")] if self.merge_method_groups() else []
-            out += [p(key) for key in ("widths", "widths_saes", "widths_png")] if self.width_edges() else []
+            out += [f for m in self.merge_path_models() for f in [p("merge_path", model=m), *fig("merge_path_html", "merge_path_png", model=m)]]
+            out += [p("merge_methods"), *fig("merge_methods_html", "merge_methods_png")] if self.merge_method_groups() else []
+            out += [p("widths"), p("widths_saes"), *fig("widths_html", "widths_png")] if self.width_edges() else []
             out += [p("browser_index", model=m) for m in order]
             out.append(p("interp_estimate"))
             if self.config["interp"]["enabled"]:
-                out += [p("interp_jsonl", model=m) for m in order] + [p("interp_summary"), p("interp_fig6_png")]
+                out += [p("interp_jsonl", model=m) for m in order] + [p("interp_summary"), *fig("interp_fig6_html", "interp_fig6_png")]
             out += [p(key) for key in ("reproduction_md", "reproduction_html", "landing")]
         return out
 

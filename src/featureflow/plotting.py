@@ -15,15 +15,18 @@ COLOURS = ("#1f77b4", "#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#1
 EMERGED, GONE = "#2ca02c", "#7f7f7f"
 
 
-def save_figure(fig: Any, out_html: str | Path, out_png: str | Path, width: int = 800, height: int = 500) -> None:
-    """Write `fig` as HTML (plotly.js embedded, works offline) and PNG (twice its size, by kaleido).
+def save_figure(fig: Any, out_html: str | Path, out_png: str | Path | None, width: int = 800, height: int = 500) -> None:
+    """Write `fig` as HTML (plotly.js embedded, works offline) and, unless `out_png` is None (the
+    config's `figures.png: false`), as PNG (twice its size, by kaleido).
 
     kaleido gets plotly.js from the plotly package and MathJax off: its page would otherwise fetch
     MathJax from a CDN for every figure (none uses TeX), a request that a compute node without
     network waits on. The PNG has the same bytes as ``fig.write_image``'s."""
+    fig.write_html(str(out_html), include_plotlyjs=True, full_html=True)
+    if out_png is None:
+        return
     import kaleido
 
-    fig.write_html(str(out_html), include_plotlyjs=True, full_html=True)
     try:
         png = kaleido.calc_fig_sync(fig.to_dict(), opts={"format": "png", "width": width, "height": height, "scale": 2},
                                     kopts={"mathjax": False})

@@ -60,6 +60,14 @@ def parent_dir(w, input):
     return str(Path(input.parent[0]).parent) if input.parent else None
 
 
+def figure(html, png, **report_args):
+    """Named outputs `html` and `png` of a figure rule (keys of featureflow.paths). Without PNGs
+    (`figures.png: false`) there is no `png` output and the HTML goes into Snakemake's report instead."""
+    if not PLAN.png:
+        return {"html": report(P(html), **report_args) if report_args else P(html)}
+    return {"html": P(html), "png": report(P(png), **report_args) if report_args else P(png)}
+
+
 def only(models):
     """Wildcard constraint: one of `models` (never matches when there are none)."""
     return "|".join(models) or "^$"

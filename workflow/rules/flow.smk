@@ -100,8 +100,7 @@ rule sankey:
         edges=P("edges"),
         counts=P("counts"),
     output:
-        html=P("sankey_html"),
-        png=report(P("sankey_png"), caption="../report/fig2.rst", category="5. Feature flow"),
+        **figure("sankey_html", "sankey_png", caption="../report/fig2.rst", category="5. Feature flow"),
     params:
         spec=PLAN.flow_spec(),
     log:
@@ -225,8 +224,7 @@ rule threshold_curve:
         controls=PLAN.control_inputs(),
     output:
         csv=P("threshold_curve"),
-        html=P("threshold_curve_html"),
-        png=report(P("threshold_curve_png"), caption="../report/threshold_curve.rst", category="5. Feature flow"),
+        **figure("threshold_curve_html", "threshold_curve_png", caption="../report/threshold_curve.rst", category="5. Feature flow"),
     params:
         files=PLAN.correlation_files(),
         controls=PLAN.control_files(),
@@ -308,8 +306,7 @@ rule merge_path:
         lambda w: PLAN.merge_path_files(w.model),
     output:
         csv=P("merge_path"),
-        html=P("merge_path_html"),
-        png=report(P("merge_path_png"), caption="../report/merge_path.rst", category="5. Feature flow", subcategory="{model}"),
+        **figure("merge_path_html", "merge_path_png", caption="../report/merge_path.rst", category="5. Feature flow", subcategory="{model}"),
     wildcard_constraints:
         model=only(PLAN.merge_path_models()),
     params:
@@ -338,8 +335,7 @@ rule merge_methods:
         counts=P("counts"),
     output:
         csv=P("merge_methods"),
-        html=P("merge_methods_html"),
-        png=report(P("merge_methods_png"), caption="../report/merge_methods.rst", category="5. Feature flow"),
+        **figure("merge_methods_html", "merge_methods_png", caption="../report/merge_methods.rst", category="5. Feature flow"),
     params:
         groups=PLAN.merge_method_groups(),
         choices={m: P("merge_choice", model=m) for ms in PLAN.merge_method_groups().values() for m in ms},
@@ -398,8 +394,7 @@ rule sae_width_eval:
     output:
         metrics=P("width_sae_metrics"),
         density=P("width_sae_density"),
-        html=P("width_sae_density_html"),
-        png=P("width_sae_density_png"),
+        **figure("width_sae_density_html", "width_sae_density_png"),
     wildcard_constraints:
         model=only(PLAN.width_models()),
         width=only(map(str, PLAN.trained_widths())),
@@ -573,8 +568,7 @@ rule widths:
     output:
         csv=P("widths"),
         saes=P("widths_saes"),
-        html=P("widths_html"),
-        png=report(P("widths_png"), caption="../report/widths.rst", category="5. Feature flow"),
+        **figure("widths_html", "widths_png", caption="../report/widths.rst", category="5. Feature flow"),
     params:
         files=PLAN.widths_inputs(),
         spec=PLAN.widths_spec(),

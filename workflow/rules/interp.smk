@@ -54,8 +54,7 @@ rule interp_summary:
         expand(P("interp_jsonl"), model=LINEAGE.order),
     output:
         summary=report(P("interp_summary"), caption="../report/interp_summary.rst", category="7. Autointerp"),
-        html=P("interp_fig6_html"),
-        png=report(P("interp_fig6_png"), caption="../report/fig6.rst", category="7. Autointerp"),
+        **figure("interp_fig6_html", "interp_fig6_png", caption="../report/fig6.rst", category="7. Autointerp"),
     params:
         endpoint_model=PLAN.interp.model,
         files={m: P("interp_jsonl", model=m) for m in LINEAGE.order},

@@ -125,8 +125,7 @@ rule lm_curves:
         logs=[P("train_log", model=m) for m in LINEAGE.trained],  # no trained model: not a target
         done=[P("train_meta", model=m) for m in LINEAGE.trained],
     output:
-        html=P("lm_curves_html"),
-        png=report(P("lm_curves_png"), caption="../report/lm_curves.rst", category="2. Language models"),
+        **figure("lm_curves_html", "lm_curves_png", caption="../report/lm_curves.rst", category="2. Language models"),
     params:
         models=LINEAGE.trained,
     log:

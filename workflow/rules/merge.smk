@@ -9,8 +9,7 @@ rule merge_sweep:
     output:
         sweep=P("merge_sweep"),
         summary=P("merge_sweep_summary"),
-        html=P("merge_figure_html"),
-        png=report(P("merge_figure_png"), caption="../report/fig5.rst", category="3. Merging", subcategory="{model}"),
+        **figure("merge_figure_html", "merge_figure_png", caption="../report/fig5.rst", category="3. Merging", subcategory="{model}"),
     wildcard_constraints:
         model=only(LINEAGE.merged),
     params:

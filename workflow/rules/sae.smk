@@ -78,9 +78,8 @@ rule sae_eval:
     output:
         metrics=P("sae_metrics"),
         density=P("sae_density"),
-        html=P("sae_density_html"),
-        png=report(P("sae_density_png"), caption="../report/sae_density.rst", category="4. Sparse autoencoders",
-                   subcategory="feature density", labels={"model": "{model}"}),
+        **figure("sae_density_html", "sae_density_png", caption="../report/sae_density.rst", category="4. Sparse autoencoders",
+                 subcategory="feature density", labels={"model": "{model}"}),
     params:
         hook=PLAN.sae.hook,
         eval_tokens=PLAN.sae_eval_tokens,
@@ -124,8 +123,7 @@ rule sae_curves:
         logs=[P("sae_train_log", model=m) for m in PLAN.trained_saes()],
         done=[P("sae_extra", model=m) for m in PLAN.trained_saes()],
     output:
-        html=P("sae_curves_html"),
-        png=report(P("sae_curves_png"), caption="../report/sae_curves.rst", category="4. Sparse autoencoders"),
+        **figure("sae_curves_html", "sae_curves_png", caption="../report/sae_curves.rst", category="4. Sparse autoencoders"),
     params:
         models=PLAN.trained_saes(),
     log:

@@ -5,4 +5,4 @@ with stage_main(snakemake.log[0]):
 
     p, out = snakemake.params, snakemake.output
     write_merge_methods(groups=p.groups, choices=p.choices, edges_csv=snakemake.input.edges, counts_csv=snakemake.input.counts,
-                        out={"csv": out.csv, "html": out.html, "png": out.png})
+                        out={"csv": out.csv, "html": out.html, "png": out.get("png")})

@@ -5,5 +5,5 @@ with stage_main(snakemake.log[0]):
 
     p, out = snakemake.params, snakemake.output
     write_merge_path(model=snakemake.wildcards.model, spec=MergePathSpec(**p.spec), files=MergePathFiles(**p.files),
-                     out={"csv": out.csv, "html": out.html, "png": out.png}, batch_tokens=p.batch_tokens,
+                     out={"csv": out.csv, "html": out.html, "png": out.get("png")}, batch_tokens=p.batch_tokens,
                      resources=job_resources(snakemake))

@@ -7,4 +7,4 @@ with stage_main(snakemake.log[0]):
     metrics = evaluate_sae(model_dir=p.model_dir, sae_dir=p.sae_dir, blocks=blocks, hook_name=p.hook, resources=job_resources(snakemake))
     write_metrics(metrics=metrics, out_json=out.metrics, out_density=out.density)
     warn_off_target(model=model, metrics=metrics)
-    density_histogram(metrics=metrics, title=model, out_html=out.html, out_png=out.png)
+    density_histogram(metrics=metrics, title=model, out_html=out.html, out_png=out.get("png"))

@@ -4,4 +4,4 @@ with stage_main(snakemake.log[0]):
     from featureflow.flow import write_widths
 
     p, out = snakemake.params, snakemake.output
-    write_widths(spec=p.spec, files=p.files, out={"csv": out.csv, "saes": out.saes, "html": out.html, "png": out.png})
+    write_widths(spec=p.spec, files=p.files, out={"csv": out.csv, "saes": out.saes, "html": out.html, "png": out.get("png")})

@@ -113,7 +113,7 @@ def threshold_curve(corr_files: dict[str, str | Path], controls: ControlFiles) -
 
 
 def write_threshold_curve(corr_files: dict[str, str | Path], controls: dict[str, dict[str, str]] | ControlFiles,
-                          out_csv: str | Path, out_html: str | Path, out_png: str | Path) -> pd.DataFrame:
+                          out_csv: str | Path, out_html: str | Path, out_png: str | Path | None) -> pd.DataFrame:
     """The `threshold_curve` stage: the curve's table and its figure (threshold-free: drawn once)."""
     import plotly.graph_objects as go
 

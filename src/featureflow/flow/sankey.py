@@ -32,7 +32,7 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 
 def sankey_figure(edges_csv: str | Path, counts_csv: str | Path, spec: dict[str, Any], out_html: str | Path,
-                  out_png: str | Path) -> None:
+                  out_png: str | Path | None) -> None:
     """The paper's Figure 2: features flowing along the lineage, at the threshold classify used.
 
     A link source -> target carries the target's features that persist from the source, split by

@@ -124,7 +124,7 @@ def run_interp(files: LineageFiles, spec: dict[str, Any], settings: InterpSettin
     return summary
 
 
-def write_summary(jsonl: dict[str, str], endpoint_model: str, out_json: str | Path, out_html: str | Path, out_png: str | Path) -> dict:
+def write_summary(jsonl: dict[str, str], endpoint_model: str, out_json: str | Path, out_html: str | Path, out_png: str | Path | None) -> dict:
     """Figure 6 (score histograms, persisting vs other) and the scores, costs, failures and categories."""
     import plotly.graph_objects as go
 

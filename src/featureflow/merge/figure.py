@@ -8,7 +8,7 @@ from pathlib import Path
 from featureflow.plotting import COLOURS, save_figure
 
 
-def merge_sweep_figure(sweep_csv: str | Path, sweep_json: str | Path, out_html: str | Path, out_png: str | Path) -> None:
+def merge_sweep_figure(sweep_csv: str | Path, sweep_json: str | Path, out_html: str | Path, out_png: str | Path | None) -> None:
     """The paper's Figure 5: accuracy of merged models along t on both inputs' validation data,
     with the shared base model's accuracy as dashed baselines."""
     import pandas as pd

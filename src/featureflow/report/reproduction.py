@@ -295,7 +295,7 @@ def _interp_rows(run: dict[str, Any]) -> list[Row]:
     for g, x in summary["groups"].items():
         ours = f"{_fmt(x['mean_score'])} / {_fmt(x['median_score'])} ({x['scored']} scored)"
         rows.append(Row(sec, f"explanation score of {g} features, mean / median", "histogram only", ours, NO_PAPER,
-                        "Figure 6 has no numbers; see fig6_scores.png"))
+                        "Figure 6 has no numbers; see interp/fig6_scores.html"))
     return rows
 
 

@@ -111,7 +111,7 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
     }
 
 
-def density_histogram(metrics: dict[str, Any], title: str, out_html: str | Path, out_png: str | Path) -> None:
+def density_histogram(metrics: dict[str, Any], title: str, out_html: str | Path, out_png: str | Path | None) -> None:
     """Histogram of log10 feature density (alive features), the usual SAE health plot."""
     import plotly.graph_objects as go
 
