@@ -67,7 +67,7 @@ def run_suite(commit: str, label: str, workdir: Path, target: str = "test") -> d
     stop_slurm()
     out = proc.stdout + proc.stderr
     summary = re.findall(r"^=*\s*(\d+ passed.*?)\s*=*$", out, flags=re.M)
-    log = Path(tempfile.gettempdir()) / f"featureflow-suite-{label}.log"  # kept: its --durations list the slowest tests
+    log = Path(tempfile.gettempdir()) / f"featureflow-{target}-{label}.log"  # kept: the suite's lists the slowest tests
     log.write_text(out)
     return {"label": label, "commit": subprocess.run(["git", "-C", str(clone), "rev-parse", "--short", "HEAD"],
                                                      capture_output=True, text=True).stdout.strip(),
