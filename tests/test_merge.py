@@ -148,3 +148,22 @@ def test_fixed_t_is_used_and_choice_compares_with_inputs_and_base(models, tmp_pa
                         files=MergedFiles(sweep_json=tmp_path / "sweep.json", out_dir=tmp_path / "m2", choice_json=tmp_path / "choice2.json"),
                         **run)
     assert (auto["t"], auto["t_from"]) == (0.61, "sweep equilibrium")
+
+
+def test_models_with_tied_embeddings_load_merged_weights_and_a_missing_matrix_is_refused(tmp_path):
+    """A tied checkpoint's safetensors holds the embedding once (no lm_head.weight): the sweep, the merge and
+    the merge path load such weights with the unembedding following the embedding; any other gap is an error."""
+    from featureflow.merge import load_into
+    from real_shapes import family_model
+
+    a, b = family_model("llama", seed=0), family_model("llama", seed=1)
+    a.save_pretrained(tmp_path / "a")
+    b.save_pretrained(tmp_path / "b")
+    wa, wb = load_weights(tmp_path / "a"), load_weights(tmp_path / "b")
+    assert "lm_head.weight" not in wa, "save_pretrained stores a tied matrix once"
+    load_into(a, merge_weights("slerp", wa, wb, 1.0, None))
+    embed = a.get_input_embeddings().weight
+    torch.testing.assert_close(embed, wb["model.embed_tokens.weight"])
+    assert a.get_output_embeddings().weight.data_ptr() == embed.data_ptr(), "still tied"
+    with pytest.raises(RuntimeError, match="missing"):
+        load_into(a, {k: v for k, v in wa.items() if k != "model.norm.weight"})

@@ -1,5 +1,7 @@
-"""Bring your own lineage: pretrained checkpoints (local folders, and a hub snapshot read offline) and an
-imported SAELens SAE beside trained ones, through the workflow to the report."""
+"""Bring your own lineage: pretrained checkpoints shaped like real ones (tests/real_shapes.py: one per
+supported family, several layers, grouped-query attention, tied embeddings, 1k-32k positions, 32k-50k
+vocabularies; local folders and a hub snapshot read offline), an imported SAELens SAE, a fine-tune made
+here and a merge, through the workflow to the report with the default evaluation settings."""
 
 import csv
 import json
@@ -11,12 +13,15 @@ import pytest
 import yaml
 
 from featureflow.config import ConfigError
+from featureflow.lm.context import DEFAULT_PRETRAINED_CONTEXT
 from featureflow.plan import load_plan
 from helpers import REPO, SCHEMA, snakemake_local
+from real_shapes import D_MLP, D_MODEL, HOOK, family_config, family_model
 
 HUB_ID = "featureflow-test/tiny-ft"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
-D_MODEL, D_MLP, D_SAE = 32, 64, 128
+D_SAE = 256
+OTHER_FAMILIES = ("gpt2", "gpt_neox", "qwen2", "mistral")  # placed after the Llama base
 
 
 def tiny_tokenizer(texts: list[str]):
@@ -25,22 +30,12 @@ def tiny_tokenizer(texts: list[str]):
     return train_bpe(texts, vocab_size=400, min_frequency=2)
 
 
-def mistral_model(vocab: int, seed: int):
-    import torch
-    from transformers import MistralConfig, MistralForCausalLM
-
-    torch.manual_seed(seed)
-    return MistralForCausalLM(MistralConfig(vocab_size=vocab, hidden_size=D_MODEL, intermediate_size=D_MLP, num_hidden_layers=1,
-                                            num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64,
-                                            sliding_window=None, tie_word_embeddings=False))
-
-
 def gpt2_model(vocab: int, seed: int):
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_embd=D_MODEL, n_layer=1, n_head=2, n_positions=64))
+    return GPT2LMHeadModel(GPT2Config(vocab_size=vocab, n_embd=D_MODEL, n_layer=4, n_head=6, n_positions=1024))
 
 
 def save(model, tok, folder: Path) -> Path:
@@ -75,25 +70,28 @@ def hub_snapshot(cache: Path, repo_id: str, source: Path) -> None:
 
 
 def pretrained_config(root: Path) -> dict:
-    """A lineage of a pretrained Mistral base (local folder), its 'fine-tune' (a hub id read from a cache
-    snapshot, with an imported SAE), a GPT-2-family model placed after the base, and a model we
-    fine-tune from the pretrained base."""
+    """A lineage of a pretrained Llama-family base (local folder, 8192 positions), its 'fine-tune' (a hub id
+    read from a cache snapshot, with an imported SAE), one checkpoint of every other family placed after
+    the base, a model we fine-tune from the base, and a merge of that fine-tune with the hub one. No
+    `lm.context_size`, `lm.eval_tokens` or `lm.architecture`: the lineage's context is the default."""
     micro = yaml.safe_load((REPO / "config" / "micro.yaml").read_text())
     return {
         "seed": 0, "threshold": 0.5, "data_cache": str(root / "cache"), "figures": {"png": False},  # HTML figures only
-        "corpora": {c: micro["corpora"][c] | {"max_bytes": 60000} for c in ("english", "python", "lua")},
+        # a 1024-token context needs at least 1024 validation tokens per corpus (a 400-token BPE: ~2.6 bytes each)
+        "corpora": {c: micro["corpora"][c] | {"max_bytes": 40000, "validation_fraction": 0.15} for c in ("python", "lua")},
+        "sae": {"hook": HOOK, "expansion_factor": 2, "normalize": "unit_rms", "tokens": 4800, "batch_blocks": 16, "lr": 3.0e-3,
+                "l1_coefficient": 5.0e-3, "buffer_tokens": 2400, "eval_tokens": 2048, "checkpoint_every": 10, "log_every": 5},
         "models": {
-            "base": {"pretrained": "models/base", "data": ["english", "python"]},
+            "base": {"pretrained": "models/base", "data": ["python"]},
             "ft": {"pretrained": HUB_ID, "revision": "main", "parent": "base", "data": ["python"],
-                   "sae": {"pretrained": "saes/release", "path": "blocks.0.mlp.hook_post"}},
-            "gpt2": {"pretrained": "models/gpt2", "parent": "base"},
+                   "sae": {"pretrained": "saes/release", "path": HOOK}},
+            **{f: {"pretrained": f"models/{f}", "parent": "base"} for f in OTHER_FAMILIES},
             "lua": {"parent": "base", "train_on": ["lua"]},
+            "luaft": {"merge": ["lua", "ft"]},
         },
-        "lm": {"architecture": {"d_model": D_MODEL, "d_mlp": D_MLP, "n_heads": 2, "n_layers": 1, "block_size": 32},
-               "finetune": {"tokens": 4000, "batch_size": 8, "lr": 1.0e-3, "warmup_steps": 2}, "eval_tokens": 1024,
-               "checkpoint_every": 50, "log_every": 10},
-        "sae": {"expansion_factor": 2, "normalize": "unit_rms", "tokens": 4800, "batch_blocks": 16, "lr": 3.0e-3, "l1_coefficient": 5.0e-3,
-                "buffer_tokens": 2400, "eval_tokens": 1024, "checkpoint_every": 10, "log_every": 5},
+        "lm": {"finetune": {"tokens": 4096, "batch_size": 2, "lr": 1.0e-3, "warmup_steps": 1},
+               "checkpoint_every": 50, "log_every": 1},
+        "merge": {"grid_step": 0.25, "refine_step": 0.25, "eval_tokens": 2048},
         "acts": {"tokens": 2400, "context_size": 24},
         "correlation": {"top_k": 2},
     }
@@ -102,7 +100,7 @@ def pretrained_config(root: Path) -> dict:
 def build_checkpoints(root: Path) -> None:
     texts = [(REPO / f"data/demo/{c}/{c}.txt").read_text(encoding="utf-8")[:200000] for c in ("english", "python", "lua")]
     tok = tiny_tokenizer(texts)
-    base = mistral_model(len(tok), seed=1)
+    base = family_model("llama", seed=1)
     save(base, tok, root / "models" / "base")
     import torch
 
@@ -111,8 +109,9 @@ def build_checkpoints(root: Path) -> None:
             p.add_(0.02 * torch.randn_like(p))
     save(base, tok, root / "staging" / "ft")
     hub_snapshot(root / "cache", HUB_ID, root / "staging" / "ft")
-    save(gpt2_model(len(tok), seed=2), tok, root / "models" / "gpt2")
-    saelens_folder(root / "saes" / "release" / "blocks.0.mlp.hook_post", D_MLP, "blocks.0.mlp.hook_post", seed=3)
+    for seed, family in enumerate(OTHER_FAMILIES, start=2):
+        save(family_model(family, seed=seed), tok, root / "models" / family)
+    saelens_folder(root / "saes" / "release" / HOOK, D_MLP, HOOK, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -138,28 +137,49 @@ def test_pretrained_lineage_runs_to_the_report_training_only_the_fine_tune(pretr
     trained = {p.parent.name for p in (results / "lm").glob("*/train_meta.json")}
     assert trained == {"lua"}, "pretrained models are fetched, not trained"
     fetched = {p.parent.name: json.loads(p.read_text()) for p in (results / "lm").glob("*/pretrained.json")}
-    assert set(fetched) == {"base", "ft", "gpt2"}
+    assert set(fetched) == {"base", "ft", *OTHER_FAMILIES}
     assert fetched["ft"]["on_hub"] and fetched["ft"]["commit"] == COMMIT, "the hub id came from the cache snapshot"
-    assert fetched["gpt2"]["model_type"] == "gpt2" and fetched["base"]["model_type"] == "mistral"
+    assert {m: fetched[m]["model_type"] for m in fetched} == {"base": "llama", "ft": "llama", **{f: f for f in OTHER_FAMILIES}}
     assert json.loads((results / "data/tokenizer/tokenizer_meta.json").read_text())["kind"] == "pretrained"
     with open(results / "flow/counts.csv") as fh:
         edges = {r["edge"] for r in csv.DictReader(fh)}
-    assert {"base__ft", "base__gpt2", "base__lua"} <= edges
+    assert {"base__ft", "base__lua", "lua__luaft", "ft__luaft", *(f"base__{f}" for f in OTHER_FAMILIES)} <= edges
 
 
 def test_each_model_family_gets_an_sae_of_its_own_width_and_the_imported_one_is_measured(pretrained_run):
     root, _ = pretrained_run
     results = root / "results"
-    cfgs = {m: json.loads((results / f"sae/{m}/cfg.json").read_text()) for m in ("base", "ft", "gpt2", "lua")}
+    models = ("base", "ft", "lua", "luaft", *OTHER_FAMILIES)
+    cfgs = {m: json.loads((results / f"sae/{m}/cfg.json").read_text()) for m in models}
     assert cfgs["gpt2"]["d_in"] == 4 * D_MODEL, "GPT-2's MLP is 4 x d_model wide"
-    assert cfgs["base"]["d_in"] == cfgs["lua"]["d_in"] == D_MLP
+    assert {cfgs[m]["d_in"] for m in ("base", "lua", "luaft", "gpt_neox", "qwen2", "mistral")} == {D_MLP}
+    hooks = {m: c.get("hook_name") or c["metadata"]["hook_name"] for m, c in cfgs.items()}  # SAELens 6 keeps it in metadata
+    assert set(hooks.values()) == {HOOK}, "the hook sits in a middle layer of every family"
     assert cfgs["ft"]["d_sae"] == D_SAE, "the imported SAE keeps its own width"
     extra = json.loads((results / "sae/ft/featureflow_sae.json").read_text())
     assert "imported" in json.dumps(extra)
     metrics = json.loads((results / "sae/ft/metrics.json").read_text())
     assert metrics["d_sae"] == D_SAE and 0 < metrics["l0"] <= D_SAE, "quality measured on this run's data"
     table = (results / "sae/metrics.tsv").read_text()
-    assert all(m in table for m in ("base", "ft", "gpt2", "lua"))
+    assert all(m in table for m in models)
+
+
+def test_the_lineage_context_is_one_default_block_for_every_job_that_cuts_blocks(pretrained_run):
+    """The base allows 8192 positions, GPT-2 1024: fine-tuning, evaluation, the merge sweep and SAE evaluation
+    all cut blocks of min(1024, every model's positions) = 1024 tokens, with no context setting in the config."""
+    root, _ = pretrained_run
+    results = root / "results"
+    block = min(DEFAULT_PRETRAINED_CONTEXT, *(family_config(f).max_position_embeddings for f in ("llama", *OTHER_FAMILIES)))
+    assert block == 1024
+    meta = json.loads((results / "lm/lua/train_meta.json").read_text())
+    assert meta["tokens_seen"] == meta["steps"] * 2 * block, "fine-tuned on blocks of the lineage's context"
+    for model in ("base", "ft", "lua", "luaft", *OTHER_FAMILIES):
+        for corpus, m in json.loads((results / f"lm/{model}/eval.json").read_text()).items():
+            assert m["tokens"] > 0 and m["tokens"] % (block - 1) == 0, (model, corpus, m["tokens"])
+    sae_eval = json.loads((results / "sae/base/metrics.json").read_text())
+    assert sae_eval["tokens"] % block == 0
+    log = (results / "logs/lm/evaluate/base.log").read_text()
+    assert "vocabulary" in log and "49152" in log and "estimated peak" in log, "the logits' memory is stated"
 
 
 def test_pretrained_config_errors_are_one_line(tmp_path):
@@ -233,10 +253,10 @@ def test_bad_pretrained_input_stops_its_job_with_one_line(pretrained_run, tmp_pa
 
     other_tok = train_bpe(["a few words of another corpus entirely"] * 50, vocab_size=300, min_frequency=1)
     save(gpt2_model(len(other_tok), seed=4), other_tok, root / "models" / "other")
-    saelens_folder(root / "saes" / "narrow" / "sae", D_MODEL, "blocks.0.mlp.hook_post", seed=5)
+    saelens_folder(root / "saes" / "narrow" / "sae", D_MODEL, HOOK, seed=5)
     cases = [
-        (lambda c: c["sae"].update(hook="blocks.3.mlp.hook_post"), "results/sae/base/cfg.json",
-         "error: model 'base' has no hook 'blocks.3.mlp.hook_post'"),
+        (lambda c: c["sae"].update(hook="blocks.4.mlp.hook_post"), "results/sae/base/cfg.json",
+         "error: model 'base' has no hook 'blocks.4.mlp.hook_post' (4 layers"),
         (lambda c: c["models"]["ft"].update(sae={"pretrained": "saes/narrow", "path": "sae"}), "results/sae/ft/cfg.json",
          "models.ft.sae.pretrained"),
         (lambda c: c["models"].update(other={"pretrained": "models/other", "parent": "base"}),
@@ -249,4 +269,4 @@ def test_bad_pretrained_input_stops_its_job_with_one_line(pretrained_run, tmp_pa
         lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
         assert len(set(lines)) == 1 and expected in lines[0], (expected, run.stderr[-2000:])
         said.append(lines[0])
-    assert "d_in 32" in said[1], "the narrow SAE's width is named"
+    assert f"d_in {D_MODEL}" in said[1], "the narrow SAE's width is named"

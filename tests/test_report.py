@@ -2,6 +2,7 @@
 config reference generated from the schema."""
 
 import copy
+import json
 import re
 import subprocess
 import sys
@@ -322,3 +323,25 @@ def test_micro_report_pages_render_and_every_link_resolves(micro_run):
         assert not missing, (page, missing)
     dom, _ = chromium_url((res / "index.html").as_uri())
     assert dom.count("<img") >= 1 + 1 + 4 and 'href="reproduction.html"' in dom and 'href="report.html"' in dom
+
+
+def test_compare_results_masks_timings_and_plotly_ids_and_lists_real_differences(tmp_path):
+    """scripts/compare_results.py: what a rerun may change (wall-clock fields, plotly's div ids, logs) is not a
+    difference; a changed number, a missing file and an extra file are."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root, elapsed, uid, loss in ((a, 1.5, "0f0e0d0c-1111-2222-3333-444455556666", 0.25),
+                                     (b, 9.0, "aaaabbbb-1111-2222-3333-444455556666", 0.25)):
+        (root / "lm" / "m").mkdir(parents=True)
+        (root / "lm/m/train_meta.json").write_text(json.dumps({"train_seconds": elapsed, "loss": loss}))
+        (root / "fig.html").write_text(f'<div id="{uid}"></div>')
+        (root / "log.csv").write_text(f"step,loss,elapsed_s\n1,{loss},{elapsed}\n")
+        (root / "logs").mkdir()
+        (root / "logs" / "x.log").write_text(str(elapsed))
+    run = lambda: subprocess.run([sys.executable, str(REPO / "scripts/compare_results.py"), str(a), str(b)],  # noqa: E731
+                                 capture_output=True, text=True)
+    same = run()
+    assert same.returncode == 0 and "0 differ;" in same.stdout and "3 differ only in timings/ids" in same.stdout, same.stdout
+    (b / "log.csv").write_text("step,loss,elapsed_s\n1,0.26,9.0\n")
+    (a / "only_here.npz").write_bytes(b"x")
+    changed = run()
+    assert changed.returncode == 1 and "differ: log.csv" in changed.stdout and "only_a: only_here.npz" in changed.stdout

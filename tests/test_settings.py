@@ -64,7 +64,7 @@ def test_schema_defaults_build_every_type_and_round_trip_through_params():
     lm = settings(LMSettings)
     assert lm.scratch.lr == 6e-4 and lm.finetune.lr == 2e-5 and lm.architecture.d_mlp == 1024
     assert lm.train_job(fine_tune=True) == TrainJob(lm.architecture, lm.finetune, lm.checkpoint_every,
-                                                    lm.keep_checkpoints, lm.log_every)
+                                                    lm.keep_checkpoints, lm.log_every, lm.architecture.block_size)
     assert settings(SAESettings).betas == (0.9, 0.9999), "lists become tuples"
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from featureflow.config import ConfigError, is_hub_dataset, resolve_local_files, validate_config
 from featureflow.inputs import LineageFiles
 from featureflow.lineage import Lineage, build_lineage, parse_edge_name
+from featureflow.lm.context import lineage_context
 from featureflow.paths import SPLITS, TEMPLATES, ResultPaths
 from featureflow.settings import (
     ActsSettings,
@@ -289,6 +290,11 @@ class Plan:
     def lm(self) -> LMSettings:
         return from_block(LMSettings, self.config["lm"])
 
+    @property
+    def context_size(self) -> int:
+        """The lineage's context length in tokens (`lm.context_size`, resolved by featureflow.lm.context)."""
+        return int(self.config["lm"]["context_size"])
+
     def train_job(self, model: str) -> TrainJob:
         """Settings of one model's `train` job: `lm.scratch` or `lm.finetune` by the model's kind."""
         return self.lm.train_job(fine_tune=self.lineage.models[model].parent is not None)
@@ -399,7 +405,8 @@ class Plan:
         return {"first": m.merge[0], "second": m.merge[1], "base": self.merge_base(model), "method": m.method, "t": m.t,
                 "dirs": {n: self.paths("model_dir", model=n) for n in self.merge_participants(model)},
                 "own_validation": {n: [self.paths("tokens", corpus=c, split="validation") for c in self.own_corpora(n)]
-                                   for n in m.merge}}
+                                   for n in m.merge},
+                "block_size": self.context_size}
 
     def lineage_token_files(self, model: str, split: str) -> list[str]:
         """Token files of every corpus in a model's lineage (its SAE's data, paper footnote 5)."""
@@ -600,6 +607,7 @@ def load_plan(config: dict[str, Any], schema_path: str | Path, workdir: str | Pa
     _check_controls(cfg, lineage)
     _check_widths(cfg)
     _check_pretrained(cfg, lineage, workdir)
+    cfg["lm"]["context_size"] = lineage_context(cfg, lineage, workdir)
     files = {n: resolve_local_files(n, s["files"], workdir) for n, s in cfg["corpora"].items() if "files" in s}
     return Plan(cfg, lineage, files)
 

@@ -82,6 +82,7 @@ class LMSettings:
     """`lm`: the language models: architecture, training of both kinds, checkpoints, evaluation."""
 
     architecture: Architecture
+    context_size: int | None  # resolved by the plan (featureflow.lm.context): an int in a plan's config
     scratch: TrainSettings
     finetune: TrainSettings
     eval_tokens: int | None
@@ -93,7 +94,8 @@ class LMSettings:
     def train_job(self, fine_tune: bool) -> TrainJob:
         """What one training job needs: the shape, its kind's optimiser settings, checkpoints, logging."""
         return TrainJob(self.architecture, self.finetune if fine_tune else self.scratch,
-                        self.checkpoint_every, self.keep_checkpoints, self.log_every)
+                        self.checkpoint_every, self.keep_checkpoints, self.log_every,
+                        self.context_size or self.architecture.block_size)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class TrainJob:
     checkpoint_every: int
     keep_checkpoints: bool
     log_every: int
+    context_size: int  # tokens per training block (`lm.context_size`); a scratch model's positions stay architecture.block_size
 
 
 @dataclass(frozen=True)

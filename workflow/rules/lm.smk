@@ -80,6 +80,7 @@ rule evaluate:
     params:
         model_dir=in_dir("weights"),
         validation=PLAN.validation_token_files(),
+        block_size=PLAN.context_size,
         max_tokens=PLAN.lm.eval_tokens,
         batch_size=PLAN.lm.eval_batch_size,
         device=job("gpu_eval").device,
@@ -107,7 +108,7 @@ rule eval_table:
         models=PLAN.evaluated_models(),
         validation=PLAN.validation_token_files(),
         baselines=PLAN.unigram_baselines(),
-        block_size=PLAN.lm.architecture.block_size,
+        block_size=PLAN.context_size,
         max_tokens=PLAN.lm.eval_tokens,
     log:
         P.log("lm", "eval_table"),

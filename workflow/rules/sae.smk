@@ -83,7 +83,7 @@ rule sae_eval:
     params:
         hook=PLAN.sae.hook,
         eval_tokens=PLAN.sae_eval_tokens,
-        block_size=PLAN.lm.architecture.block_size,
+        block_size=PLAN.context_size,
         model_dir=in_dir("weights"),
         sae_dir=in_dir("sae"),
         device=job("gpu_eval").device,

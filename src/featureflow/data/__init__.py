@@ -15,6 +15,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "blocks_from_files": "tokens",
     "build_mixture": "tokens",
     "eval_blocks": "tokens",
+    "load_blocks": "tokens",
     "summarise_counts": "tokens",
     "tokenize_split": "tokens",
 })

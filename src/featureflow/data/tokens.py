@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from featureflow.config import ConfigError
 from featureflow.data.sources import iter_text_documents
 from featureflow.data.tokenizer import load_tokenizer
 
@@ -219,6 +220,20 @@ def eval_blocks(ids: np.ndarray, block_size: int, max_tokens: int | None) -> np.
     return np.asarray(ids[: n_blocks * block_size], dtype=np.int64).reshape(n_blocks, block_size)
 
 
+def load_blocks(path: str | Path, block_size: int, max_tokens: int | None) -> np.ndarray:
+    """`eval_blocks` of a token file (results/data/tokens/{corpus}/{split}.npy); too few tokens for one
+    block is a one-line error naming the file, the corpus, the split and what to change."""
+    ids = np.load(path, mmap_mode="r")
+    n = ids.size if max_tokens is None else min(ids.size, max_tokens)
+    if n < block_size:
+        corpus, split = Path(path).parent.name, Path(path).stem
+        capped = f" (capped at {max_tokens} by the job's eval_tokens)" if max_tokens is not None and max_tokens < ids.size else ""
+        raise ConfigError(f"{path}: {n} {split} tokens of corpus '{corpus}'{capped} do not fill one block of {block_size} "
+                          f"(lm.context_size); give corpora.{corpus} more text (max_bytes, validation_fraction), raise the "
+                          "eval_tokens setting, or lower lm.context_size")
+    return eval_blocks(ids, block_size, max_tokens)
+
+
 def blocks_from_files(files: list[str | Path], block_size: int, tokens_per_file: int | None) -> np.ndarray:
     """Evaluation blocks from the start of each token file, `tokens_per_file` from each, stacked."""
-    return np.concatenate([eval_blocks(np.load(f, mmap_mode="r"), block_size, tokens_per_file) for f in files])
+    return np.concatenate([load_blocks(f, block_size, tokens_per_file) for f in files])

@@ -105,7 +105,7 @@ def sweep_ts(sweep_csv: str | Path) -> list[float]:
 def merge_path_rows(spec: MergePathSpec, files: MergePathFiles, batch_tokens: int, resources: Resources) -> pd.DataFrame:
     """One row per (t, parent): how the parent's dictionary reads the model merged at t (module docstring)."""
     from featureflow.lm import load_for_inference
-    from featureflow.merge import load_weights, merge_weights
+    from featureflow.merge import load_into, load_weights, merge_weights
     from featureflow.sae import check_hook, decode_raw, encode_raw, hook_activations, load_sae_weights
 
     torch.set_num_threads(resources.threads)
@@ -121,7 +121,7 @@ def merge_path_rows(spec: MergePathSpec, files: MergePathFiles, batch_tokens: in
     rows = []
     for t in tqdm(sweep_ts(files.sweep_csv), desc="merge path", unit="t", mininterval=5):
         merged = merge_weights(spec.method, weights["first"], weights["second"], t, weights.get("base"))
-        model.load_state_dict(merged)  # strict, as the merge rule loads it
+        load_into(model, merged)  # as the merge rule loads it
         sums: dict[str, _Sums] = {}
         for start in range(0, len(blocks), per_batch):
             ids = torch.from_numpy(np.asarray(blocks[start:start + per_batch], dtype=np.int64)).to(device)

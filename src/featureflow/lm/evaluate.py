@@ -14,18 +14,40 @@ from typing import Any
 import numpy as np
 import torch
 
-from featureflow.data import eval_blocks
+from featureflow.data import load_blocks
+from featureflow.lm.context import check_model_context
 from featureflow.runtime import pick_device
 from featureflow.settings import Resources
 
 log = logging.getLogger(__name__)
 
 
+# Logits one evaluation batch may hold: 2**28 floats, 1 GiB per copy (3 GiB for the three copies). The demo's
+# batches (64 blocks of 128 tokens, 4,096-token vocabulary) are far below it; the paper's (64 x 256 at Mistral's
+# 32,000) run 32 blocks at a time; a 1024-token context at a 49,152-token vocabulary runs 5.
+LOGITS_BUDGET = 2**28
+LOGITS_COPIES = 3  # the logits, their float32 shifted copy, and cross-entropy's log-softmax
+
+
+def logits_batch(batch_size: int, block: int, vocab: int) -> int:
+    """Blocks per forward pass: `batch_size`, or fewer so that one batch's logits stay within LOGITS_BUDGET."""
+    return max(1, min(batch_size, LOGITS_BUDGET // (block * vocab)))
+
+
+def eval_memory_mb(model: torch.nn.Module, batch_size: int, block: int) -> dict[str, float]:
+    """Estimated peak of a next-token evaluation (MB): float32 weights plus LOGITS_COPIES x batch x block x vocab."""
+    weights = 4 * sum(p.numel() for p in model.parameters())
+    logits = LOGITS_COPIES * 4 * logits_batch(batch_size, block, model.config.vocab_size) * block * model.config.vocab_size
+    return {"weights": weights / 2**20, "logits": logits / 2**20, "total": (weights + logits) / 2**20}
+
+
 @torch.no_grad()
 def next_token_metrics(model: torch.nn.Module, blocks: np.ndarray, batch_size: int = 64) -> dict[str, float]:
-    """Mean cross-entropy and top-1 accuracy of predicting token i+1 from tokens <= i in each block."""
+    """Mean cross-entropy and top-1 accuracy of predicting token i+1 from tokens <= i in each block
+    (`batch_size` blocks at a time, fewer where their logits would pass LOGITS_BUDGET)."""
     model.eval()
     device = next(model.parameters()).device
+    batch_size = logits_batch(batch_size, blocks.shape[1], model.config.vocab_size)
     total_loss, correct, count = 0.0, 0, 0
     for start in range(0, len(blocks), batch_size):
         x = torch.from_numpy(blocks[start:start + batch_size]).to(device)
@@ -37,17 +59,31 @@ def next_token_metrics(model: torch.nn.Module, blocks: np.ndarray, batch_size: i
     return {"loss": total_loss / count, "accuracy": correct / count, "tokens": count}
 
 
-def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out_json: str | Path,
+def log_eval_memory(name: str, model: torch.nn.Module, batch_size: int, block: int, mem_mb: int | None) -> None:
+    """Log the evaluation's estimated peak; warn when it passes the job's mem_mb."""
+    mb = eval_memory_mb(model, batch_size, block)
+    blocks = logits_batch(batch_size, block, model.config.vocab_size)
+    log.info("%s: estimated peak %.0f MB (weights %.0f, logits %.0f: %d blocks x %d tokens x %d vocabulary x %d copies); "
+             "the job class has %s", name, mb["total"], mb["weights"], mb["logits"], blocks, block, model.config.vocab_size,
+             LOGITS_COPIES, f"{mem_mb:,} MB" if mem_mb else "no mem_mb")
+    if mem_mb and mb["total"] > mem_mb:
+        log.warning("%s: the estimated peak (%.0f MB) exceeds the job class's mem_mb (%s MB): raise resources.gpu_eval.mem_mb "
+                    "or lower lm.eval_batch_size", name, mb["total"], f"{mem_mb:,}")
+
+
+def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out_json: str | Path, block_size: int,
                    max_tokens: int | None, batch_size: int, resources: Resources) -> dict[str, Any]:
-    """Evaluate the model in `model_dir` on each corpus' validation tokens (`max_tokens` each) and write eval.json."""
+    """Evaluate the model in `model_dir` on each corpus' validation tokens (`max_tokens` each, in blocks of
+    `block_size`: the lineage's context) and write eval.json."""
     from featureflow.lm.native import load_for_inference
 
     torch.set_num_threads(resources.threads)
     model = load_for_inference(model_dir).to(pick_device(resources.device))
-    block = model.config.max_position_embeddings
+    check_model_context(model.config, block_size, Path(model_dir).name)
+    log_eval_memory(Path(model_dir).name, model, batch_size, block_size, resources.mem_mb)
     results = {}
     for corpus, path in validation.items():
-        results[corpus] = next_token_metrics(model, eval_blocks(np.load(path, mmap_mode="r"), block, max_tokens), batch_size)
+        results[corpus] = next_token_metrics(model, load_blocks(path, block_size, max_tokens), batch_size)
         log.info("%s on %s: loss %.4f, accuracy %.4f", Path(model_dir).name, corpus, results[corpus]["loss"], results[corpus]["accuracy"])
     Path(out_json).write_text(json.dumps(results, indent=2) + "\n")
     return results

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from featureflow.data import eval_blocks
+from featureflow.data import load_blocks
 
 
 def unigram_metrics(train_ids: np.ndarray, blocks: np.ndarray, vocab_size: int) -> dict[str, float]:
@@ -44,7 +44,7 @@ def eval_table(eval_files: dict[str, str | Path], validation: dict[str, str | Pa
             rows.append({"model": model, "corpus": corpus, **m})
     for label, train_files in baselines.items():
         for corpus, train in train_files.items():
-            blocks = eval_blocks(np.load(validation[corpus], mmap_mode="r"), shape.block_size, shape.max_tokens)
+            blocks = load_blocks(validation[corpus], shape.block_size, shape.max_tokens)
             rows.append({"model": label, "corpus": corpus, **unigram_metrics(np.load(train, mmap_mode="r"), blocks, shape.vocab_size)})
     lines = ["model\tcorpus\tloss\taccuracy\ttokens"]
     lines += [f"{r['model']}\t{r['corpus']}\t{r['loss']:.4f}\t{r['accuracy']:.4f}\t{r['tokens']}" for r in rows]

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureflow.config import ConfigError
+from featureflow.lm.context import check_model_context
 from featureflow.lm.folder import check_parent, save_model
 from featureflow.lm.native import load_for_training
 from featureflow.paths import TOKENIZER_META
@@ -104,17 +106,19 @@ def train_model(name: str, files: TrainFiles, settings: TrainJob, seed: int, res
     if parent_dir is not None:
         check_parent(parent_dir, parent_name or str(parent_dir), name, arch, meta["vocab_size"], tokenizer_dir)
     ids = np.load(mixture_npy, mmap_mode="r")
-    block = arch.block_size
+    block = settings.context_size
     n_blocks = ids.size // block
     if n_blocks < 1:
-        raise ValueError(f"{mixture_npy}: {ids.size} tokens is less than one block of {block}")
+        raise ConfigError(f"{mixture_npy}: {ids.size} training tokens of '{name}' do not fill one block of {block} "
+                          f"(lm.context_size); give its corpora more text or lower lm.context_size")
     steps = total_steps(n_blocks, block, s)
     dev = pick_device(resources.device)
     fingerprint = json.dumps({"arch": asdict(arch), "settings": asdict(s), "seed": seed, "tokens": int(ids.size),
-                              "parent": str(parent_dir), "steps": steps}, sort_keys=True)
+                              "parent": str(parent_dir), "steps": steps, "block": block}, sort_keys=True)
 
     if parent_dir is not None:  # natively when it can (no transformers import), with the same gradients
         model = load_for_training(parent_dir)
+        check_model_context(model.config, block, parent_name or str(parent_dir))
     else:  # transformers' initialisation
         from featureflow.lm.model import build_model
 

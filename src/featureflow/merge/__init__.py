@@ -11,6 +11,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "build_merged": "sweep",
     "check_mergeable": "sweep",
     "find_equilibrium": "sweep",
+    "load_into": "sweep",
     "load_weights": "sweep",
     "run_sweep": "sweep",
     "write_sweep": "sweep",

@@ -66,6 +66,18 @@ def load_weights(model_dir: str | Path) -> Tensors:
     return load_file(str(Path(model_dir) / MODEL_WEIGHTS))
 
 
+def load_into(model: torch.nn.Module, weights: Tensors) -> None:
+    """`model.load_state_dict(weights)`, strict but for a tied unembedding: a folder of a model with tied
+    embeddings stores the matrix once (as ``save_pretrained`` writes it), and the unembedding, which shares
+    the embedding's storage, takes the loaded values with it."""
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    params = model.state_dict(keep_vars=True)
+    loaded = {params[k].data_ptr() for k in weights if k in params}
+    untied = [k for k in missing if params[k].data_ptr() not in loaded]
+    if unexpected or untied:
+        raise RuntimeError(f"weights do not fit {type(model).__name__}: missing {untied}, unexpected {unexpected}")
+
+
 def sweep_grid(step: float) -> np.ndarray:
     n = int(round(1 / step))
     return np.round(np.linspace(0.0, 1.0, n + 1), 6)
@@ -82,6 +94,7 @@ class MergeSpec:
     t: float | str                          # a fraction, or "auto" (the sweep's equilibrium)
     dirs: dict[str, str]                    # model folder of each input (and of the base)
     own_validation: dict[str, list[str]]    # each input's own validation token files
+    block_size: int | None = None           # evaluation block (the lineage's context); None: the model's positions
 
     @property
     def inputs(self) -> tuple[str, str]:
@@ -95,11 +108,13 @@ def _setup(spec: MergeSpec, eval_tokens: int | None, resources: Resources,
     `saves`: the job writes the model, so its folder must be one that `featureflow.lm.save_model` can write again."""
     from featureflow import lm  # its names load lazily: load_model imports transformers' model classes
     from featureflow.data import blocks_from_files
+    from featureflow.lm.context import check_model_context, max_positions
 
     torch.set_num_threads(resources.threads)
     check_mergeable({n: spec.dirs[n] for n in (spec.first, spec.second, spec.base) if n})
     model = (lm.load_for_training if saves else lm.load_for_inference)(spec.dirs[spec.first]).to(pick_device(resources.device))
-    block = model.config.max_position_embeddings
+    block = spec.block_size or max_positions(model.config)
+    check_model_context(model.config, block, spec.first)
     return model, {n: blocks_from_files(spec.own_validation[n], block, eval_tokens) for n in spec.inputs}
 
 
@@ -117,7 +132,7 @@ def run_sweep(spec: MergeSpec, settings: MergeSettings, batch_size: int,
     w_base = load_weights(spec.dirs[base]) if base else None
 
     def score(weights: Tensors) -> dict[str, dict[str, float]]:
-        model.load_state_dict(weights)
+        load_into(model, weights)
         return {n: next_token_metrics(model, blocks[n], batch_size) for n in (first, second)}
 
     def row(t: float, stage: str) -> dict[str, Any]:
@@ -141,7 +156,7 @@ def run_sweep(spec: MergeSpec, settings: MergeSettings, batch_size: int,
                "domains": {n: [str(f) for f in spec.own_validation[n]] for n in (first, second)},
                "eval_tokens_per_file": settings.eval_tokens}
     if base:
-        model.load_state_dict(w_base)
+        load_into(model, w_base)
         summary["base"] = {"model": base, **{n: m for n, m in score(w_base).items()}}
     if not crossed:
         log.warning("the accuracy curves of %s and %s do not cross; closest gap at t=%.3f", first, second, t_cross)
@@ -175,7 +190,7 @@ def build_merged(name: str, spec: MergeSpec, files: MergedFiles, settings: Merge
     t = float(sweep["equilibrium_t"]) if spec.t == "auto" else float(spec.t)
     weights = merge_weights(method, load_weights(dirs[first]), load_weights(dirs[second]), t,
                             load_weights(dirs[base]) if base else None)
-    model.load_state_dict(weights)
+    load_into(model, weights)
     model.to("cpu")
     save_model(model, dirs[first], files.out_dir)
 
@@ -183,7 +198,7 @@ def build_merged(name: str, spec: MergeSpec, files: MergedFiles, settings: Merge
     merged = {n: next_token_metrics(model, blocks[n], batch_size) for n in (first, second)}
     inputs = {}
     for n in (first, second):
-        model.load_state_dict(load_weights(dirs[n]))
+        load_into(model, load_weights(dirs[n]))
         inputs[n] = next_token_metrics(model, blocks[n], batch_size)
     choice: dict[str, Any] = {
         "model": name, "method": method, "t": t, "t_from": "sweep equilibrium" if spec.t == "auto" else "config",

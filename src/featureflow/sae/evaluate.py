@@ -44,13 +44,19 @@ def _ce(model: torch.nn.Module, ids: torch.Tensor) -> float:
 @torch.no_grad()
 def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray, hook_name: str, resources: Resources,
                  batch_size: int = 32) -> dict[str, Any]:
-    """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data (fp32 on any device)."""
+    """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data (fp32 on any device);
+    `batch_size` blocks at a time, fewer where their logits would pass featureflow.lm.evaluate.LOGITS_BUDGET."""
     from featureflow.lm import load_for_inference
 
     torch.set_num_threads(resources.threads)
     device = pick_device(resources.device)
+    from featureflow.lm.context import check_model_context
+    from featureflow.lm.evaluate import logits_batch
+
     model = load_for_inference(model_dir).to(device)
     check_hook(model, hook_name, Path(model_dir).name)
+    check_model_context(model.config, blocks.shape[1], Path(model_dir).name)
+    batch_size = logits_batch(batch_size, blocks.shape[1], model.config.vocab_size)
     weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
     memory = sae_eval_memory(weights["W_enc"].shape[1], lm_shape(model.config), blocks.shape[1], batch_size, device.type)
     log_memory(str(sae_dir), memory, resources.mem_mb, gpu_memory_mb(device))
