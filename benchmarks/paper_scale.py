@@ -69,7 +69,7 @@ from correlation import synthetic  # noqa: E402  (benchmarks/correlation.py: pap
 from featureflow.data import build_tokenizer  # noqa: E402
 from featureflow.data.tokens import token_dtype  # noqa: E402
 from featureflow.flow import FeatureSource, compute_feature_acts, correlate_edge, draw_common_sample, load_acts, save_acts, save_sample  # noqa: E402
-from featureflow.lm import ParentModel, TrainFiles, evaluate_model, load_model, train_model  # noqa: E402
+from featureflow.lm import ParentModel, TrainFiles, ValidationSet, evaluate_model, load_model, train_model  # noqa: E402
 from featureflow.merge import MergedFiles, MergeSpec, build_merged, run_sweep  # noqa: E402
 from featureflow.merge.sweep import sweep_grid  # noqa: E402
 from featureflow.runtime import pick_device, use_compile  # noqa: E402
@@ -362,10 +362,12 @@ def measure_evaluate(paper: dict[str, Any], sz: Sizes, data: dict[str, Any], mod
     """Rule `evaluate`: one model on every corpus' validation tokens (a warm call first, then the timed one)."""
     res = resources(paper, "gpu_eval", device)
     batch = defaults(LMSettings).eval_batch_size
-    evaluate_model(models["base"], {c: data["validation"][c] for c in CORPORA[:1]}, root / "eval_warm.json", 4 * sz.arch["block_size"],
-                   batch, res)
+    block = sz.arch["block_size"]
+    warm = ValidationSet({c: data["validation"][c] for c in CORPORA[:1]}, block, 4 * block)
+    evaluate_model(models["base"], warm, root / "eval_warm.json", batch, res)
     peak_gb(device)
-    _, wall = timed(device, evaluate_model, models["lua"], data["validation"], root / "eval.json", sz.eval_tokens, batch, res)
+    _, wall = timed(device, evaluate_model, models["lua"], ValidationSet(data["validation"], block, sz.eval_tokens), root / "eval.json",
+                    batch, res)
     tokens = len(CORPORA) * sz.eval_tokens
     paper_tokens = PAPER["models"] * len(CORPORA) * paper["lm"]["eval_tokens"]
     return Row("LM evaluation", "tok/s", tokens / wall, PAPER["models"] * wall * paper["lm"]["eval_tokens"] / sz.eval_tokens / 60, None,

@@ -1,4 +1,4 @@
-"""The lineage's context length (featureflow.lm.context): one value for every job that cuts blocks, its
+"""The lineage's context length (featureflow.context): one value for every job that cuts blocks, its
 defaults, the one-line refusals, and the memory bound of evaluation batches with large vocabularies."""
 
 import json
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from featureflow.config import ConfigError
+from featureflow.context import DEFAULT_PRETRAINED_CONTEXT, check_model_context, max_positions, resolve_context
 from featureflow.data import load_blocks
-from featureflow.lm.context import DEFAULT_PRETRAINED_CONTEXT, check_model_context, max_positions, resolve_context
 from featureflow.lm.evaluate import LOGITS_BUDGET, eval_memory_mb, logits_batch, next_token_metrics
 from featureflow.plan import load_plan
 from helpers import SCHEMA

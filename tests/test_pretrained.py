@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from featureflow.config import ConfigError
-from featureflow.lm.context import DEFAULT_PRETRAINED_CONTEXT
+from featureflow.context import DEFAULT_PRETRAINED_CONTEXT
 from featureflow.plan import load_plan
 from helpers import REPO, SCHEMA, snakemake_local
 from real_shapes import D_MLP, D_MODEL, HOOK, family_config, family_model

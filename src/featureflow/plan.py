@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from featureflow.config import ConfigError, is_hub_dataset, resolve_local_files, validate_config
+from featureflow.context import lineage_context
 from featureflow.inputs import LineageFiles
 from featureflow.lineage import Lineage, build_lineage, parse_edge_name
-from featureflow.lm.context import lineage_context
 from featureflow.paths import SPLITS, TEMPLATES, ResultPaths
 from featureflow.settings import (
     ActsSettings,
@@ -292,7 +292,7 @@ class Plan:
 
     @property
     def context_size(self) -> int:
-        """The lineage's context length in tokens (`lm.context_size`, resolved by featureflow.lm.context)."""
+        """The lineage's context length in tokens (`lm.context_size`, resolved by featureflow.context)."""
         return int(self.config["lm"]["context_size"])
 
     def train_job(self, model: str) -> TrainJob:

@@ -82,7 +82,7 @@ class LMSettings:
     """`lm`: the language models: architecture, training of both kinds, checkpoints, evaluation."""
 
     architecture: Architecture
-    context_size: int | None  # resolved by the plan (featureflow.lm.context): an int in a plan's config
+    context_size: int | None  # resolved by the plan (featureflow.context): an int in a plan's config
     scratch: TrainSettings
     finetune: TrainSettings
     eval_tokens: int | None
@@ -107,7 +107,8 @@ class TrainJob:
     checkpoint_every: int
     keep_checkpoints: bool
     log_every: int
-    context_size: int  # tokens per training block (`lm.context_size`); a scratch model's positions stay architecture.block_size
+    context_size: int | None = None  # tokens per training block (`lm.context_size`; None: architecture.block_size);
+    # a scratch model's positions are architecture.block_size either way
 
 
 @dataclass(frozen=True)

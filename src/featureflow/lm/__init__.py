@@ -18,5 +18,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "EvalShape": "tables",
     "eval_table": "tables",
     "evaluate_model": "evaluate",
+    "ValidationSet": "evaluate",
     "next_token_metrics": "evaluate",
+    "logits_batch": "evaluate",
 })

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from featureflow.context import check_model_context
 from featureflow.data import load_blocks
-from featureflow.lm.context import check_model_context
 from featureflow.runtime import pick_device
 from featureflow.settings import Resources
 
@@ -71,19 +72,29 @@ def log_eval_memory(name: str, model: torch.nn.Module, batch_size: int, block: i
                     "or lower lm.eval_batch_size", name, mb["total"], f"{mem_mb:,}")
 
 
-def evaluate_model(model_dir: str | Path, validation: dict[str, str | Path], out_json: str | Path, block_size: int,
-                   max_tokens: int | None, batch_size: int, resources: Resources) -> dict[str, Any]:
-    """Evaluate the model in `model_dir` on each corpus' validation tokens (`max_tokens` each, in blocks of
-    `block_size`: the lineage's context) and write eval.json."""
+@dataclass(frozen=True)
+class ValidationSet:
+    """What a model is evaluated on: {corpus: validation token file}, cut into blocks of `block_size` tokens
+    (the lineage's context), the first `max_tokens` of each file (None: all)."""
+
+    files: dict[str, str | Path]
+    block_size: int
+    max_tokens: int | None
+
+
+def evaluate_model(model_dir: str | Path, validation: ValidationSet, out_json: str | Path, batch_size: int,
+                   resources: Resources) -> dict[str, Any]:
+    """Evaluate the model in `model_dir` on each corpus of `validation` and write eval.json."""
     from featureflow.lm.native import load_for_inference
 
     torch.set_num_threads(resources.threads)
     model = load_for_inference(model_dir).to(pick_device(resources.device))
+    block_size = validation.block_size
     check_model_context(model.config, block_size, Path(model_dir).name)
     log_eval_memory(Path(model_dir).name, model, batch_size, block_size, resources.mem_mb)
     results = {}
-    for corpus, path in validation.items():
-        results[corpus] = next_token_metrics(model, load_blocks(path, block_size, max_tokens), batch_size)
+    for corpus, path in validation.files.items():
+        results[corpus] = next_token_metrics(model, load_blocks(path, block_size, validation.max_tokens), batch_size)
         log.info("%s on %s: loss %.4f, accuracy %.4f", Path(model_dir).name, corpus, results[corpus]["loss"], results[corpus]["accuracy"])
     Path(out_json).write_text(json.dumps(results, indent=2) + "\n")
     return results

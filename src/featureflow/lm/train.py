@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from featureflow.config import ConfigError
-from featureflow.lm.context import check_model_context
+from featureflow.context import check_model_context
 from featureflow.lm.folder import check_parent, save_model
 from featureflow.lm.native import load_for_training
 from featureflow.paths import TOKENIZER_META
@@ -106,7 +106,7 @@ def train_model(name: str, files: TrainFiles, settings: TrainJob, seed: int, res
     if parent_dir is not None:
         check_parent(parent_dir, parent_name or str(parent_dir), name, arch, meta["vocab_size"], tokenizer_dir)
     ids = np.load(mixture_npy, mmap_mode="r")
-    block = settings.context_size
+    block = settings.context_size or arch.block_size
     n_blocks = ids.size // block
     if n_blocks < 1:
         raise ConfigError(f"{mixture_npy}: {ids.size} training tokens of '{name}' do not fill one block of {block} "

@@ -107,8 +107,8 @@ def _setup(spec: MergeSpec, eval_tokens: int | None, resources: Resources,
 
     `saves`: the job writes the model, so its folder must be one that `featureflow.lm.save_model` can write again."""
     from featureflow import lm  # its names load lazily: load_model imports transformers' model classes
+    from featureflow.context import check_model_context, max_positions
     from featureflow.data import blocks_from_files
-    from featureflow.lm.context import check_model_context, max_positions
 
     torch.set_num_threads(resources.threads)
     check_mergeable({n: spec.dirs[n] for n in (spec.first, spec.second, spec.base) if n})

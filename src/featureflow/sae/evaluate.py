@@ -50,8 +50,8 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
 
     torch.set_num_threads(resources.threads)
     device = pick_device(resources.device)
-    from featureflow.lm.context import check_model_context
-    from featureflow.lm.evaluate import logits_batch
+    from featureflow.context import check_model_context
+    from featureflow.lm import logits_batch
 
     model = load_for_inference(model_dir).to(device)
     check_hook(model, hook_name, Path(model_dir).name)
