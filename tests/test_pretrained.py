@@ -77,8 +77,8 @@ def pretrained_config(root: Path) -> dict:
     micro = yaml.safe_load((REPO / "config" / "micro.yaml").read_text())
     return {
         "seed": 0, "threshold": 0.5, "data_cache": str(root / "cache"), "figures": {"png": False},  # HTML figures only
-        # a 1024-token context needs at least 1024 validation tokens per corpus (a 400-token BPE: ~2.6 bytes each)
-        "corpora": {c: micro["corpora"][c] | {"max_bytes": 40000, "validation_fraction": 0.15} for c in ("python", "lua")},
+        # a 1024-token context needs at least 1024 validation tokens per corpus (Lua: ~6 bytes each with this 400-token BPE)
+        "corpora": {c: micro["corpora"][c] | {"max_bytes": 40000, "validation_fraction": 0.3} for c in ("python", "lua")},
         "sae": {"hook": HOOK, "expansion_factor": 2, "normalize": "unit_rms", "tokens": 4800, "batch_blocks": 16, "lr": 3.0e-3,
                 "l1_coefficient": 5.0e-3, "buffer_tokens": 2400, "eval_tokens": 2048, "checkpoint_every": 10, "log_every": 5},
         "models": {
