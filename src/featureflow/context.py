@@ -74,14 +74,13 @@ def resolve_context(configured: int | None, scratch_block: int | None, positions
 
     `scratch_block`: `lm.architecture.block_size` when a model is trained from scratch, else None;
     `positions`: the max positions of each pretrained model that could be read."""
-    limits = dict(positions)
     if configured is None:
         context = scratch_block if scratch_block is not None else DEFAULT_PRETRAINED_CONTEXT
-        return min([context, *limits.values()])
+        return min([context, *positions.values()])
     if scratch_block is not None and configured > scratch_block:
         raise ConfigError(f"config key '{CONTEXT_KEY}': {configured} is above lm.architecture.block_size {scratch_block}, "
                           "the positions of the models trained from scratch; lower it or raise block_size")
-    for name, limit in sorted(limits.items(), key=lambda kv: kv[1]):
+    for name, limit in sorted(positions.items(), key=lambda kv: kv[1]):
         if configured > limit:
             raise ConfigError(f"config key '{CONTEXT_KEY}': {configured} is above the {limit} positions model '{name}' "
                               f"supports (max_position_embeddings); set it to {limit} or less")

@@ -211,27 +211,25 @@ def summarise_counts(count_files: list[tuple[str, str, str | Path]], out_tsv: st
     return rows
 
 
-def eval_blocks(ids: np.ndarray, block_size: int, max_tokens: int | None) -> np.ndarray:
-    """Non-overlapping [n_blocks, block_size] windows from the start of a token array."""
+def eval_blocks(ids: np.ndarray, block_size: int, max_tokens: int | None, source: str | Path | None = None) -> np.ndarray:
+    """Non-overlapping [n_blocks, block_size] windows from the start of a token array (its first `max_tokens`).
+
+    Too few tokens for one block is a one-line error naming `source` (a results/data/tokens/{corpus}/{split}.npy
+    file: the file, its corpus and split) and what to change."""
     n = ids.size if max_tokens is None else min(ids.size, max_tokens)
     n_blocks = n // block_size
     if n_blocks == 0:
-        raise ValueError(f"{ids.size} validation tokens do not fill one block of {block_size}")
+        corpus, split = (Path(source).parent.name, Path(source).stem) if source is not None else ("?", "given")
+        capped = f" (capped at {max_tokens} by the job's eval_tokens)" if max_tokens is not None and max_tokens < ids.size else ""
+        raise ConfigError(f"{source or 'token array'}: {n} {split} tokens of corpus '{corpus}'{capped} do not fill one block of {block_size} "
+                          f"(lm.context_size); give corpora.{corpus} more text (max_bytes, validation_fraction), raise the "
+                          "eval_tokens setting, or lower lm.context_size")
     return np.asarray(ids[: n_blocks * block_size], dtype=np.int64).reshape(n_blocks, block_size)
 
 
 def load_blocks(path: str | Path, block_size: int, max_tokens: int | None) -> np.ndarray:
-    """`eval_blocks` of a token file (results/data/tokens/{corpus}/{split}.npy); too few tokens for one
-    block is a one-line error naming the file, the corpus, the split and what to change."""
-    ids = np.load(path, mmap_mode="r")
-    n = ids.size if max_tokens is None else min(ids.size, max_tokens)
-    if n < block_size:
-        corpus, split = Path(path).parent.name, Path(path).stem
-        capped = f" (capped at {max_tokens} by the job's eval_tokens)" if max_tokens is not None and max_tokens < ids.size else ""
-        raise ConfigError(f"{path}: {n} {split} tokens of corpus '{corpus}'{capped} do not fill one block of {block_size} "
-                          f"(lm.context_size); give corpora.{corpus} more text (max_bytes, validation_fraction), raise the "
-                          "eval_tokens setting, or lower lm.context_size")
-    return eval_blocks(ids, block_size, max_tokens)
+    """`eval_blocks` of a token file (results/data/tokens/{corpus}/{split}.npy), read memory-mapped."""
+    return eval_blocks(np.load(path, mmap_mode="r"), block_size, max_tokens, source=path)
 
 
 def blocks_from_files(files: list[str | Path], block_size: int, tokens_per_file: int | None) -> np.ndarray:

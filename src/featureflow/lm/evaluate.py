@@ -36,10 +36,12 @@ def logits_batch(batch_size: int, block: int, vocab: int) -> int:
 
 
 def eval_memory_mb(model: torch.nn.Module, batch_size: int, block: int) -> dict[str, float]:
-    """Estimated peak of a next-token evaluation (MB): float32 weights plus LOGITS_COPIES x batch x block x vocab."""
+    """Estimated peak of a next-token evaluation (MB): float32 weights plus LOGITS_COPIES x batch x block x vocab,
+    and the blocks per batch (`logits_batch`) it assumes."""
     weights = 4 * sum(p.numel() for p in model.parameters())
-    logits = LOGITS_COPIES * 4 * logits_batch(batch_size, block, model.config.vocab_size) * block * model.config.vocab_size
-    return {"weights": weights / 2**20, "logits": logits / 2**20, "total": (weights + logits) / 2**20}
+    blocks = logits_batch(batch_size, block, model.config.vocab_size)
+    logits = LOGITS_COPIES * 4 * blocks * block * model.config.vocab_size
+    return {"weights": weights / 2**20, "logits": logits / 2**20, "total": (weights + logits) / 2**20, "blocks": blocks}
 
 
 @torch.no_grad()
@@ -63,9 +65,8 @@ def next_token_metrics(model: torch.nn.Module, blocks: np.ndarray, batch_size: i
 def log_eval_memory(name: str, model: torch.nn.Module, batch_size: int, block: int, mem_mb: int | None) -> None:
     """Log the evaluation's estimated peak; warn when it passes the job's mem_mb."""
     mb = eval_memory_mb(model, batch_size, block)
-    blocks = logits_batch(batch_size, block, model.config.vocab_size)
     log.info("%s: estimated peak %.0f MB (weights %.0f, logits %.0f: %d blocks x %d tokens x %d vocabulary x %d copies); "
-             "the job class has %s", name, mb["total"], mb["weights"], mb["logits"], blocks, block, model.config.vocab_size,
+             "the job class has %s", name, mb["total"], mb["weights"], mb["logits"], mb["blocks"], block, model.config.vocab_size,
              LOGITS_COPIES, f"{mem_mb:,} MB" if mem_mb else "no mem_mb")
     if mem_mb and mb["total"] > mem_mb:
         log.warning("%s: the estimated peak (%.0f MB) exceeds the job class's mem_mb (%s MB): raise resources.gpu_eval.mem_mb "

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from featureflow.context import check_model_context
 from featureflow.paper import SAE_TARGETS
 from featureflow.paths import SAE_EXTRA
 from featureflow.runtime import pick_device
@@ -46,13 +47,10 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
                  batch_size: int = 32) -> dict[str, Any]:
     """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data (fp32 on any device);
     `batch_size` blocks at a time, fewer where their logits would pass featureflow.lm.evaluate.LOGITS_BUDGET."""
-    from featureflow.lm import load_for_inference
+    from featureflow.lm import load_for_inference, logits_batch
 
     torch.set_num_threads(resources.threads)
     device = pick_device(resources.device)
-    from featureflow.context import check_model_context
-    from featureflow.lm import logits_batch
-
     model = load_for_inference(model_dir).to(device)
     check_hook(model, hook_name, Path(model_dir).name)
     check_model_context(model.config, blocks.shape[1], Path(model_dir).name)
