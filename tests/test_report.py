@@ -139,6 +139,7 @@ def test_autointerp_rows_are_not_run_without_an_endpoint_and_filled_with_one():
 
 def test_without_pngs_no_target_or_landing_item_is_a_png_and_every_figure_keeps_its_html():
     from featureflow.plan import load_plan
+    from featureflow.report import landing_files, landing_sections
     from helpers import SCHEMA
 
     micro = yaml.safe_load((REPO / "config/micro.yaml").read_text()) | {"interp": {"enabled": True, "base_url": "http://127.0.0.1:1/v1"}}
@@ -146,12 +147,12 @@ def test_without_pngs_no_target_or_landing_item_is_a_png_and_every_figure_keeps_
     without = load_plan(micro | {"figures": {"png": False}}, SCHEMA, workdir=REPO)
     pngs = {t for t in with_png.targets() if t.endswith(".png")}
     assert len(pngs) == 6, pngs  # curves (2), merge sweep, Sankey, threshold curve, Figure 6
-    assert not [t for t in without.targets() + without.landing_files() if t.endswith(".png")]
+    assert not [t for t in without.targets() + landing_files(without) if t.endswith(".png")]
     assert {t.removesuffix(".png") + ".html" for t in pngs} <= set(without.targets()), "each figure's HTML is still built"
     assert set(without.targets()) == set(with_png.targets()) - pngs | {t.removesuffix(".png") + ".html" for t in pngs}
-    items = [x for sec in without.landing_sections() for x in sec["items"]]
+    items = [x for sec in landing_sections(without) for x in sec["items"]]
     assert not any("thumb" in x for x in items) and any(x["path"].endswith("feature_density.html") for x in items)
-    thumbs = [x["thumb"] for sec in with_png.landing_sections() for x in sec["items"] if "thumb" in x]
+    thumbs = [x["thumb"] for sec in landing_sections(with_png) for x in sec["items"] if "thumb" in x]
     assert len(thumbs) == 10 and all(t.endswith(".png") for t in thumbs)  # the six above and four feature densities
 
 

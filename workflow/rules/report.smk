@@ -3,6 +3,8 @@
 # figure, table and browser page. `snakemake --report` adds Snakemake's own report (the outputs
 # marked with report() in the other rule files, captions in workflow/report/).
 
+from featureflow.report import landing_sections, report_inputs
+
 
 localrules:
     report,
@@ -10,14 +12,14 @@ localrules:
 
 rule report:
     input:
-        lambda w: PLAN.report_inputs(),
+        lambda w: report_inputs(PLAN),
     output:
         md=P("reproduction_md"),
         html=report(P("reproduction_html"), caption="../report/reproduction.rst", category="0. Reproduction"),
         index=P("landing"),
     params:
         files=PLAN.report_files(),
-        sections=PLAN.landing_sections(),
+        sections=landing_sections(PLAN),
         spec=PLAN.flow_spec(),
         sample_tokens=PLAN.acts.tokens // PLAN.acts.context_size * PLAN.acts.context_size,
         results_dir=out_dir("index"),

@@ -1,0 +1,121 @@
+"""Cross-field checks and config rewriting: what the schema cannot say about a config.
+
+`check_config` refuses configs whose keys disagree with each other, the lineage or the disk, with one
+line naming the key; `add_merge_variants` writes the merged models that `experiments.merge_methods` compares
+into `models`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from featureflow.config import ConfigError
+from featureflow.lineage import Lineage
+
+
+def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
+    controls = cfg["controls"]
+    sae_seed = controls.get("sae_seed")
+    if sae_seed is not None:
+        for model in sae_seed["models"] or []:
+            if model not in lineage.models:
+                raise ConfigError(f"config key 'controls.sae_seed.models': '{model}' is not a model (known: {', '.join(lineage.order)})")
+            if lineage.models[model].sae is not None:
+                raise ConfigError(f"config key 'controls.sae_seed.models': '{model}' imports its SAE (models.{model}.sae); "
+                                  "the seed ceiling repeats this run's SAE recipe, so it needs a model whose SAE is trained here")
+        if sae_seed["seed"] == cfg["seed"]:
+            raise ConfigError(f"config key 'controls.sae_seed.seed': {sae_seed['seed']} is the run's seed; the second SAEs "
+                              "need another seed")
+    if isinstance(cfg["threshold"], str) and cfg["criterion"] == "decoder_cosine":
+        raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} is a threshold on activation correlations; "
+                          "criterion 'decoder_cosine' needs a number")
+    if isinstance(cfg["threshold"], str) and cfg["experiments"]["merge_path"]:
+        raise ConfigError(f"config key 'experiments.merge_path' needs a numeric threshold (not {cfg['threshold']!r})")
+    if isinstance(cfg["threshold"], str) and cfg["experiments"]["widths"]:
+        raise ConfigError(f"config key 'experiments.widths' needs a numeric threshold (not {cfg['threshold']!r}): a null "
+                          "calibrated on one width says nothing of another")
+    if cfg["criterion"] == "decoder_cosine" and cfg["experiments"]["widths"]:
+        raise ConfigError("config key 'experiments.widths' compares activation correlations; criterion 'decoder_cosine' "
+                          "puts the threshold on decoder cosines (use best_partner or one_to_one)")
+    if isinstance(cfg["threshold"], str) and "shuffle" not in controls:
+        raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} needs the shuffle null (add controls: {{shuffle: {{}}}})")
+
+
+def _check_pretrained(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path) -> None:
+    """Local folders of pretrained models and SAEs exist (hub ids are checked when fetched); the common
+    sample's corpora are corpora."""
+    for name in lineage.order:
+        m = lineage.models[name]
+        for key, source in (("pretrained", m.pretrained), ("sae.pretrained", m.sae)):
+            folder = source.local_folder(workdir) if source is not None else None
+            if folder is None:
+                continue
+            if source.revision is not None:
+                raise ConfigError(f"config key 'models.{name}.{key.replace('pretrained', 'revision')}' applies to hub ids "
+                                  f"(owner/name); {source.source!r} is a local folder")
+            if not folder.is_dir():
+                raise ConfigError(f"config key 'models.{name}.{key}': {str(folder)!r} is neither a folder nor a hub id "
+                                  "(owner/name)")
+    for corpus in cfg["acts"].get("corpora") or []:
+        if corpus not in cfg["corpora"]:
+            raise ConfigError(f"config key 'acts.corpora': '{corpus}' is not a corpus (known: {', '.join(cfg['corpora'])})")
+
+
+def _width_entries(cfg: dict[str, Any]) -> list[tuple[int, float | None]]:
+    """`experiments.widths` as (factor, its own L1 coefficient or None for the lineage's), in config order."""
+    return [(w["factor"], w["l1_coefficient"]) if isinstance(w, dict) else (w, None) for w in cfg["experiments"]["widths"]]
+
+
+def width_l1_coefficients(cfg: dict[str, Any]) -> dict[int, float | None]:
+    """`experiments.widths` as {factor: its own L1 coefficient, or None for the lineage's}."""
+    return dict(_width_entries(cfg))
+
+
+def _check_widths(cfg: dict[str, Any]) -> None:
+    factors = [f for f, _ in _width_entries(cfg)]
+    for f in factors:
+        if factors.count(f) > 1:
+            raise ConfigError(f"config key 'experiments.widths': x{f} is listed twice")
+    own, l1 = cfg["sae"]["expansion_factor"], width_l1_coefficients(cfg).get(cfg["sae"]["expansion_factor"])
+    if l1 is not None and l1 != cfg["sae"]["l1_coefficient"]:
+        raise ConfigError(f"config key 'experiments.widths': x{own} is the lineage's own width, whose SAEs are reused; its "
+                          f"L1 coefficient is sae.l1_coefficient ({cfg['sae']['l1_coefficient']}), not {l1}")
+
+
+def merge_variants(cfg: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """The siblings `experiments.merge_methods` adds: `<merged>-<method>` -> (merged model, method), for
+    every configured merged model and every listed method other than its own."""
+    methods = cfg["experiments"]["merge_methods"]
+    merges = {name: spec for name, spec in cfg["models"].items() if "merge" in spec}
+    siblings = {f"{name}-{method}" for name in merges for method in methods}
+    return {f"{name}-{method}": (name, method) for name, spec in merges.items() if name not in siblings
+            for method in methods if method != spec["method"]}
+
+
+def add_merge_variants(cfg: dict[str, Any]) -> None:
+    """Add the compared methods' merged models to `models` (same inputs, t from their own sweep)."""
+    for variant, (name, method) in merge_variants(cfg).items():
+        if variant in cfg["models"]:
+            if cfg["models"][variant].get("merge") == cfg["models"][name]["merge"] and cfg["models"][variant].get("method") == method:
+                continue  # already added (a validated config passes through here again)
+            raise ConfigError(f"config key 'models.{variant}': the name is taken; experiments.merge_methods names the "
+                              f"{method} merge of '{name}' so")
+        cfg["models"][variant] = {"merge": list(cfg["models"][name]["merge"]), "method": method, "t": "auto", "mix": "even"}
+
+
+def check_config(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path) -> None:
+    """Every cross-field check of a validated config; raise ConfigError naming the first bad key."""
+    for corpus in cfg["tokenizer"].get("train_on") or []:
+        if corpus not in cfg["corpora"]:
+            raise ConfigError(f"config key 'tokenizer.train_on': '{corpus}' is not a corpus (known: {', '.join(cfg['corpora'])})")
+    for name, spec in cfg["corpora"].items():
+        if ("files" in spec) == ("dataset" in spec):
+            raise ConfigError(f"config key 'corpora.{name}' needs exactly one of 'files' or 'dataset'")
+    hypotheses = cfg["analysis"]["hypotheses"]
+    for study, name in cfg["analysis"]["case_studies"].items():
+        if study != "contexts" and name not in hypotheses:
+            raise ConfigError(f"config key 'analysis.case_studies.{study}': '{name}' is not a hypothesis in analysis.hypotheses "
+                              f"(known: {', '.join(hypotheses) or 'none'})")
+    _check_controls(cfg, lineage)
+    _check_widths(cfg)
+    _check_pretrained(cfg, lineage, workdir)
