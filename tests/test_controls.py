@@ -6,12 +6,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from featureflow.config import ConfigError, load_schema
+from featureflow.config import ConfigError
+from featureflow.criteria import CRITERIA
 from featureflow.flow.classes import classify
 from featureflow.flow.controls import CURVE_THRESHOLDS, ControlFiles, persisting_share, threshold_curve
 from featureflow.flow.correlate import top_k_matches
 from featureflow.flow.matches import save_matches
-from featureflow.flow.matching import CRITERIA
 from featureflow.flow.null import (
     Shuffle,
     false_match_rate,
@@ -22,7 +22,7 @@ from featureflow.flow.null import (
     shifted_rows,
     threshold_at,
 )
-from featureflow.plan import CRITERION_FILES, load_plan
+from featureflow.plan import load_plan
 from featureflow.settings import CorrelationSettings
 from helpers import SCHEMA, job_resources, lineage_config, write_corpora
 
@@ -211,10 +211,9 @@ def test_criteria_files_follow_the_criterion_and_the_comparison_switch(tmp_path)
     assert plan.classify_files() == plan.correlation_files() and list(plan.criteria_files()) == ["best_partner"]
     cfg["criterion"], cfg["controls"] = "decoder_cosine", {"compare_criteria": True}
     plan = load_plan(cfg, SCHEMA, workdir=tmp_path)
-    assert plan.classify_files() == {e: plan.paths("decoder_matches", edge=e) for e in plan.edge_names()}
+    assert plan.classify_files() == {e: plan.paths("decoder_cosine", edge=e) for e in plan.edge_names()}
     assert list(plan.criteria_files()) == list(CRITERIA)
     assert plan.paths("criteria") in plan.targets()
-    assert set(CRITERION_FILES) == set(CRITERIA) == set(load_schema(SCHEMA)["properties"]["criterion"]["enum"])
     browser = plan.browser_files()  # the browser classifies as classify does and shows the other criteria
-    assert browser.corr == plan.classify_files() and browser.decoder_cosine == {}
-    assert set(browser.one_to_one) == set(plan.edge_names()) and browser.null == {}
+    assert browser.corr == plan.classify_files() and "decoder_cosine" not in browser.criteria
+    assert set(browser.criteria["one_to_one"]) == set(plan.edge_names()) and browser.null == {}

@@ -31,9 +31,13 @@ def test_a_role_given_for_some_models_or_files_that_do_not_zip_are_refused():
 
 def test_the_controls_per_edge_roles_round_trip_and_name_their_edges():
     files = LineageFiles(models=("a", "b"), edge_names=("a__b",), corr={"a__b": "c.npz"}, null={"a__b": "n.npz"},
-                         one_to_one={"a__b": "o.npz"}, decoder_cosine={"a__b": "d.npz"})
+                         criteria={"one_to_one": {"a__b": "o.npz"}, "decoder_cosine": {"a__b": "d.npz"}})
     named = files.as_input()
     assert named == {"corr": ["c.npz"], "null": ["n.npz"], "one_to_one": ["o.npz"], "decoder_cosine": ["d.npz"]}
     assert LineageFiles.from_input(named, files.layout()) == files
+    with pytest.raises(ValueError, match=r"LineageFiles.decoder_cosine: \['x__y'\] are not among the edges"):
+        LineageFiles(models=("a", "b"), edge_names=("a__b",), criteria={"decoder_cosine": {"x__y": "d.npz"}})
+    with pytest.raises(ValueError, match=r"LineageFiles.criteria: \['cosine'\] are not matching criteria"):
+        LineageFiles(models=("a", "b"), edge_names=("a__b",), criteria={"cosine": {"a__b": "d.npz"}})
     with pytest.raises(ValueError, match=r"LineageFiles.null: \['x__y'\] are not among the edges"):
         LineageFiles(models=("a", "b"), edge_names=("a__b",), null={"x__y": "n.npz"})

@@ -100,3 +100,20 @@ def test_criteria_rows_count_pairs_and_their_agreement():
     assert rows["best_partner"]["pairs"] == copies and rows["best_partner"]["jaccard_with_best_partner"] == 1.0
     assert rows["one_to_one"]["pairs"] == copies and rows["one_to_one"]["target_features"] == copies
     assert rows["one_to_one"]["jaccard_with_best_partner"] == pytest.approx(1.0)
+
+
+def test_every_registered_criterion_is_in_the_schema_has_a_result_file_and_its_own_rule_when_it_says_so():
+    """featureflow.criteria is the one declaration: the schema's enum, the result keys and the rules follow it."""
+    import re
+
+    from featureflow.config import load_schema
+    from featureflow.criteria import CRITERIA
+    from featureflow.paths import TEMPLATES
+    from helpers import REPO, SCHEMA
+
+    assert load_schema(SCHEMA)["properties"]["criterion"]["enum"] == list(CRITERIA)
+    rules = {m for p in (REPO / "workflow/rules").glob("*.smk") for m in re.findall(r"^(?:use )?rule (\w+)", p.read_text(), re.M)}
+    for c in CRITERIA.values():
+        assert "{edge}" in TEMPLATES[c.result], c.name
+        assert (c.name in rules) == c.own_job, f"{c.name}: own_job={c.own_job} but a rule of that name {'is' if c.name in rules else 'is not'} there"
+        assert c.compares in ("activations", "decoders")

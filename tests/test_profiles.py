@@ -51,7 +51,7 @@ CLASS_OF = {"corpus": "light", "fetch_corpus": "light", "mixture": "light", "tok
             "case_studies": "light", "browser": "light", "browser_threshold": "light",
             "interp_estimate": "light", "report": "light", "threshold_curve": "light", "null": "cpu_eval",
             "sae_seed_control": "sae", "control_acts": "gpu_eval", "sae_seed_corr": "cpu_eval",
-            "decoder_matches": "cpu_eval", "one_to_one": "light", "criteria": "light"}
+            "decoder_cosine": "cpu_eval", "one_to_one": "light", "criteria": "light"}
 
 
 def check_paper_dag(output: str) -> None:

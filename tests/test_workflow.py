@@ -139,7 +139,7 @@ def test_changing_a_corpus_setting_reruns_that_corpus_and_below_only(micro_run):
                      "control_acts": 1, "sae_seed_corr": 1, "null": 4, "threshold_curve": 1,
                      # and the other matching criteria: one-to-one on every edge, decoder cosines where lua's
                      # or luastories' SAE is one side, and their comparison
-                     "one_to_one": 4, "decoder_matches": 3, "criteria": 1}
+                     "one_to_one": 4, "decoder_cosine": 3, "criteria": 1}
 
 
 def test_switching_the_criterion_reclassifies_from_stored_matches_only(micro_run):

@@ -19,8 +19,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from featureflow.criteria import CRITERIA
+
 PER_MODEL = ("stats", "acts", "tables", "interp", "weights", "sae_weights")
-PER_EDGE = ("corr", "null", "one_to_one", "decoder_cosine")
+PER_EDGE = ("corr", "null")
 SINGLE = ("sample", "tokenizer", "edges", "counts", "estimate")
 
 
@@ -37,8 +39,9 @@ class LineageFiles:
     Per model (model -> file): `stats` (features.npz), `acts` (activations), `tables` (features.csv),
     `interp` (explanations; empty when autointerp is off), `weights` and `sae_weights` (the weights
     file of the model's and of its SAE's folder: `folder_of` gives the folder).
-    Per edge (edge name -> file): `corr`, and where the controls run, `null` (the shuffle null) and
-    the other matching criteria `one_to_one` and `decoder_cosine` (featureflow.flow.matching). Shared: the common `sample`, the `tokenizer` meta file
+    Per edge (edge name -> file): `corr`, and where the controls run, `null` (the shuffle null); per
+    other matching criterion, `criteria` (criterion -> edge -> file; featureflow.criteria), whose named
+    inputs are the criteria's names. Shared: the common `sample`, the `tokenizer` meta file
     (its folder is the tokenizer), `edges` and `counts` (classes at the threshold), the interp `estimate`.
     """
 
@@ -52,8 +55,7 @@ class LineageFiles:
     sae_weights: Mapping[str, str] = field(default_factory=dict)
     corr: Mapping[str, str] = field(default_factory=dict)
     null: Mapping[str, str] = field(default_factory=dict)
-    one_to_one: Mapping[str, str] = field(default_factory=dict)
-    decoder_cosine: Mapping[str, str] = field(default_factory=dict)
+    criteria: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     sample: str | None = None
     tokenizer: str | None = None
     edges: str | None = None
@@ -65,10 +67,17 @@ class LineageFiles:
             extra = set(getattr(self, role)) - set(self.models)
             if extra:
                 raise ValueError(f"LineageFiles.{role}: {sorted(extra)} are not among the models {list(self.models)}")
-        for role in PER_EDGE:
-            extra = set(getattr(self, role)) - set(self.edge_names)
+        unknown = sorted(set(self.criteria) - set(CRITERIA))
+        if unknown:
+            raise ValueError(f"LineageFiles.criteria: {unknown} are not matching criteria (known: {', '.join(CRITERIA)})")
+        for role, files in self._per_edge():
+            extra = set(files) - set(self.edge_names)
             if extra:
                 raise ValueError(f"LineageFiles.{role}: {sorted(extra)} are not among the edges")
+
+    def _per_edge(self) -> list[tuple[str, Mapping[str, str]]]:
+        """(role, edge -> file) of every per-edge role, the criteria's under their names."""
+        return [(r, getattr(self, r)) for r in PER_EDGE] + list(self.criteria.items())
 
     @property
     def tokenizer_dir(self) -> str:
@@ -83,8 +92,8 @@ class LineageFiles:
         for role in SINGLE:
             if getattr(self, role) is not None:
                 out[role] = getattr(self, role)
-        for role, keys in [(r, self.models) for r in PER_MODEL] + [(r, self.edge_names) for r in PER_EDGE]:
-            files = getattr(self, role)
+        roles = [(r, getattr(self, r), self.models) for r in PER_MODEL] + [(r, f, self.edge_names) for r, f in self._per_edge()]
+        for role, files, keys in roles:
             if files:
                 missing = [k for k in keys if k not in files]
                 if missing:  # a role is given for every model (edge) or for none: lists must zip
@@ -100,15 +109,17 @@ class LineageFiles:
     def from_input(cls, named: Mapping[str, Any], layout: Mapping[str, list[str]]) -> LineageFiles:
         """The record back from a job's named inputs (`as_input`) and its `layout`."""
         models, edges = tuple(layout["models"]), tuple(layout["edges"])
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"criteria"} | set(CRITERIA)
         unknown = sorted(set(named) - known)
         if unknown:
             raise ValueError(f"LineageFiles: unknown input roles {unknown}")
         kw: dict[str, Any] = {r: str(named[r]) for r in SINGLE if r in named}
-        for role, keys in [(r, models) for r in PER_MODEL] + [(r, edges) for r in PER_EDGE]:
+        by_key = {}
+        for role, keys in [(r, models) for r in PER_MODEL] + [(r, edges) for r in (*PER_EDGE, *CRITERIA)]:
             if role in named:
                 files = [str(f) for f in named[role]]
                 if len(files) != len(keys):
                     raise ValueError(f"LineageFiles.{role}: {len(files)} files for {len(keys)} entries {list(keys)}")
-                kw[role] = dict(zip(keys, files, strict=True))
-        return cls(models=models, edge_names=edges, **kw)
+                by_key[role] = dict(zip(keys, files, strict=True))
+        criteria = {c: by_key.pop(c) for c in CRITERIA if c in by_key}
+        return cls(models=models, edge_names=edges, **kw, **by_key, criteria=criteria)

@@ -98,7 +98,7 @@ TEMPLATES: dict[str, str] = {
     "control_acts": "flow/controls/sae_seed/{model}/acts.npz",
     "control_corr": "flow/controls/sae_seed/{model}/corr.npz",
     # other matching criteria per edge (featureflow.flow.matching) and their comparison
-    "decoder_matches": "flow/decoder/{edge}.npz",
+    "decoder_cosine": "flow/decoder_cosine/{edge}.npz",
     "one_to_one": "flow/one_to_one/{edge}.npz",
     "criteria": "flow/criteria.csv",
     "threshold_curve": "flow/threshold_curve.csv",

@@ -241,26 +241,26 @@ rule threshold_curve:
 
 # Other matching criteria (featureflow.flow.matching): `criterion` picks the one classify uses,
 # `controls.compare_criteria` computes all of them and compares their pair sets.
-rule decoder_matches:
+rule decoder_cosine:
     input:
         unpack(lambda w: PLAN.edge_saes(w.edge)),
     output:
-        P("decoder_matches"),
+        P("decoder_cosine"),
     params:
         source_dir=in_dir("source"),
         target_dir=in_dir("target"),
         top_k=PLAN.correlation.top_k,
     log:
-        P.log("flow", "decoder_matches/{edge}"),
+        P.log("flow", "decoder_cosine/{edge}"),
     benchmark:
-        P.benchmark("flow", "decoder_matches/{edge}")
+        P.benchmark("flow", "decoder_cosine/{edge}")
     threads: job("cpu_eval").threads
     resources:
         **job("cpu_eval").resources,
     conda:
         ENV
     script:
-        "../scripts/decoder_matches.py"
+        "../scripts/decoder_cosine.py"
 
 
 rule one_to_one:

@@ -107,7 +107,7 @@ def load_edge_matches(files: LineageFiles) -> EdgeMatches:
     """The browser's per-edge inputs from `files` (other criteria and nulls only where they ran)."""
     from featureflow.flow import load_null, null_thresholds
 
-    others = {c: {e: _load_matches(p) for e, p in getattr(files, c).items()} for c in ("one_to_one", "decoder_cosine")}
+    others = {c: {e: _load_matches(p) for e, p in per_edge.items()} for c, per_edge in files.criteria.items()}
     return EdgeMatches(corr={e: _load_matches(p) for e, p in files.corr.items()}, others={c: m for c, m in others.items() if m},
                        nulls={e: null_thresholds(load_null(p)) for e, p in files.null.items()})
 

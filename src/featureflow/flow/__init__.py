@@ -25,7 +25,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "null_thresholds": "null",
     "ControlFiles": "controls",
     "write_threshold_curve": "controls",
-    "write_decoder_matches": "matching",
+    "write_decoder_cosine": "matching",
     "write_one_to_one": "matching",
     "write_criteria_table": "matching",
     "merge_method_rows": "merge_methods",

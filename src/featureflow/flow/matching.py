@@ -27,6 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
+from featureflow.criteria import CRITERIA
 from featureflow.flow.classes import above_threshold, counts_threshold
 from featureflow.flow.matches import Matches, load_matches, save_matches
 
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CRITERIA = ("best_partner", "one_to_one", "decoder_cosine")
 # Cost of leaving a feature unmatched, per side. A real pair costs 1 - r, so matching i with j beats
 # leaving both alone exactly when r > 0: the assignment maximises the summed positive correlation.
 _UNMATCHED = 0.5
@@ -157,7 +157,7 @@ def criteria_rows(edge: str, by_criterion: dict[str, Matches], threshold: float)
     return rows
 
 
-def write_decoder_matches(sae_a: str | Path, sae_b: str | Path, out_npz: str | Path, top_k: int,
+def write_decoder_cosine(sae_a: str | Path, sae_b: str | Path, out_npz: str | Path, top_k: int,
                           edge: str) -> Matches:
     """The decoder-cosine criterion for one edge, from the two saved SAEs."""
     from featureflow.sae import load_sae_weights

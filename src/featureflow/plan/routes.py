@@ -9,12 +9,10 @@ import dataclasses
 from typing import Any
 
 from featureflow.config import is_hub_dataset
+from featureflow.criteria import CRITERIA
 from featureflow.inputs import LineageFiles
 from featureflow.lineage import parse_edge_name
 from featureflow.paths import SPLITS
-
-# Matching criteria (featureflow.flow.matching.CRITERIA) -> the result key of their per-edge matches.
-CRITERION_FILES = {"best_partner": "corr", "one_to_one": "one_to_one", "decoder_cosine": "decoder_matches"}
 
 
 class DataRoutes:
@@ -166,11 +164,11 @@ class FlowRoutes:
 
     def compared_criteria(self) -> list[str]:
         """Criteria computed on every edge: all of them with `controls.compare_criteria`, else classify's."""
-        return list(CRITERION_FILES) if self.config["controls"]["compare_criteria"] else [self.criterion]
+        return list(CRITERIA) if self.config["controls"]["compare_criteria"] else [self.criterion]
 
     def criterion_files(self, criterion: str) -> dict[str, str]:
         """Per lineage edge, the matches file of `criterion` (best_partner: the correlations)."""
-        return {e: self.paths(CRITERION_FILES[criterion], edge=e) for e in self.edge_names()}
+        return {e: self.paths(CRITERIA[criterion].result, edge=e) for e in self.edge_names()}
 
     def classify_files(self) -> dict[str, str]:
         return self.criterion_files(self.criterion)
@@ -215,9 +213,10 @@ class FeatureRoutes:
         if self.config["interp"]["enabled"]:
             roles["interp"] = "interp_jsonl"
         files = self._lineage_files(self.lineage.order, roles, with_corr=True, sample="sample", tokenizer="tokenizer_meta")
-        others = {c: self.criterion_files(c) for c in self.compared_criteria() if c not in ("best_partner", self.criterion)}
-        null = self.control_files()["null"] if self.criterion != "decoder_cosine" else {}
-        return dataclasses.replace(files, corr=self.classify_files(), null=null, **others)
+        others = {c: self.criterion_files(c) for c in self.compared_criteria()
+                  if c != self.criterion and CRITERIA[c].result != "corr"}  # the correlations are classify's or shown as corr
+        null = self.control_files()["null"] if CRITERIA[self.criterion].correlations else {}
+        return dataclasses.replace(files, corr=self.classify_files(), null=null, criteria=others)
 
     def interp_files(self, model: str | None = None) -> LineageFiles:
         """What autointerp reads: classes, statistics, activations and the sample, for one model (with

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from featureflow.config import ConfigError
+from featureflow.criteria import CRITERIA
 from featureflow.lineage import Lineage
 
 
@@ -26,17 +27,19 @@ def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
         if sae_seed["seed"] == cfg["seed"]:
             raise ConfigError(f"config key 'controls.sae_seed.seed': {sae_seed['seed']} is the run's seed; the second SAEs "
                               "need another seed")
-    if isinstance(cfg["threshold"], str) and cfg["criterion"] == "decoder_cosine":
+    criterion = CRITERIA[cfg["criterion"]]
+    if isinstance(cfg["threshold"], str) and not criterion.correlations:
         raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} is a threshold on activation correlations; "
-                          "criterion 'decoder_cosine' needs a number")
+                          f"criterion '{criterion.name}' needs a number")
     if isinstance(cfg["threshold"], str) and cfg["experiments"]["merge_path"]:
         raise ConfigError(f"config key 'experiments.merge_path' needs a numeric threshold (not {cfg['threshold']!r})")
     if isinstance(cfg["threshold"], str) and cfg["experiments"]["widths"]:
         raise ConfigError(f"config key 'experiments.widths' needs a numeric threshold (not {cfg['threshold']!r}): a null "
                           "calibrated on one width says nothing of another")
-    if cfg["criterion"] == "decoder_cosine" and cfg["experiments"]["widths"]:
-        raise ConfigError("config key 'experiments.widths' compares activation correlations; criterion 'decoder_cosine' "
-                          "puts the threshold on decoder cosines (use best_partner or one_to_one)")
+    if not criterion.correlations and cfg["experiments"]["widths"]:
+        others = " or ".join(c.name for c in CRITERIA.values() if c.correlations)
+        raise ConfigError(f"config key 'experiments.widths' compares activation correlations; criterion '{criterion.name}' "
+                          f"puts the threshold on {criterion.threshold} (use {others})")
     if isinstance(cfg["threshold"], str) and "shuffle" not in controls:
         raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} needs the shuffle null (add controls: {{shuffle: {{}}}})")
 
