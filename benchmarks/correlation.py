@@ -113,7 +113,7 @@ def _timed_matches(fn, x_path: Path, y_path: Path, out: Path, threads: int, k: i
 
 
 def run_ours(x_path: Path, y_path: Path, out: Path, threads: int, k: int) -> dict:
-    from featureflow.flow.correlate import top_k_matches
+    from featureflow.flow.correlate_numba import top_k_matches
 
     return _timed_matches(top_k_matches, x_path, y_path, out, threads, k)
 
@@ -182,7 +182,7 @@ def run_criteria(ours: Path, features: int, d_in: int) -> dict:
 
 def run_scipy(x_path: Path, y_path: Path, out: Path) -> dict:
     """Plain scipy: sparse X.T @ Y, then the Pearson normalisation on the dense a x b result."""
-    from featureflow.flow.correlate import column_moments
+    from featureflow.flow.correlate_numba import column_moments
 
     x, y = load(x_path), load(y_path)
     t = time.perf_counter()

@@ -24,8 +24,12 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from featureflow.lm import build_model, save_model  # noqa: E402
-from featureflow.sae import LMShape, sae_eval_memory, sae_train_memory  # noqa: E402
+from featureflow.lm import (  # noqa: E402
+    LMShape,  # noqa: E402
+    build_model,
+    save_model,
+)
+from featureflow.sae import sae_eval_memory, sae_train_memory  # noqa: E402
 from featureflow.sae.model import SparseAutoencoder, saelens_cfg, save_sae  # noqa: E402
 from featureflow.settings import Architecture, SAESettings, defaults  # noqa: E402
 

@@ -119,7 +119,7 @@ def test_evaluation_batches_keep_their_logits_within_the_budget_and_give_the_sam
 @pytest.mark.parametrize("family", FAMILIES)
 def test_activations_of_real_shaped_checkpoints_stop_at_the_middle_layer(family):
     """Blocks after the hook's layer and the unembedding never run; the activations equal those of a full forward."""
-    from featureflow.sae.hooks import FAMILIES as HOOK_FAMILIES
+    from featureflow.lm import FAMILIES as HOOK_FAMILIES
     from featureflow.sae.hooks import hook_activations
     from real_shapes import HOOK, N_LAYERS
 

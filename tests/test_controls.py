@@ -10,7 +10,7 @@ from featureflow.config import ConfigError
 from featureflow.criteria import CRITERIA
 from featureflow.flow.classes import classify
 from featureflow.flow.controls import CURVE_THRESHOLDS, ControlFiles, persisting_share, threshold_curve
-from featureflow.flow.correlate import top_k_matches
+from featureflow.flow.correlate_numba import top_k_matches
 from featureflow.flow.matches import save_matches
 from featureflow.flow.null import (
     Shuffle,

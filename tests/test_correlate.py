@@ -9,8 +9,9 @@ import pytest
 import scipy.sparse as sp
 
 from featureflow.flow.arrays import save_acts
-from featureflow.flow.correlate import correlate_edge, token_type_means, top_k_matches
+from featureflow.flow.correlate import correlate_edge, token_type_means
 from featureflow.flow.correlate_dense import choose_engine, estimate_seconds, top_k_matches_auto, top_k_matches_dense
+from featureflow.flow.correlate_numba import top_k_matches
 from featureflow.flow.matches import load_matches
 from featureflow.runtime import has_gpu_device_node
 from featureflow.settings import CorrelationSettings, Resources

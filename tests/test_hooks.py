@@ -11,8 +11,9 @@ from tokenizers import Tokenizer, models
 from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, MistralConfig, PreTrainedTokenizerFast
 
 from featureflow.config import ConfigError
-from featureflow.sae import hooks
-from featureflow.sae.hooks import check_hook, final_norm, hook_activations, hook_width, lm_shape, output_map, spliced
+from featureflow.lm import families
+from featureflow.lm.families import lm_shape
+from featureflow.sae.hooks import check_hook, final_norm, hook_activations, hook_width, output_map, spliced
 
 VOCAB, D_MODEL, N_LAYERS = 97, 32, 2
 CONFIGS = {
@@ -26,7 +27,7 @@ CONFIGS = {
                               num_attention_heads=2, max_position_embeddings=64, rotary_pct=0.25, bos_token_id=0, eos_token_id=0),
 }
 D_MLP = {"mistral": 64, "gpt2": 4 * D_MODEL, "gpt_neox": 48}
-# Written out by hand, not taken from hooks.FAMILIES: the MLP of layer L and its hidden activation.
+# Written out by hand, not taken from families.FAMILIES: the MLP of layer L and its hidden activation.
 MLP_PATH = {"mistral": "model.layers.{}.mlp", "gpt2": "transformer.h.{}.mlp", "gpt_neox": "gpt_neox.layers.{}.mlp"}
 OUT_PROJ = {"mistral": "down_proj", "gpt2": "c_proj", "gpt_neox": "dense_4h_to_h"}
 MLP_HIDDEN = {
@@ -196,9 +197,9 @@ def test_unknown_hooks_raise_one_line_naming_the_model_and_the_hook(lms, ids):
 
 def test_lm_shape_reads_each_family():
     mistral, gpt2, neox = (lm_shape(CONFIGS[f]) for f in ("mistral", "gpt2", "gpt_neox"))
-    assert mistral == hooks.LMShape(D_MODEL, 64, N_LAYERS, 2, VOCAB, gated=True, tied=False)
-    assert gpt2 == hooks.LMShape(D_MODEL, 4 * D_MODEL, N_LAYERS, 2, VOCAB, gated=False, tied=True)
-    assert neox == hooks.LMShape(D_MODEL, 48, N_LAYERS, 2, VOCAB, gated=False, tied=False)
+    assert mistral == families.LMShape(D_MODEL, 64, N_LAYERS, 2, VOCAB, gated=True, tied=False)
+    assert gpt2 == families.LMShape(D_MODEL, 4 * D_MODEL, N_LAYERS, 2, VOCAB, gated=False, tied=True)
+    assert neox == families.LMShape(D_MODEL, 48, N_LAYERS, 2, VOCAB, gated=False, tied=False)
     torch.manual_seed(0)
     n = sum(p.numel() for p in AutoModelForCausalLM.from_config(CONFIGS["mistral"]).parameters())
     assert mistral.params == n  # Mistral has no biases: the count is exact
@@ -233,8 +234,8 @@ class _ToyLM(torch.nn.Module):
 
 
 def test_a_new_family_is_one_table_entry_and_tuple_outputs_work(monkeypatch, ids):
-    family = hooks.Family("blocks", "down", "head", lambda c: 16, gated=False)
-    monkeypatch.setitem(hooks.FAMILIES, "toy", family)
+    family = families.Family("blocks", "down", "head", lambda c: 16, gated=False)
+    monkeypatch.setitem(families.FAMILIES, "toy", family)
     torch.manual_seed(0)
     lm = _ToyLM()
     with torch.no_grad():

@@ -6,7 +6,7 @@ import scipy.sparse as sp
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from featureflow.flow.correlate import top_k_matches
+from featureflow.flow.correlate_numba import top_k_matches
 from featureflow.flow.matches import Matches
 from featureflow.flow.matching import criteria_rows, decoder_cosine_matches, one_to_one, pair_set
 

@@ -61,11 +61,11 @@ def merge_inputs(tmp_path_factory):
 
 def naive_explained_variance(model_dir, sae_dir, blocks):
     from featureflow.lm import load_model
-    from featureflow.sae import decode_raw, encode_raw, hook_activations, load_sae_weights
+    from featureflow.sae import hook_activations, load_sae
 
     x = hook_activations(load_model(model_dir).eval(), torch.from_numpy(blocks), HOOK).flatten(0, 1).double()
-    w = {k: v.double() for k, v in load_sae_weights(sae_dir).items()}
-    recon = decode_raw(w, encode_raw(w, x))
+    sae = load_sae(sae_dir).to(torch.float64)
+    recon = sae.decode(sae.encode(x))
     return 1 - ((x - recon) ** 2).sum().item() / ((x - x.mean(0)) ** 2).sum().item()
 
 

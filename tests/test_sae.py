@@ -13,8 +13,10 @@ import torch
 from featureflow.data import build_tokenizer, tokenize_split
 from featureflow.lm import build_model, save_model
 from featureflow.sae.activations import BlockSource, mlp_hook_post
-from featureflow.sae.model import SAE_CFG, SparseAutoencoder, decode_raw, encode_raw, load_sae_weights, loss_terms, saelens_cfg, save_sae
-from featureflow.sae.train import schedule
+from featureflow.sae.architectures import STANDARD
+from featureflow.sae.model import SAE_CFG, SparseAutoencoder, saelens_cfg, save_sae
+from featureflow.sae.saved import load_sae, load_sae_weights
+from featureflow.sae.train import lr_factor
 from featureflow.settings import SAESettings, TokenizerSettings
 from helpers import DOC_SEP, REPO, WORDS, architecture, call_sae, settings
 
@@ -37,7 +39,7 @@ def test_forward_and_loss_match_numpy():
     xn = x.numpy().astype(np.float64)
     f = np.maximum(0, (xn - mu - b_d) @ W_e + b_e)
     x_hat = f @ W_d + b_d
-    terms = loss_terms(sae, x, l1=0.01)
+    terms = STANDARD.loss_terms(sae, x, {"l1": 0.01})
     np.testing.assert_allclose(terms["f"].detach().numpy(), f, rtol=1e-5, atol=1e-6)
     expected = ((xn - x_hat) ** 2).mean() + 0.01 * np.abs(f).sum(axis=1).mean()
     assert terms["loss"].item() == pytest.approx(expected, rel=1e-5)
@@ -48,7 +50,7 @@ def test_decoder_rows_stay_unit_norm_and_grad_is_orthogonal():
     sae = SparseAutoencoder(8, 32, seed=0)
     opt = torch.optim.Adam(sae.parameters(), lr=1e-2)
     for _ in range(5):
-        terms = loss_terms(sae, torch.randn(64, 8), l1=1e-3)
+        terms = STANDARD.loss_terms(sae, torch.randn(64, 8), {"l1": 1e-3})
         opt.zero_grad()
         terms["loss"].backward()
         sae.remove_parallel_grad()
@@ -78,7 +80,7 @@ def test_cpu_sparse_step_gives_the_dense_gradients(bias, dense_above, monkeypatc
 
     x_hat, f = sae(x)  # the plain autograd forward: the reference
     reference = grads((x - x_hat).pow(2).mean() + 0.01 * f.abs().sum(dim=1).mean())
-    terms = loss_terms(sae, x, l1=0.01)
+    terms = STANDARD.loss_terms(sae, x, {"l1": 0.01})
     torch.testing.assert_close(terms["f"], f.detach())
     for ours, ref in zip(grads(terms["loss"]), reference, strict=True):
         torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-7)
@@ -97,7 +99,7 @@ def test_recovers_a_known_sparse_dictionary():
     opt = torch.optim.Adam(sae.parameters(), lr=3e-3, betas=(0.9, 0.999))
     for _epoch in range(6):
         for batch in data[torch.randperm(n)].split(256):
-            terms = loss_terms(sae, batch, l1=3e-3)
+            terms = STANDARD.loss_terms(sae, batch, {"l1": 3e-3})
             opt.zero_grad()
             terms["loss"].backward()
             sae.remove_parallel_grad()
@@ -116,8 +118,10 @@ def test_saved_weights_reproduce_features_on_raw_activations(tmp_path):
     assert {k: tuple(v.shape) for k, v in w.items()} == {"W_enc": (6, 10), "W_dec": (10, 6), "b_enc": (10,), "b_dec": (6,)}
     raw = torch.randn(7, 6)
     f_ours = sae.encode(raw * sae.scale)
-    torch.testing.assert_close(encode_raw(w, raw), f_ours, rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(decode_raw(w, f_ours), sae.decode(f_ours) / sae.scale, rtol=1e-5, atol=1e-5)
+    saved_sae = load_sae(tmp_path)
+    assert saved_sae.architecture is STANDARD
+    torch.testing.assert_close(saved_sae.encode(raw), f_ours, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(saved_sae.decode(f_ours), sae.decode(f_ours) / sae.scale, rtol=1e-5, atol=1e-5)
     saved = json.loads((tmp_path / SAE_CFG).read_text())
     assert saved["architecture"] == "standard" and saved["apply_b_dec_to_input"] is True
     assert saved["metadata"]["hook_name"] == "blocks.0.mlp.hook_post" and saved["metadata"]["model_name"] == "lua"
@@ -126,10 +130,11 @@ def test_saved_weights_reproduce_features_on_raw_activations(tmp_path):
 
 def test_schedule_warms_up_l1_and_decays_lr():
     s = settings(SAESettings, l1_coefficient=1.0, l1_warmup_fraction=0.1, lr_decay_fraction=0.2)
-    assert schedule(0, 100, s) == (1.0, pytest.approx(0.1))
-    assert schedule(50, 100, s) == (1.0, 1.0)
-    assert schedule(90, 100, s)[0] == pytest.approx(0.5)
-    assert schedule(0, 100, settings(SAESettings)) == (1.0, 3e-4), "the paper: constant lr, constant lambda"
+    assert (lr_factor(0, 100, s), STANDARD.coefficient_values(0, 100, s)) == (1.0, {"l1": pytest.approx(0.1)})
+    assert (lr_factor(50, 100, s), STANDARD.coefficient_values(50, 100, s)) == (1.0, {"l1": 1.0})
+    assert lr_factor(90, 100, s) == pytest.approx(0.5)
+    paper = settings(SAESettings)
+    assert (lr_factor(0, 100, paper), STANDARD.coefficient_values(0, 100, paper)) == (1.0, {"l1": 3e-4}), "the paper: constant lr, constant lambda"
 
 
 @pytest.fixture(scope="module")
@@ -209,7 +214,7 @@ def test_resampling_points_dead_features_at_badly_reconstructed_inputs():
     opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
     x = torch.zeros(32, 8)
     x[5] = torch.arange(1.0, 9.0) * 10  # the only input with a large error
-    loss_terms(sae, x, 1e-3)["loss"].backward()
+    STANDARD.loss_terms(sae, x, {"l1": 1e-3})["loss"].backward()
     opt.step()
     dead = torch.zeros(16, dtype=torch.bool)
     dead[[3, 7]] = True
@@ -264,7 +269,8 @@ def test_memory_estimate_is_within_a_factor_of_the_measured_peak(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     measured_mb = int(run.stdout.split()[-1]) / 2**20
 
-    from featureflow.sae.memory import LMShape, sae_train_memory
+    from featureflow.lm import LMShape
+    from featureflow.sae.memory import sae_train_memory
 
     estimate = sae_train_memory(settings(SAESettings, **recipe), LMShape(64, 256, 1, 2, 512), "cpu", 1_000_000)
     assert estimate.host["activation buffer"] + estimate.host["training step"] > estimate.host["runtime"]

@@ -15,10 +15,10 @@ from featureflow.config import ConfigError
 from featureflow.curves import curves_figure, read_log, redraw
 from featureflow.lineage import Pretrained
 from featureflow.paths import SAE_CFG, SAE_EXTRA, SAE_WEIGHTS, TRAIN_LOG, ResultPaths
-from featureflow.sae import decode_raw, encode_raw, load_sae_weights
+from featureflow.sae import load_sae, load_sae_weights
+from featureflow.sae.architectures import STANDARD, log_fields
 from featureflow.sae.imports import import_sae
 from featureflow.sae.model import SparseAutoencoder, saelens_cfg, save_sae
-from featureflow.sae.train import LOG_FIELDS
 
 HOOK = "blocks.0.mlp.hook_post"
 D_IN, D_SAE = 12, 40
@@ -72,15 +72,15 @@ def test_imported_features_and_reconstruction_equal_saelens_standard_encode(tmp_
     w = saelens_folder(tmp_path / "src" / "blocks.0", apply_b_dec=apply_b_dec, dtype=dtype, v6=apply_b_dec)
     extra = run_import(tmp_path, str(tmp_path / "src"), path="blocks.0")
     x = activations()
-    ours = load_sae_weights(tmp_path / "out")
-    assert all(v.dtype == torch.float32 for v in ours.values())
+    ours = load_sae(tmp_path / "out")
+    assert all(v.dtype == torch.float32 for v in ours.weights.values())
     f_ref = saelens_encode(w, x, apply_b_dec)
-    f = encode_raw(ours, x.float())
+    f = ours.encode(x.float())
     assert (f_ref > 0).float().mean() > 0.2, "the test exercises active features"
     torch.testing.assert_close(f.double(), f_ref, atol=2e-5, rtol=1e-5)
-    torch.testing.assert_close(decode_raw(ours, f).double(), saelens_decode(w, f_ref), atol=5e-5, rtol=1e-5)
-    assert torch.equal(ours["W_dec"].double(), w["W_dec"]) and torch.equal(ours["b_dec"].double(), w["b_dec"])  # kept as they are
-    assert torch.equal(ours["W_enc"].double(), w["W_enc"])
+    torch.testing.assert_close(ours.decode(f).double(), saelens_decode(w, f_ref), atol=5e-5, rtol=1e-5)
+    assert torch.equal(ours.weights["W_dec"].double(), w["W_dec"]) and torch.equal(ours.weights["b_dec"].double(), w["b_dec"])  # kept as they are
+    assert torch.equal(ours.weights["W_enc"].double(), w["W_enc"])
     imported = extra["imported"]
     assert imported["b_dec_folded_into_b_enc"] is (not apply_b_dec) and imported["apply_b_dec_to_input"] is apply_b_dec
     assert imported["decoder_rows_unit_norm"] is False and imported["decoder_row_norm"]["max"] > 1.1
@@ -108,7 +108,7 @@ def test_a_missing_apply_b_dec_key_means_saelens_default_true(tmp_path):
     w = saelens_folder(tmp_path / "src", apply_b_dec=None)
     run_import(tmp_path, str(tmp_path / "src"))
     x = activations()
-    torch.testing.assert_close(encode_raw(load_sae_weights(tmp_path / "out"), x.float()).double(), saelens_encode(w, x, True),
+    torch.testing.assert_close(load_sae(tmp_path / "out").encode(x.float()).double(), saelens_encode(w, x, True),
                                atol=2e-5, rtol=1e-5)
 
 
@@ -118,9 +118,9 @@ def test_a_finetuning_scaling_factor_is_folded_into_the_decoder(tmp_path):
                        extra_tensors={"finetuning_scaling_factor": factor})
     extra = run_import(tmp_path, str(tmp_path / "src"))
     x = activations()
-    ours = load_sae_weights(tmp_path / "out")
+    ours = load_sae(tmp_path / "out")
     f = saelens_encode(w, x, True)
-    torch.testing.assert_close(decode_raw(ours, encode_raw(ours, x.float())).double(), (f * factor.double()) @ w["W_dec"] + w["b_dec"],
+    torch.testing.assert_close(ours.decode(ours.encode(x.float())).double(), (f * factor.double()) @ w["W_dec"] + w["b_dec"],
                                atol=5e-5, rtol=1e-5)
     assert extra["imported"]["finetuning_scaling_factor_folded_into_W_dec"] is True
 
@@ -136,13 +136,13 @@ def test_a_featureflow_sae_round_trips_unchanged(tmp_path):
         sae.scale.fill_(0.37)
     trained = tmp_path / "trained"
     save_sae(sae, trained, saelens_cfg(sae, "base", HOOK, 24, "tokens.npy"), {"activation_scale": 0.37})
-    (trained / TRAIN_LOG).write_text(",".join(LOG_FIELDS) + "\n1,72,0.5,1.0,3.0,0.0,0.0001,0.0003\n")
+    (trained / TRAIN_LOG).write_text(",".join(log_fields(STANDARD)) + "\n1,72,0.51,0.5,1.0,3.0,0.0,0.0001,0.0003\n")
     extra = run_import(tmp_path, str(trained))
     before, after = load_sae_weights(trained), load_sae_weights(tmp_path / "out")
     assert set(after) == set(before) and all(torch.equal(after[k], before[k]) for k in before)
     x = activations().float()
     with torch.no_grad():
-        torch.testing.assert_close(encode_raw(after, x), sae.encode(x * sae.scale), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(load_sae(tmp_path / "out").encode(x), sae.encode(x * sae.scale), atol=1e-5, rtol=1e-5)
     assert extra["imported"]["decoder_rows_unit_norm"] is False  # W_dec / scale: rows of norm 1 / 0.37
     assert extra["imported"]["decoder_row_norm"]["min"] == pytest.approx(1 / 0.37, rel=1e-5)
     sae.scale.fill_(1.0)
@@ -233,7 +233,7 @@ def test_a_hub_sae_in_the_cache_resolves_without_network(tmp_path, offline_hub):
         assert imported["commit"] == commit and imported["on_hub"] is True and imported["revision"] == revision
         assert imported["source"] == "someone/tiny-saes" and imported["path"] == "blocks.0.mlp.hook_post"
     x = activations()
-    torch.testing.assert_close(encode_raw(load_file(str(tmp_path / "out" / SAE_WEIGHTS)), x.float()).double(),
+    torch.testing.assert_close(STANDARD.encode(load_file(str(tmp_path / "out" / SAE_WEIGHTS)), x.float()).double(),
                                saelens_encode(w, x, False), atol=2e-5, rtol=1e-5)
 
 
@@ -258,11 +258,11 @@ def test_the_training_log_has_the_header_and_the_curves_draw_nothing_for_it(tmp_
                hook_name=HOOK, d_in=D_IN, cache_dir=None)
     log = Path(p("sae_train_log", model="lua"))
     with open(log, newline="") as fh:
-        assert list(csv.reader(fh)) == [list(LOG_FIELDS)]
+        assert list(csv.reader(fh)) == [list(log_fields(STANDARD))]
     assert len(read_log(log)) == 0
     trained = Path(p("sae_train_log", model="base"))  # a trained SAE beside it, with rows
     trained.parent.mkdir(parents=True)
-    trained.write_text(",".join(LOG_FIELDS) + "\n" + "".join(f"{s},{72 * s},0.5,1.0,3.0,0.0,0.0001,0.0003\n" for s in (5, 10)))
+    trained.write_text(",".join(log_fields(STANDARD)) + "\n" + "".join(f"{s},{72 * s},0.51,0.5,1.0,3.0,0.0,0.0001,0.0003\n" for s in (5, 10)))
     Path(p("sae_extra", model="base")).write_text("{}")
     logs = {"base": trained, "lua": log}
     fig = curves_figure("sae", logs, {m: p("sae_extra", model=m) for m in logs})

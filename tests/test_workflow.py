@@ -11,7 +11,7 @@ import yaml
 
 from featureflow.flow import load_acts, load_matches
 from featureflow.lm import load_model
-from featureflow.sae import encode_raw, load_sae_weights, mlp_hook_post
+from featureflow.sae import load_sae, mlp_hook_post
 from helpers import REPO, chromium_url, dump_yaml, micro_lock
 from helpers import snakemake_local as snakemake
 
@@ -202,7 +202,7 @@ def test_micro_feature_acts_correlations_and_flow(micro_run):
     with torch.no_grad():  # rows are the SAE features of the sample's positions, block-major
         lm = load_model(res / "lm/lua")
         hook = mlp_hook_post(lm, torch.from_numpy(blocks[:3].astype(np.int64)), "blocks.0.mlp.hook_post").flatten(0, 1)
-        direct = encode_raw(load_sae_weights(res / "sae/lua"), hook).numpy()
+        direct = load_sae(res / "sae/lua").encode(hook).numpy()
     np.testing.assert_allclose(acts[:72].toarray(), direct, atol=1e-5)
     edges = pd.read_csv(res / "flow/edges.csv")
     assert list(edges["edge"].unique()) == ["babypython__lua", "babypython__tinystories", "lua__luastories", "tinystories__luastories"]

@@ -31,7 +31,7 @@ from featureflow.plotting import COLOURS, save_figure
 
 @dataclass(frozen=True)
 class Panel:
-    """One subplot: a column of the log (SAE `loss` is derived: mse + l1_coefficient x l1)."""
+    """One subplot: a column of the log."""
 
     column: str
     title: str
@@ -57,7 +57,7 @@ STAGES = {
                 (Panel("loss", "training loss (cross-entropy, nats per token)"), Panel("lr", "learning rate")),
                 "lm_curves_html", "lm_curves_png", 450),
     "sae": Stage("SAE training", "sae_train_log", "sae_extra",
-                 (Panel("loss", "loss = MSE + λ·L1", log_y=True), Panel("mse", "MSE (training activations)", log_y=True),
+                 (Panel("loss", "training loss (as logged)", log_y=True), Panel("mse", "MSE (training activations)", log_y=True),
                   Panel("l0", "L0 (features active per token)"), Panel("dead_fraction", "dead share of features")),
                  "sae_curves_html", "sae_curves_png", 750),
 }
@@ -77,10 +77,7 @@ def read_log(path: str | Path) -> Any:
     if not text.strip():
         return pd.DataFrame({"step": []})
     rows = pd.read_csv(io.StringIO(text)).apply(pd.to_numeric, errors="coerce")
-    rows = rows.dropna(subset=["step"])
-    if {"mse", "l1", "l1_coefficient"} <= set(rows.columns):
-        rows["loss"] = rows["mse"] + rows["l1_coefficient"] * rows["l1"]
-    return rows
+    return rows.dropna(subset=["step"])
 
 
 def model_label(stage: str, model: str, done: str | Path) -> tuple[str, bool]:

@@ -125,6 +125,7 @@ class SAESettings:
     """`sae` without `eval_tokens` (read by sae_eval alone, so that it never retrains an SAE)."""
 
     hook: str
+    architecture: str  # featureflow.sae.architectures.ARCHITECTURES
     expansion_factor: int
     tokens: int
     context_size: int

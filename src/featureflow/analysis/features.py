@@ -103,11 +103,11 @@ def logit_effects(model_dir: str | Path, sae_dir: str | Path, hook_name: str, k:
     import torch
 
     from featureflow.lm import load_for_inference
-    from featureflow.sae import final_norm, load_sae_weights, output_map
+    from featureflow.sae import final_norm, load_sae, output_map
 
     lm = load_for_inference(model_dir)
     with torch.no_grad():
-        dirs = load_sae_weights(sae_dir)["W_dec"].float() @ output_map(lm, hook_name).float().T  # [d_sae, d_model]
+        dirs = load_sae(sae_dir).W_dec.float() @ output_map(lm, hook_name).float().T  # [d_sae, d_model]
         norm = final_norm(lm)
         if isinstance(norm, torch.nn.LayerNorm):  # it subtracts the mean over d_model before scaling
             dirs = dirs - dirs.mean(1, keepdim=True)

@@ -14,7 +14,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "correlate_edge": "correlate",
     "load_matches": "matches",
     "save_matches": "matches",
-    "top_k_matches": "correlate",
+    "top_k_matches": "correlate_numba",
     "classify": "classes",
     "counts_threshold": "classes",
     "side_classes": "classes",

@@ -21,7 +21,9 @@ import numpy as np
 import pandas as pd
 
 from featureflow import paper as paper_numbers
-from featureflow.flow.matches import Matches, load_matches
+from featureflow.flow.controls import ControlFiles, add_share_of_ceiling, control_rows
+from featureflow.flow.matches import Matches, above_threshold, load_matches
+from featureflow.flow.null import resolve_threshold
 from featureflow.lineage import edge_name
 
 log = logging.getLogger(__name__)
@@ -40,13 +42,6 @@ class FlowSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FlowSpec:
         return cls(edges=list(d["edges"]), inputs={k: list(v) for k, v in d["inputs"].items()}, roots=list(d["roots"]))
-
-
-def above_threshold(corr: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
-    """Which correlations lie strictly above `threshold` (NaN: no partner, never above): the one
-    comparison every count of persisting features makes. It is done in float32, the precision of the
-    stored correlations (the browser's JavaScript does the same); thresholds broadcast like numpy."""
-    return np.nan_to_num(np.asarray(corr, dtype=np.float32), nan=-np.inf) > np.asarray(threshold, dtype=np.float32)
 
 
 def counts_threshold(counts_csv: str | Path) -> float:
@@ -144,9 +139,6 @@ def classify(corr_files: dict[str, str | Path], spec: dict[str, Any], threshold:
     """The `classify` stage: write edges.csv (one row per feature per edge) and counts.csv, with the
     controls' rows and each persisting share relative to the SAE seed ceiling when controls ran.
     `threshold` is a number or `null-<rate>` (resolved from the edges' shuffle nulls)."""
-    from featureflow.flow.controls import ControlFiles, add_share_of_ceiling, control_rows
-    from featureflow.flow.null import resolve_threshold
-
     flow_spec, control_files = FlowSpec.from_dict(spec), ControlFiles.from_dict(controls)
     threshold = resolve_threshold(threshold, control_files.null)
     edges = classify_lineage(corr_files, flow_spec, threshold)

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import scipy.sparse as sp
 
-from featureflow.flow.correlate import _insert, matches_from_lists, prepare_inputs, top_k_matches
+from featureflow.flow.correlate_numba import _insert, matches_from_lists, prepare_inputs, top_k_matches
 from featureflow.flow.matches import Matches
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from featureflow.flow.correlate import matches_from_lists, prepare_inputs
+from featureflow.flow.correlate_numba import matches_from_lists, prepare_inputs
 from featureflow.flow.matches import Matches
 
 

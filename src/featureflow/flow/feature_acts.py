@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from featureflow.flow.arrays import load_sample, save_acts
 from featureflow.runtime import pick_device
-from featureflow.sae import check_hook, encode_raw, hook_activations, load_sae_weights
+from featureflow.sae import check_hook, hook_activations, load_sae
 from featureflow.settings import Resources
 
 log = logging.getLogger(__name__)
@@ -38,12 +38,12 @@ def feature_activations(model_dir: str | Path, sae_dir: str | Path, blocks: np.n
     device = torch.device(device)
     model = load_for_inference(model_dir).to(device)
     check_hook(model, hook_name, Path(model_dir).name)
-    weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
+    sae = load_sae(sae_dir).to(device)
     per_batch = max(1, batch_tokens // blocks.shape[1])
     pieces: list[sp.csr_matrix] = []
     for start in tqdm(range(0, len(blocks), per_batch), desc="feature acts", unit="batch", mininterval=5):
         ids = torch.from_numpy(np.asarray(blocks[start:start + per_batch], dtype=np.int64)).to(device)
-        f = encode_raw(weights, hook_activations(model, ids, hook_name).flatten(0, 1)).float()
+        f = sae.encode(hook_activations(model, ids, hook_name).flatten(0, 1)).float()
         rows, cols = torch.nonzero(f, as_tuple=True)
         pieces.append(sp.csr_matrix((f[rows, cols].cpu().numpy(), (rows.cpu().numpy(), cols.cpu().numpy())),
                                     shape=tuple(f.shape)))

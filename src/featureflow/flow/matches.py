@@ -38,3 +38,10 @@ def load_matches(path: str | Path) -> tuple[Matches, dict[str, str]]:
         m = Matches(z["fwd_idx"], z["fwd_corr"], z["bwd_idx"], z["bwd_corr"], z["active_a"], z["active_b"], int(z["n_rows"]))
         meta = {k[5:]: str(z[k]) for k in z.files if k.startswith("meta_")}
     return m, meta
+
+
+def above_threshold(corr: np.ndarray, threshold: float | np.ndarray) -> np.ndarray:
+    """Which correlations lie strictly above `threshold` (NaN: no partner, never above): the one
+    comparison every count of persisting features makes. It is done in float32, the precision of the
+    stored correlations (the browser's JavaScript does the same); thresholds broadcast like numpy."""
+    return np.nan_to_num(np.asarray(corr, dtype=np.float32), nan=-np.inf) > np.asarray(threshold, dtype=np.float32)

@@ -28,8 +28,8 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import min_weight_full_bipartite_matching
 
 from featureflow.criteria import CRITERIA
-from featureflow.flow.classes import above_threshold, counts_threshold
-from featureflow.flow.matches import Matches, load_matches, save_matches
+from featureflow.flow.classes import counts_threshold
+from featureflow.flow.matches import Matches, above_threshold, load_matches, save_matches
 
 if TYPE_CHECKING:
     import torch
@@ -160,9 +160,9 @@ def criteria_rows(edge: str, by_criterion: dict[str, Matches], threshold: float)
 def write_decoder_cosine(sae_a: str | Path, sae_b: str | Path, out_npz: str | Path, top_k: int,
                           edge: str) -> Matches:
     """The decoder-cosine criterion for one edge, from the two saved SAEs."""
-    from featureflow.sae import load_sae_weights
+    from featureflow.sae import load_sae
 
-    w_a, w_b = load_sae_weights(sae_a)["W_dec"], load_sae_weights(sae_b)["W_dec"]
+    w_a, w_b = load_sae(sae_a).W_dec, load_sae(sae_b).W_dec
     log.info("%s: decoder cosines between %d and %d features (d_in %d), top-%d", edge, w_a.shape[0], w_b.shape[0],
              w_a.shape[1], top_k)
     m = decoder_cosine_matches(w_a, w_b, top_k)

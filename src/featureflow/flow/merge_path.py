@@ -29,7 +29,7 @@ import torch
 from tqdm import tqdm
 
 from featureflow.flow.arrays import load_acts, load_sample
-from featureflow.flow.classes import above_threshold
+from featureflow.flow.matches import above_threshold
 from featureflow.runtime import pick_device
 from featureflow.settings import Resources
 
@@ -106,14 +106,14 @@ def merge_path_rows(spec: MergePathSpec, files: MergePathFiles, batch_tokens: in
     """One row per (t, parent): how the parent's dictionary reads the model merged at t (module docstring)."""
     from featureflow.lm import load_for_inference
     from featureflow.merge import load_into, load_weights, merge_weights
-    from featureflow.sae import check_hook, decode_raw, encode_raw, hook_activations, load_sae_weights
+    from featureflow.sae import check_hook, hook_activations, load_sae
 
     torch.set_num_threads(resources.threads)
     device = pick_device(resources.device)
     model = load_for_inference(files.model_dirs["first"]).to(device)
     check_hook(model, spec.hook_name, spec.first)
     weights = {role: load_weights(files.model_dirs[role]) for role in files.model_dirs}
-    saes = {p: {k: v.to(device) for k, v in load_sae_weights(files.sae_dirs[p]).items()} for p in PARENTS}
+    saes = {p: load_sae(files.sae_dirs[p]).to(device) for p in PARENTS}
     parent_acts = {p: load_acts(files.acts[p])[0] for p in PARENTS}
     blocks = load_sample(files.sample)["blocks"]
     blocks = blocks[:max(1, spec.tokens // blocks.shape[1])]
@@ -128,9 +128,9 @@ def merge_path_rows(spec: MergePathSpec, files: MergePathFiles, batch_tokens: in
             x = hook_activations(model, ids, spec.hook_name).flatten(0, 1)
             rows_slice = slice(start * context, start * context + len(x))
             for p in PARENTS:
-                f = encode_raw(saes[p], x)
+                f = saes[p].encode(x)
                 sums.setdefault(p, _Sums(x.shape[1], f.shape[1])).add(
-                    x, f, decode_raw(saes[p], f), torch.from_numpy(parent_acts[p][rows_slice].toarray()))
+                    x, f, saes[p].decode(f), torch.from_numpy(parent_acts[p][rows_slice].toarray()))
         for p in PARENTS:
             name = spec.first if p == "first" else spec.second
             rows.append({"t": t, "parent": name, "role": p, **sums[p].row(spec.threshold)})

@@ -24,7 +24,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from featureflow.flow.classes import above_threshold
+from featureflow.flow.correlate import METHODS, match_features, token_type_means
+from featureflow.flow.matches import above_threshold
 from featureflow.settings import CorrelationSettings, Resources
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,6 @@ def null_best_partners(a: sp.csr_matrix, b: sp.csr_matrix, blocks: np.ndarray, s
     """Best-partner correlations of A's features against B with shifted contexts and of B's against A,
     over the sample's token `blocks` [n_blocks, context] (rows of A and B in that order), one pass per
     permutation: {"fwd": [p, a], "bwd": [p, b]} float32, NaN for features that never vary."""
-    from featureflow.flow.correlate import METHODS, match_features, token_type_means  # numba: only when computing
 
     if shuffle.permutations < 1:
         raise ValueError(f"controls.shuffle.permutations must be at least 1, got {shuffle.permutations}")

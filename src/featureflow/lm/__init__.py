@@ -4,6 +4,12 @@ from featureflow.exports import lazy_exports
 
 __getattr__, __all__ = lazy_exports(__name__, {
     "build_model": "model",
+    "FAMILIES": "families",
+    "Family": "families",
+    "LMShape": "families",
+    "config_name": "families",
+    "family_of": "families",
+    "lm_shape": "families",
     "check_parent": "folder",
     "load_model": "model",
     "save_model": "folder",

@@ -18,8 +18,8 @@ from typing import Any
 from featureflow.config import ConfigError
 from featureflow.hub import snapshot
 from featureflow.lineage import Pretrained
+from featureflow.lm.families import lm_shape
 from featureflow.paths import MODEL_CONFIG, PRETRAINED_META
-from featureflow.sae import lm_shape
 
 log = logging.getLogger(__name__)
 

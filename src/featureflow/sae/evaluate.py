@@ -25,9 +25,9 @@ from featureflow.context import check_model_context
 from featureflow.paper import SAE_TARGETS
 from featureflow.paths import SAE_EXTRA
 from featureflow.runtime import pick_device
-from featureflow.sae.hooks import check_hook, lm_shape, spliced
+from featureflow.sae.hooks import check_hook, spliced
 from featureflow.sae.memory import gpu_memory_mb, log_memory, sae_eval_memory
-from featureflow.sae.model import decode_raw, encode_raw, load_sae_weights
+from featureflow.sae.saved import load_sae
 from featureflow.settings import Resources
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
                  batch_size: int = 32) -> dict[str, Any]:
     """Metrics of the SAE in `sae_dir` on token blocks [n_blocks, pos] of held-out data (fp32 on any device);
     `batch_size` blocks at a time, fewer where their logits would pass featureflow.lm.evaluate.LOGITS_BUDGET."""
-    from featureflow.lm import load_for_inference, logits_batch
+    from featureflow.lm import lm_shape, load_for_inference, logits_batch
 
     torch.set_num_threads(resources.threads)
     device = pick_device(resources.device)
@@ -55,8 +55,8 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
     check_hook(model, hook_name, Path(model_dir).name)
     check_model_context(model.config, blocks.shape[1], Path(model_dir).name)
     batch_size = logits_batch(batch_size, blocks.shape[1], model.config.vocab_size)
-    weights = {k: v.to(device) for k, v in load_sae_weights(sae_dir).items()}
-    memory = sae_eval_memory(weights["W_enc"].shape[1], lm_shape(model.config), blocks.shape[1], batch_size, device.type)
+    sae = load_sae(sae_dir).to(device)
+    memory = sae_eval_memory(sae.W_dec.shape[0], lm_shape(model.config), blocks.shape[1], batch_size, device.type)
     log_memory(str(sae_dir), memory, resources.mem_mb, gpu_memory_mb(device))
     scale = json.loads((Path(sae_dir) / SAE_EXTRA).read_text())["activation_scale"]
     mode: dict[str, str] = {"now": "clean"}
@@ -68,13 +68,13 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
             return x
         if mode["now"] == "zero":
             return torch.zeros_like(x)
-        f = encode_raw(weights, x)
+        f = sae.encode(x)
         store["f"] = f.flatten(0, 1)
-        return decode_raw(weights, f)
+        return sae.decode(f)
 
     ce = {"clean": 0.0, "zero": 0.0, "sae": 0.0}
     n_pred, n_tok, sq_err, l0_sum = 0, 0, 0.0, 0.0
-    fired = torch.zeros(weights["W_enc"].shape[1], dtype=torch.long, device=device)
+    fired = torch.zeros(sae.W_dec.shape[0], dtype=torch.long, device=device)
     xs_sum, xs_sq = None, None
     with spliced(model, hook_name, splice):
         for start in range(0, len(blocks), batch_size):
@@ -83,7 +83,7 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
                 mode["now"] = m
                 ce[m] += _ce(model, ids)
             x, f = store["x"], store["f"]
-            x_hat = decode_raw(weights, f)
+            x_hat = sae.decode(f)
             sq_err += (x - x_hat).pow(2).sum().item()
             xs_sum = x.sum(0) if xs_sum is None else xs_sum + x.sum(0)
             xs_sq = x.pow(2).sum(0) if xs_sq is None else xs_sq + x.pow(2).sum(0)
@@ -93,7 +93,7 @@ def evaluate_sae(model_dir: str | Path, sae_dir: str | Path, blocks: np.ndarray,
             n_pred += ids[:, 1:].numel()
             del x, f, x_hat
             store.clear()  # not held through the next batch's forward passes
-    d_in = weights["W_enc"].shape[0]
+    d_in = sae.W_dec.shape[1]
     total_var = (xs_sq - xs_sum.pow(2) / n_tok).sum().item()  # sum over tokens of ||x - mean||^2
     ce = {k: v / n_pred for k, v in ce.items()}
     density = (fired.float() / n_tok).cpu().numpy()

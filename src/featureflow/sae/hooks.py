@@ -8,8 +8,8 @@ Supported hook names (L: a layer index, counted from 0)::
     blocks.L.hook_resid_post    the hidden state block L outputs (before any final norm)
                                                                                 [batch, pos, d_model]
 
-Where each site lives in a model depends on its family (the config's ``model_type``); FAMILIES
-holds that in one table, and a new family is one more entry there.
+Where each site lives in a model depends on its family (the config's ``model_type``): the table of
+families is the LM stage's (featureflow.lm.families.FAMILIES), and a new family is one more entry there.
 """
 
 from __future__ import annotations
@@ -23,34 +23,11 @@ from typing import Any
 import torch
 
 from featureflow.config import ConfigError
+from featureflow.lm import Family, config_name, family_of
 
 HOOK_PATTERN = re.compile(r"^blocks\.(\d+)\.(mlp\.hook_post|hook_mlp_out|hook_resid_post)$")
 SUPPORTED = "blocks.<layer>.mlp.hook_post, blocks.<layer>.hook_mlp_out, blocks.<layer>.hook_resid_post"
 MLP_POST, MLP_OUT, RESID_POST = "mlp.hook_post", "hook_mlp_out", "hook_resid_post"
-
-
-@dataclass(frozen=True)
-class Family:
-    """Where a model family keeps its parts (dotted attribute paths) and how wide its MLP is."""
-
-    blocks: str  # from the causal LM to its list of blocks
-    out_proj: str  # from a block to the MLP's output projection
-    final_norm: str  # from the causal LM to the norm before the unembedding
-    d_mlp: Callable[[Any], int]  # the MLP's width from the config
-    gated: bool  # a gated MLP (gate, up and down matrices) rather than two matrices
-    conv1d: bool = False  # out_proj is GPT-2's Conv1D, whose weight is [d_mlp, d_model] (nn.Linear's is [d_model, d_mlp])
-
-
-_LLAMA_LIKE = Family("model.layers", "mlp.down_proj", "model.norm", lambda c: c.intermediate_size, gated=True)
-FAMILIES: dict[str, Family] = {
-    "mistral": _LLAMA_LIKE,
-    "llama": _LLAMA_LIKE,
-    "qwen2": _LLAMA_LIKE,
-    "gpt2": Family("transformer.h", "mlp.c_proj", "transformer.ln_f", lambda c: c.n_inner or 4 * c.n_embd, gated=False,
-                   conv1d=True),
-    "gpt_neox": Family("gpt_neox.layers", "mlp.dense_4h_to_h", "gpt_neox.final_layer_norm", lambda c: c.intermediate_size,
-                       gated=False),
-}
 
 
 @dataclass(frozen=True)
@@ -64,44 +41,8 @@ class _StopForward(Exception):
     pass
 
 
-@dataclass(frozen=True)
-class LMShape:
-    """The LM's sizes that decide the SAE jobs' memory."""
-
-    d_model: int
-    d_mlp: int
-    n_layers: int
-    n_heads: int
-    vocab: int
-    gated: bool = True  # a gated MLP (three matrices) as in Mistral
-    tied: bool = False  # the unembedding is the embedding
-
-    @property
-    def mlp_matrices(self) -> int:
-        return 3 if self.gated else 2
-
-    @property
-    def params(self) -> int:
-        """Weights of the embedding and unembedding, attention, the MLP and the norms (biases left out)."""
-        d = self.d_model
-        embeddings = (1 if self.tied else 2) * self.vocab * d
-        return embeddings + self.n_layers * (4 * d * d + self.mlp_matrices * d * self.d_mlp + 2 * d) + d
-
-
-def _model_name(config: Any) -> str:
-    return getattr(config, "name_or_path", "") or config.model_type
-
-
-def _family(config: Any, model_name: str, hook_name: str | None = None) -> Family:
-    family = FAMILIES.get(config.model_type)
-    if family is None:
-        what = f"has no hook {hook_name!r}" if hook_name else "is not supported"
-        raise ConfigError(f"model {model_name!r} {what} (model_type {config.model_type!r}; supported: {', '.join(FAMILIES)})")
-    return family
-
-
 def _resolve(config: Any, hook_name: str, model_name: str) -> _Hook:
-    family = _family(config, model_name, hook_name)
+    family = family_of(config, model_name, hook_name)
     match = HOOK_PATTERN.match(hook_name)
     n_layers = config.num_hidden_layers
     if not match or int(match.group(1)) >= n_layers:
@@ -112,7 +53,7 @@ def _resolve(config: Any, hook_name: str, model_name: str) -> _Hook:
 
 def _site(model: torch.nn.Module, hook_name: str) -> tuple[_Hook, torch.nn.Module]:
     """The resolved hook and the module whose input (mlp.hook_post) or output (the others) it is."""
-    hook = _resolve(model.config, hook_name, _model_name(model.config))
+    hook = _resolve(model.config, hook_name, config_name(model.config))
     block = model.get_submodule(f"{hook.family.blocks}.{hook.layer}")
     return hook, block if hook.site == RESID_POST else block.get_submodule(hook.family.out_proj)
 
@@ -131,13 +72,6 @@ def hook_width(config: Any, hook_name: str, model_name: str) -> int:
     """The width of the activations at `hook_name` (an SAE's d_in) from a transformers config alone."""
     hook = _resolve(config, hook_name, model_name)
     return hook.family.d_mlp(config) if hook.site == MLP_POST else config.hidden_size
-
-
-def lm_shape(config: Any) -> LMShape:
-    """The LMShape of a transformers config of a supported family."""
-    family = _family(config, _model_name(config))
-    return LMShape(config.hidden_size, family.d_mlp(config), config.num_hidden_layers, config.num_attention_heads,
-                   config.vocab_size, family.gated, bool(getattr(config, "tie_word_embeddings", False)))
 
 
 @torch.no_grad()
@@ -205,4 +139,4 @@ def output_map(model: torch.nn.Module, hook_name: str) -> torch.Tensor:
 
 def final_norm(model: torch.nn.Module) -> torch.nn.Module:
     """The norm between the last block and the unembedding (RMSNorm, or a LayerNorm for gpt2 and gpt_neox)."""
-    return model.get_submodule(_family(model.config, _model_name(model.config)).final_norm)
+    return model.get_submodule(family_of(model.config, config_name(model.config)).final_norm)

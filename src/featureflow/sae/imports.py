@@ -7,12 +7,12 @@ A model's config may name an SAE instead of a recipe to train one::
 
 `pretrained` is a local folder or a Hugging Face hub id (fetched into the run's `data_cache`,
 `featureflow.hub.snapshot`); `path` the subfolder that holds ``cfg.json`` and
-``sae_weights.safetensors``. The SAE is checked against the lineage (architecture ``standard`` with
+``sae_weights.safetensors``. The SAE is checked against the lineage (a registered architecture, today ``standard`` with
 a ReLU, the `sae.hook` site, the model's width, no data-dependent input normalisation) and written
 to ``results/sae/{model}/`` in the form a trained SAE has (featureflow.sae.model), so that every
 later stage reads it the same way:
 
-- the weights act on raw activations, and `encode_raw` gives exactly SAELens' standard encode
+- the weights act on raw activations, and `SavedSAE.encode` gives exactly SAELens' standard encode
   ``ReLU((x - b_dec * apply_b_dec_to_input) @ W_enc + b_enc)``: with ``apply_b_dec_to_input``
   false, ``b_dec @ W_enc`` is folded into ``b_enc`` (our encode always subtracts ``b_dec``);
   a ``finetuning_scaling_factor`` (older SAELens) is folded into the rows of ``W_dec``;
@@ -39,8 +39,8 @@ from featureflow.config import ConfigError
 from featureflow.hub import snapshot
 from featureflow.lineage import Pretrained
 from featureflow.paths import SAE_CFG, SAE_EXTRA, SAE_WEIGHTS, TRAIN_LOG
+from featureflow.sae.architectures import ARCHITECTURES, Architecture, log_fields
 from featureflow.sae.model import saelens_cfg
-from featureflow.sae.train import LOG_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +88,12 @@ def _cfg_value(cfg: dict[str, Any], key: str) -> Any:
     return meta.get(key) if isinstance(meta, dict) else None
 
 
-def _check_cfg(cfg: dict[str, Any], at: str, hook_name: str, d_in: int) -> bool:
-    """Refuse what featureflow cannot use as it is; returns apply_b_dec_to_input."""
-    architecture = cfg.get("architecture") or "standard"  # files older than the key are standard SAEs
-    if architecture != "standard":
-        raise ConfigError(f"{at}: architecture '{architecture}'; featureflow imports 'standard' SAEs "
-                          "(ReLU(x @ W_enc + b_enc)) only")
+def _check_cfg(cfg: dict[str, Any], at: str, hook_name: str, d_in: int) -> tuple[Architecture, bool]:
+    """Refuse what featureflow cannot use as it is; returns the architecture and apply_b_dec_to_input."""
+    name = cfg.get("architecture") or "standard"  # files older than the key are standard SAEs
+    if name not in ARCHITECTURES:
+        raise ConfigError(f"{at}: architecture '{name}'; featureflow imports {', '.join(map(repr, ARCHITECTURES))} SAEs "
+                          "(featureflow.sae.architectures) only")
     activation = cfg.get("activation_fn_str") or cfg.get("activation_fn") or "relu"
     if activation != "relu":
         raise ConfigError(f"{at}: activation_fn '{activation}'; featureflow imports SAEs with a ReLU only")
@@ -116,8 +116,8 @@ def _check_cfg(cfg: dict[str, Any], at: str, hook_name: str, d_in: int) -> bool:
     apply = cfg.get("apply_b_dec_to_input")
     if apply is None:
         log.warning("%s: no apply_b_dec_to_input; SAELens' default (true) assumed", at)
-        return True
-    return bool(apply)
+        return ARCHITECTURES[name], True
+    return ARCHITECTURES[name], bool(apply)
 
 
 def _read_weights(folder: Path, what: str) -> dict[str, torch.Tensor]:
@@ -162,7 +162,7 @@ def _check_weights(tensors: dict[str, torch.Tensor], at: str, cfg: dict[str, Any
 
 
 def _convert(tensors: dict[str, torch.Tensor], apply_b_dec: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Weights for `encode_raw`/`decode_raw` (float32) with SAELens' standard encode and decode, and what was folded."""
+    """Weights for `SavedSAE` (float32) with SAELens' standard encode and decode, and what was folded."""
     w_enc, w_dec, b_enc, b_dec = (tensors[k].double() for k in WEIGHT_KEYS)
     folded: dict[str, Any] = {"b_dec_folded_into_b_enc": not apply_b_dec, "finetuning_scaling_factor_folded_into_W_dec": False}
     factor = next((tensors[k].double() for k in SCALING_KEYS if k in tensors), None)
@@ -190,7 +190,7 @@ def import_sae(*, model: str, source: Pretrained, out_dir: str | Path, hook_name
     at = f"{what} ('{source.source}'" + (f", path '{source.path}'" if source.path else "") + ")"
     cfg = _read_cfg(folder, at)
     at_cfg, at_weights = f"{at}: {SAE_CFG}", f"{at}: {SAE_WEIGHTS}"
-    apply_b_dec = _check_cfg(cfg, at_cfg, hook_name, d_in)
+    arch, apply_b_dec = _check_cfg(cfg, at_cfg, hook_name, d_in)
     tensors = _read_weights(folder, at)
     d_sae = _check_weights(tensors, at_weights, cfg, d_in)
     weights, folded = _convert(tensors, apply_b_dec)
@@ -203,7 +203,7 @@ def import_sae(*, model: str, source: Pretrained, out_dir: str | Path, hook_name
     out.mkdir(parents=True, exist_ok=True)
     save_file(weights, str(out / SAE_WEIGHTS))
     ours = saelens_cfg(_Shape(d_in, d_sae), model, hook_name, _cfg_value(cfg, "context_size"),
-                       _cfg_value(cfg, "dataset_path"))
+                       _cfg_value(cfg, "dataset_path"), {"architecture": arch.name})
     (out / SAE_CFG).write_text(json.dumps(ours, indent=2) + "\n")
     imported = {
         "source": source.source, "path": source.path, "revision": source.revision, "commit": commit,
@@ -220,7 +220,7 @@ def import_sae(*, model: str, source: Pretrained, out_dir: str | Path, hook_name
              "compiled": False, "imported": imported}
     (out / SAE_EXTRA).write_text(json.dumps(extra, indent=2) + "\n")
     with open(out / TRAIN_LOG, "w", newline="") as fh:  # no training: the header only
-        csv.writer(fh).writerow(LOG_FIELDS)
+        csv.writer(fh).writerow(log_fields(arch))
     log.info("%s: imported SAE %s%s%s (d_in %d, d_sae %d) into %s; apply_b_dec_to_input %s%s; decoder rows %s "
              "(norms %.4g to %.4g)", model, source.source, f"/{source.path}" if source.path else "",
              f" at commit {commit}" if commit else " (local folder)", d_in, d_sae, out, apply_b_dec,

@@ -8,7 +8,7 @@ while training, when it holds:
 
     activation buffer   chunk x d_in            one chunk of `buffer_tokens`, at most the tokens training reads
     SAE and Adam        4 x SAE parameters      weights, gradients, Adam's two moments
-    training step       STEP_COPIES x batch x d_sae   pre-activations, features, masks, their gradient,
+    training step       step_copies x batch x d_sae   pre-activations, features, masks, their gradient (the architecture's),
                         + INPUT_COPIES x batch x d_in  the batch, centred, reconstructed, the error, its gradient
     LM forward          the activations of one forward batch of blocks
     LM weights          embedding and unembedding (vocab x d_model each; one when tied) and the layers
@@ -29,7 +29,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from featureflow.sae.hooks import LMShape, lm_shape  # noqa: F401 - lm_shape lived here; train.py imports it from here
+from featureflow.lm import LMShape
+from featureflow.sae.architectures import get_architecture
 from featureflow.settings import SAESettings
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,6 @@ F32 = 4
 MB = 2**20
 STATS_TOKENS = 200_000  # activations sampled for their scale and mean before training
 RUNTIME_MB = {"cpu": 400, "cuda": 3000}  # Python, torch and transformers loaded (CPU: 376 MB measured); CUDA's libraries
-STEP_COPIES = 5  # [batch, d_sae] float tensors alive in one training step (dense branch: pre, f, the mask, its gradient)
 INPUT_COPIES = 5  # [batch, d_in] float tensors alive in one training step
 FEATURE_COPIES = 2  # [tokens, d_sae] float tensors alive in one evaluation batch (the encoder's product and f)
 FORWARD_BATCH = {"cpu": 256, "cuda": 4096}  # blocks per LM forward when making activations (activations.py)
@@ -103,7 +103,7 @@ def sae_train_memory(s: SAESettings, lm: LMShape, device: str, token_bytes: int 
     training = {
         "activation buffer": F32 * chunk * d_in,
         "SAE and Adam": 4 * F32 * (2 * d_in * d_sae + d_sae + d_in),
-        "training step": F32 * batch * (STEP_COPIES * d_sae + INPUT_COPIES * d_in),
+        "training step": F32 * batch * (get_architecture(s.architecture).step_copies * d_sae + INPUT_COPIES * d_in),
     }
     parts = {"LM weights": F32 * lm.params, "LM forward": _forward_bytes(lm, min(forward, chunk // s.context_size), s.context_size),
              **max(sample, training, key=lambda d: sum(d.values()))}

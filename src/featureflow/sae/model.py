@@ -1,23 +1,20 @@
-"""Sparse autoencoder (paper Appendix B, after Bricken et al. 2023): model, training, SAELens export.
+"""The SAE's parameters while it trains (paper Appendix B, after Bricken et al. 2023), and its SAELens export.
 
-Forward pass, with x the (optionally scaled) hook_post activation and mu the dataset mean::
-
-    x_bar = x - mu - b_dec                 (eq. 1)
-    f     = ReLU(x_bar @ W_enc + b_enc)    (eq. 2)   W_enc [d_in, d_sae]
-    x_hat = f @ W_dec + b_dec              (eq. 3)   W_dec [d_sae, d_in], rows of unit norm
-    loss  = mean((x - x_hat)^2) + l1 * mean_batch(sum_f |f|)   (eq. 4: MSE over elements, L1 summed)
+The architecture (featureflow.sae.architectures: encode, the loss, cfg.json's own keys) is separate;
+the parameters here are the ones the architectures share: W_enc [d_in, d_sae], b_enc, W_dec [d_sae, d_in]
+with rows of unit norm, b_dec, and the activations' fixed mean and scale.
 
 Output folder (SAELens on-disk layout)::
 
     results/sae/{model}/
-        cfg.json                  SAELens config (architecture "standard", hook and model names)
+        cfg.json                  SAELens config (the architecture, hook and model names)
         sae_weights.safetensors   W_enc [d_in, d_sae], W_dec [d_sae, d_in], b_enc [d_sae], b_dec [d_in]
         featureflow_sae.json      training settings, activation scale and mean, how they were folded in
         train_log.csv             step, tokens, mse, l1, l0, dead fraction, lr, l1 coefficient
 
 The saved weights act on RAW hook_post activations: the activation scale c and the mean mu are folded
 into them (W_enc' = c W_enc, b_enc' = b_enc - mu @ W_enc, W_dec' = W_dec / c, b_dec' = b_dec / c), so
-SAELens' standard encode ReLU((x - b_dec') @ W_enc' + b_enc') gives exactly our features f.
+SAELens' encode of the architecture (standard: ReLU((x - b_dec') @ W_enc' + b_enc')) gives exactly our features f.
 """
 
 from __future__ import annotations
@@ -33,7 +30,8 @@ from featureflow.paths import SAE_CFG, SAE_EXTRA, SAE_WEIGHTS
 
 
 class SparseAutoencoder(nn.Module):
-    """The paper's SAE; `mean` and `scale` are fixed buffers set from the training activations."""
+    """An SAE's parameters; `mean` and `scale` are fixed buffers set from the training activations. `encode` is the
+    ReLU encoder (the standard architecture's, also used to pick inputs when resampling dead features)."""
 
     def __init__(self, d_in: int, d_sae: int, seed: int):
         super().__init__()
@@ -79,26 +77,6 @@ class SparseAutoencoder(nn.Module):
             self.W_dec.grad -= (self.W_dec.grad * w).sum(dim=1, keepdim=True) * w
 
 
-def loss_terms(sae: SparseAutoencoder, x: torch.Tensor, l1: float) -> dict[str, torch.Tensor]:
-    """Eq. 4 of the paper on a batch [batch, d_in] of scaled activations.
-
-    Training on a CPU in float32 takes the sparse step of `featureflow.sae.sparse` (same
-    gradients, about 2.2x faster at L0 ~30 of 2048); CUDA, autocast and compiled graphs (which
-    fuse the dense products) take the dense one.
-    """
-    if (x.device.type == "cpu" and x.dtype == torch.float32 and torch.is_grad_enabled()
-            and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()):
-        from featureflow.sae.sparse import sae_step_forward
-
-        x_hat, f, l1_rows = sae_step_forward(x - sae.mean - sae.b_dec, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)
-        l1_term = l1_rows.mean()
-    else:
-        x_hat, f = sae(x)
-        l1_term = f.abs().sum(dim=1).mean()
-    mse = (x - x_hat).pow(2).mean()
-    return {"loss": mse + l1 * l1_term, "mse": mse, "l1": l1_term, "l0": (f > 0).float().sum(dim=1).mean(), "f": f}
-
-
 def folded_weights(sae: SparseAutoencoder) -> dict[str, torch.Tensor]:
     """Weights that compute the same features on RAW activations (scale and mean folded in)."""
     c = sae.scale.detach()
@@ -111,9 +89,11 @@ def folded_weights(sae: SparseAutoencoder) -> dict[str, torch.Tensor]:
         }
 
 
-def saelens_cfg(sae: SparseAutoencoder, model_name: str, hook_name: str, context_size: int, dataset_path: str) -> dict[str, Any]:
+def saelens_cfg(sae: SparseAutoencoder, model_name: str, hook_name: str, context_size: int, dataset_path: str,
+                arch_keys: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SAELens' cfg.json of an SAE; `arch_keys`: {"architecture": its name, and the keys only it has} (None: standard)."""
     return {
-        "architecture": "standard",
+        **(arch_keys or {"architecture": "standard"}),
         "d_in": sae.d_in,
         "d_sae": sae.d_sae,
         "dtype": "float32",
@@ -140,19 +120,3 @@ def save_sae(sae: SparseAutoencoder, out_dir: str | Path, cfg: dict[str, Any], e
     save_file(folded_weights(sae), str(out / SAE_WEIGHTS))
     (out / SAE_CFG).write_text(json.dumps(cfg, indent=2) + "\n")
     (out / SAE_EXTRA).write_text(json.dumps(extra, indent=2) + "\n")
-
-
-def load_sae_weights(sae_dir: str | Path) -> dict[str, torch.Tensor]:
-    """The saved (raw-activation) weights: W_enc, b_enc, W_dec, b_dec."""
-    from safetensors.torch import load_file
-
-    return load_file(str(Path(sae_dir) / SAE_WEIGHTS))
-
-
-def encode_raw(weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """SAELens' standard encoding of raw activations with saved weights: [..., d_in] -> [..., d_sae]."""
-    return torch.relu((x - weights["b_dec"]) @ weights["W_enc"] + weights["b_enc"])
-
-
-def decode_raw(weights: dict[str, torch.Tensor], f: torch.Tensor) -> torch.Tensor:
-    return f @ weights["W_dec"] + weights["b_dec"]

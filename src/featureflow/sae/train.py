@@ -21,24 +21,22 @@ import torch
 
 from featureflow.runtime import TrainingRun, pick_device, use_compile
 from featureflow.sae.activations import activation_chunks
+from featureflow.sae.architectures import get_architecture, log_fields
 from featureflow.sae.blocks import BlockSource
 from featureflow.sae.hooks import check_hook
-from featureflow.sae.memory import chunk_batches, gpu_memory_mb, lm_shape, log_memory, sae_train_memory, stats_blocks
-from featureflow.sae.model import SparseAutoencoder, loss_terms, saelens_cfg, save_sae
+from featureflow.sae.memory import chunk_batches, gpu_memory_mb, log_memory, sae_train_memory, stats_blocks
+from featureflow.sae.model import SparseAutoencoder, saelens_cfg, save_sae
 from featureflow.settings import Resources, SAESettings
 
 log = logging.getLogger(__name__)
 STATS_CHUNK = 10**6  # chunk index reserved for estimating the activation mean and scale
-LOG_FIELDS = ("step", "tokens", "mse", "l1", "l0", "dead_fraction", "lr", "l1_coefficient")
 
 
-def schedule(step: int, steps: int, s: SAESettings) -> tuple[float, float]:
-    """(lr factor, l1 coefficient) at `step`: optional L1 warm-up and a final linear lr decay."""
-    warm = s.l1_warmup_fraction * steps
-    l1 = s.l1_coefficient * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)
+def lr_factor(step: int, steps: int, s: SAESettings) -> float:
+    """The learning rate's factor at `step`: 1, then a final linear decay over `lr_decay_fraction` of the steps
+    (the loss coefficients' schedules are the architecture's: Architecture.coefficient_values)."""
     decay_start = (1 - s.lr_decay_fraction) * steps
-    lr = 1.0 if step < decay_start else max(0.0, (steps - step) / max(1.0, steps - decay_start))
-    return lr, l1
+    return 1.0 if step < decay_start else max(0.0, (steps - step) / max(1.0, steps - decay_start))
 
 
 @torch.no_grad()
@@ -81,8 +79,8 @@ def resample_dead(sae: SparseAutoencoder, opt: torch.optim.Adam, dead: torch.Ten
     return int(idx.numel())
 
 
-def _zero_sums(dev: torch.device) -> dict:
-    return {**{k: torch.zeros((), dtype=torch.float64, device=dev) for k in ("mse", "l1", "l0")}, "n": 0}
+def _zero_sums(terms: tuple[str, ...], dev: torch.device) -> dict:
+    return {**{k: torch.zeros((), dtype=torch.float64, device=dev) for k in terms}, "n": 0}
 
 
 @dataclass(frozen=True)
@@ -102,12 +100,14 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
     Saves it in SAELens layout to `files.out_dir`, the per-step log to `files.train_log` (as training
     goes); resumes from `files.ckpt_dir`.
     """
-    from featureflow.lm import load_for_inference
+    from featureflow.lm import lm_shape, load_for_inference
 
     torch.set_num_threads(resources.threads)
     s, hook_name = settings, settings.hook
     model_dir, token_files, ckpt_dir = files.model_dir, files.token_files, files.ckpt_dir
     dev = pick_device(resources.device)
+    arch = get_architecture(s.architecture)
+    logged = ("loss", *arch.logged_terms)  # averaged over the steps between two log rows
     lm = load_for_inference(model_dir).to(dev)
     check_hook(lm, hook_name, name)
     source = BlockSource(token_files, s.context_size, seed, name)
@@ -127,8 +127,8 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
     sae.mean.copy_(mean)
     compiled = use_compile(resources.compile, dev)
     opt = torch.optim.Adam(sae.parameters(), lr=s.lr, betas=s.betas, fused=compiled and dev.type == "cuda")
-    # compiled: the l1 coefficient goes in as a tensor, or every new warm-up value would recompile
-    step_terms = torch.compile(loss_terms) if compiled else loss_terms
+    # compiled: the coefficients go in as tensors, or every new warm-up value would recompile
+    step_terms = torch.compile(arch.loss_terms) if compiled else arch.loss_terms
     log.info("%s: %d steps of %d tokens on %s (torch.compile %s)", name, steps, batch_tokens, dev,
              "on, fused Adam" if compiled else "off")
     since_fired = torch.zeros(sae.d_sae, dtype=torch.long, device=dev)  # tokens since each feature last fired
@@ -147,10 +147,10 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
     chunk, chunk_id = None, -1
     # Running sums stay on the device (float64, as Python floats were) and are read at log steps
     # only: a .item() per step would wait for the GPU every step.
-    sums = _zero_sums(dev)
+    sums = _zero_sums(logged, dev)
     if state is not None and "log_window" in state:  # the steps since the last log row, so a resumed run logs the same rows
         sums = {k: v.to(dev) if isinstance(v, torch.Tensor) else v for k, v in state["log_window"].items()}
-    run.open_log(files.train_log, LOG_FIELDS, resources.tensorboard)
+    run.open_log(files.train_log, log_fields(arch), resources.tensorboard)
     for step in run.steps():
         position = step * batch_tokens
         if position // chunk_tokens != chunk_id:
@@ -158,11 +158,14 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
             chunk, chunk_id = next(chunks), position // chunk_tokens
         offset = position % chunk_tokens
         x = chunk[offset:offset + batch_tokens] * sae.scale
-        lr_factor, l1 = schedule(step, steps, s)
+        lr = s.lr * lr_factor(step, steps, s)
         for group in opt.param_groups:
-            group["lr"] = s.lr * lr_factor
+            group["lr"] = lr
+        coefficients = arch.coefficient_values(step, steps, s)
         with autocast:
-            terms = step_terms(sae, x, torch.tensor(l1, device=dev) if compiled else l1)
+            terms = step_terms(sae, x, {k: torch.tensor(v, device=dev) for k, v in coefficients.items()} if compiled else coefficients)
+            if arch.uses_aux_loss and (aux := arch.aux_loss(sae, x, terms, since_fired > s.dead_window_tokens)) is not None:
+                terms["loss"] = terms["loss"] + aux
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         sae.remove_parallel_grad()
@@ -176,7 +179,7 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
             n = resample_dead(sae, opt, dead.to(dev), x, seed + step)
             since_fired[dead] = 0
             log.info("step %d: resampled %d dead features", step + 1, n)
-        for k in ("mse", "l1", "l0"):
+        for k in logged:
             sums[k] += terms[k].detach().double()
         sums["n"] += 1
         done = step + 1
@@ -184,16 +187,17 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
             n = sums.pop("n")
             row = {"step": done, "tokens": done * batch_tokens, **{k: round(v.item() / n, 6) for k, v in sums.items()},
                    "dead_fraction": round((since_fired > s.dead_window_tokens).float().mean().item(), 5),
-                   "lr": s.lr * lr_factor, "l1_coefficient": l1}
+                   "lr": lr, **{f"{k}_coefficient": v for k, v in coefficients.items()}}
             run.log(row)
             run.bar.set_postfix(mse=f"{row['mse']:.4f}", l0=f"{row['l0']:.1f}", dead=row["dead_fraction"])
-            sums = _zero_sums(dev)
+            sums = _zero_sums(logged, dev)
         if run.checkpoint_due(done):
             run.save_checkpoint(done, {"sae": sae.state_dict(), "optimizer": opt.state_dict(), "since_fired": since_fired.cpu(),
                                        "log_window": {k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in sums.items()}})
 
     sae.to("cpu")
-    cfg = saelens_cfg(sae, name, hook_name, s.context_size, ",".join(str(f) for f in token_files))
+    cfg = saelens_cfg(sae, name, hook_name, s.context_size, ",".join(str(f) for f in token_files),
+                      {"architecture": arch.name, **arch.cfg_keys(s)})
     extra = {"model": name, "model_dir": str(model_dir), "settings": s.recipe(), "seed": seed, "steps": steps,
              "activation_scale": float(sae.scale), "activation_mean_folded_into": "b_enc",
              "scale_folded_into": "W_enc (x c), W_dec and b_dec (/ c)",

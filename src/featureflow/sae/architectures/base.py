@@ -1,0 +1,63 @@
+"""The seam every SAE architecture fills, after SAELens' own split (`sae_lens/saes/*`: per architecture
+a config, encode/decode, the training loss's coefficients and an auxiliary loss).
+
+An architecture is a stateless object; the parameters live in `featureflow.sae.model.SparseAutoencoder`
+while training and, once saved, in a weights dict on RAW activations (the activation scale and mean
+folded in), which `featureflow.sae.saved.SavedSAE` pairs with its architecture for every reader.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import torch
+
+    from featureflow.sae.model import SparseAutoencoder
+    from featureflow.settings import SAESettings
+
+# Tensors of every saved SAE: W_enc [d_in, d_sae], b_enc [d_sae], W_dec [d_sae, d_in], b_dec [d_in].
+BASE_TENSORS = ("W_enc", "b_enc", "W_dec", "b_dec")
+
+
+class Architecture:
+    """One SAE architecture: how saved weights encode and decode, and how training scores a batch."""
+
+    name: ClassVar[str]  # cfg.json's "architecture", spelled as SAELens spells it
+    coefficients: ClassVar[tuple[str, ...]] = ()  # the loss's coefficients, logged as `<name>_coefficient`
+    logged_terms: ClassVar[tuple[str, ...]] = ("mse", "l0")  # per-step terms of the training log, after `loss`
+    extra_tensors: ClassVar[tuple[str, ...]] = ()  # saved tensors beyond BASE_TENSORS (e.g. a threshold)
+    sparse_cpu_step: ClassVar[bool] = False  # whether featureflow.sae.sparse's CPU training step holds for it
+    uses_aux_loss: ClassVar[bool] = False  # whether training calls `aux_loss` (it needs the dead-feature mask)
+    step_copies: ClassVar[int] = 5  # [batch, d_sae] float tensors alive in one training step (memory estimate; dense: pre, f, mask, its gradient)
+
+    def encode(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """Feature activations [..., d_sae] of raw activations x [..., d_in] under saved `weights`."""
+        raise NotImplementedError
+
+    def decode(self, weights: dict[str, torch.Tensor], f: torch.Tensor) -> torch.Tensor:
+        """The reconstruction [..., d_in] of feature activations f (linear for every architecture here)."""
+        return f @ weights["W_dec"] + weights["b_dec"]
+
+    def coefficient_values(self, step: int, steps: int, settings: SAESettings) -> dict[str, float]:
+        """Each of `coefficients` at training step `step` of `steps` (warm-ups live here)."""
+        return {}
+
+    def loss_terms(self, sae: SparseAutoencoder, x: torch.Tensor, coefficients: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """The training loss of a batch x [batch, d_in] of scaled activations: "loss" (what is minimised),
+        "f" (the features) and every name of `logged_terms`."""
+        raise NotImplementedError
+
+    def aux_loss(self, sae: SparseAutoencoder, x: torch.Tensor, terms: dict[str, torch.Tensor],
+                 dead: torch.Tensor) -> torch.Tensor | None:
+        """An auxiliary loss added to "loss" (e.g. TopK's AuxK on the `dead` features); None: there is none."""
+        return None
+
+    def cfg_keys(self, settings: SAESettings) -> dict[str, Any]:
+        """Keys of SAELens' cfg.json that only this architecture has (e.g. TopK's `k`)."""
+        return {}
+
+
+def log_fields(arch: Architecture) -> tuple[str, ...]:
+    """The columns of an SAE training log under `arch`: the loss as minimised, then its terms and the recipe's state."""
+    return ("step", "tokens", "loss", *arch.logged_terms, "dead_fraction", "lr", *(f"{c}_coefficient" for c in arch.coefficients))
