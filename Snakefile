@@ -4,7 +4,7 @@
 # results/ (README.md has the full tree): one folder per stage, named like its rule file and package
 #   data/  corpora, tokenizer, tokens, mixtures      lm/    every model + evaluations
 #   merge/ t sweeps, chosen t (Figure 5)             sae/   SAELens-format SAEs + metrics
-#   flow/  sample, activations, correlations, classes, Sankey (Figure 2)
+#   flow/  sample, activations, correlations, classes, Sankey (Figure 2); controls, criteria, experiments
 #   analysis/ feature statistics, case studies (Figures 3, 4)   browser/ the offline feature browser
 #   interp/ autointerp or its cost estimate (Figure 6)      index.html, reproduction.{md,html} (report)
 #   logs/{stage}/...  benchmarks/{stage}/...  checkpoints/{lm,sae}/  (result paths: src/featureflow/paths.py)
@@ -24,6 +24,11 @@ include: "workflow/rules/lm.smk"
 include: "workflow/rules/merge.smk"
 include: "workflow/rules/sae.smk"
 include: "workflow/rules/flow.smk"
+# Also into flow/: controls, other matching criteria, experiments. Their variants of sae.smk's and
+# flow.smk's rules (`use rule X as Y with:`) need those files included first.
+include: "workflow/rules/controls.smk"
+include: "workflow/rules/criteria.smk"
+include: "workflow/rules/experiments.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/interp.smk"
 include: "workflow/rules/report.smk"

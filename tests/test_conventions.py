@@ -38,19 +38,20 @@ def test_snakemake_lint_is_clean():
 
 def rule_problems(text: str) -> list[str]:
     """Rules of one .smk file that break the rule conventions: one software environment, one job
-    class, a log, and no config read inline (typed settings come from PLAN: PLAN.seed, PLAN.sae, ...)."""
+    class, a log, and no config read inline (typed settings come from PLAN: PLAN.seed, PLAN.sae, ...).
+    A variant (`use rule X as Y with:`) keeps X's environment, job class and log unless it overrides them."""
     problems = []
     for block in re.split(r"\n(?=(?:use )?rule \w+)", text):
-        head = re.match(r"rule (\w+):", block)
+        head = re.match(r"(use )?rule (?:\w+ as )?(\w+)", block)
         if not head:
             continue
-        rule = head.group(1)
-        if "conda:\n        ENV" not in block:
+        variant, rule = head.groups()
+        if not variant and "conda:\n        ENV" not in block:
             problems.append(f"{rule}: no `conda: ENV`")
         classes = set(re.findall(r'job\("(\w+)"\)', block))
-        if len(classes) != 1:
+        if len(classes) > 1 or not (variant or classes):
             problems.append(f"{rule}: threads and resources from one job class, not {sorted(classes)}")
-        if "\n    log:" not in block:
+        if not variant and "\n    log:" not in block:
             problems.append(f"{rule}: no log")
         problems += [f"{rule}: reads {m} (use a typed PLAN accessor)" for m in re.findall(r"\b(?:PLAN\.)?config\[[^\]]*\]", block)]
     return problems
@@ -88,6 +89,65 @@ def test_every_rule_uses_one_environment_one_job_class_a_log_and_no_inline_confi
                '    threads: job("light").threads\n    resources:\n        **job("heavy").resources,\n    script:\n        "x.py"\n')
     found = rule_problems(planted)
     assert len(found) == 4 and any("PLAN.config" in f for f in found) and any("no log" in f for f in found), found
+    variant = 'use rule bad as worse with:\n    params:\n        seed=config["seed"],\n'
+    assert rule_problems(variant) == ['worse: reads config["seed"] (use a typed PLAN accessor)']
+
+
+# Left out when rules are compared: the lines every rule carries by convention (its job class's
+# threads and resources, its software) and a rule's own files (outputs, log, benchmark), where a
+# variant of a rule differs from it. What is compared is what a rule does: inputs, params, script.
+RULE_BOILERPLATE = re.compile(r'conda:|ENV|resources:|threads: job\("\w+"\)\.threads|\*\*job\("\w+"\)\.resources,')
+OWN_FILES = ("output", "log", "benchmark")
+
+
+def rule_bodies(text: str) -> dict[str, list[str]]:
+    """The rules of one .smk file (`rule`, `checkpoint`, `use rule X as Y`): name -> the lines of
+    its body, stripped, without blank lines, comments, boilerplate and the rule's own files."""
+    bodies: dict[str, list[str]] = {}
+    rule = directive = None
+    for line in text.splitlines():
+        if line[:1].strip() and not line.startswith("#"):  # a top-level statement ends the rule before it
+            head = re.match(r"(?:rule|checkpoint) (\w+)|use rule \w+ as (\w+)", line)
+            rule = (head.group(1) or head.group(2)) if head else None
+            if rule:
+                bodies[rule] = []
+            directive = None
+            continue
+        if section := re.match(r" {4}(\w+):", line):
+            directive = section.group(1)
+        kept = line.strip()
+        if rule and kept and not kept.startswith("#") and directive not in OWN_FILES and not RULE_BOILERPLATE.fullmatch(kept):
+            bodies[rule].append(kept)
+    return bodies
+
+
+def repeated_blocks(files: dict[str, str], size: int = 6) -> list[str]:
+    """Pairs of rules (in any of `files`, name -> text) that share `size` consecutive body lines: a
+    variant written out again instead of derived (`use rule X as Y with:`) or a shared helper."""
+    first: dict[tuple[str, ...], str] = {}
+    pairs: dict[tuple[str, str], str] = {}
+    for name, text in files.items():
+        for rule, lines in rule_bodies(text).items():
+            here = f"{name}:{rule}"
+            for i in range(len(lines) - size + 1):
+                other = first.setdefault(tuple(lines[i:i + size]), here)
+                if other != here:
+                    pairs.setdefault((other, here), lines[i])
+    return [f"{a} ~ {b} (from `{line}`)" for (a, b), line in pairs.items()]
+
+
+def test_no_two_rules_share_six_lines():
+    files = {p.name: p.read_text() for p in sorted((REPO / "workflow/rules").glob("*.smk"))}
+    assert repeated_blocks(files) == []
+
+    def body(rule: str) -> str:
+        return re.search(rf"^rule {rule}:\n(.*?)(?=^\S)", files["flow.smk"], re.S | re.M).group(1)
+
+    copy = "rule planted:\n" + body("feature_acts")  # a rule's body again
+    variant = "rule planted:\n" + body("correlate").replace("correlate/", "planted/").replace('P("corr")', 'P("planted")')
+    for planted, base in ((copy, "feature_acts"), (variant, "correlate")):  # the second: a short rule with its own files
+        found = repeated_blocks({**files, "planted.smk": planted})
+        assert len(found) == 1 and found[0].startswith(f"flow.smk:{base} ~ planted.smk:planted"), found
 
 
 def test_scripts_take_inputs_by_role_and_call_stages_with_keywords():

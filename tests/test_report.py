@@ -272,12 +272,22 @@ def test_every_schema_key_has_a_description():
 def test_job_class_descriptions_name_exactly_their_rules():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     classes = schema["properties"]["resources"]["properties"]
-    rules = {}
+    own, bases = {}, {}  # rule -> the job class its body names; variant -> the rule it is derived from
     for smk in (REPO / "workflow/rules").glob("*.smk"):
-        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^rule |\Z)", smk.read_text(), re.S | re.M):
+        for head, body in re.findall(r"^((?:use )?rule [^\n]*):\n(.*?)(?=^(?:use )?rule |\Z)", smk.read_text(), re.S | re.M):
+            rule, base, variant = re.fullmatch(r"rule (\w+)|use rule (\w+) as (\w+) with", head).groups()
+            if variant:
+                bases[variant] = base
             match = re.search(r'job\("(\w+)"\)', body)
             if match:
-                rules.setdefault(match.group(1), set()).add(name)
+                own[rule or variant] = match.group(1)
+    rules = {}
+    for rule in own.keys() | bases.keys():
+        base = rule
+        while base not in own and base in bases:  # `use rule X as Y with:` keeps X's job class
+            base = bases[base]
+        if base in own:
+            rules.setdefault(own[base], set()).add(rule)
     all_rules = set().union(*rules.values())
     for cls, node in classes.items():
         named = set(re.findall(r"\w+", node["description"])) & all_rules

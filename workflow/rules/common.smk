@@ -68,6 +68,17 @@ def figure(html, png, **report_args):
     return {"html": P(html), "png": report(P(png), **report_args) if report_args else P(png)}
 
 
+def sae_files(kind):
+    """Named outputs for an SAE folder: the keys `{kind}_weights`, `{kind}_cfg`,
+    `{kind}_extra` and `{kind}_train_log` of featureflow.paths (kind: sae, control_sae, width_sae, ...)."""
+    return {name: P(f"{kind}_{name}") for name in ("weights", "cfg", "extra", "train_log")}
+
+
+def merge_params():
+    """Params of both merge rules: the merged model's spec, the merge settings, the evaluation batch."""
+    return dict(spec=lambda w: PLAN.merge_spec(w.model), settings=as_params(PLAN.merge), batch_size=PLAN.lm.eval_batch_size)
+
+
 def only(models):
     """Wildcard constraint: one of `models` (never matches when there are none)."""
     return "|".join(models) or "^$"

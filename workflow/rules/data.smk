@@ -39,8 +39,6 @@ use rule corpus as fetch_corpus with:
     input:
         [],
     params:
-        spec=lambda w: as_params(PLAN.corpus(w.corpus)),
-        seed=PLAN.seed,
         hub_cache=PLAN.data_cache,
     wildcard_constraints:
         corpus=only(PLAN.hub_corpora()),

@@ -13,9 +13,7 @@ rule merge_sweep:
     wildcard_constraints:
         model=only(LINEAGE.merged),
     params:
-        spec=lambda w: PLAN.merge_spec(w.model),
-        settings=as_params(PLAN.merge),
-        batch_size=PLAN.lm.eval_batch_size,
+        **merge_params(),
         device=job("merge").device,
     log:
         P.log("merge", "merge_sweep/{model}"),
@@ -41,9 +39,7 @@ rule merge:
     wildcard_constraints:
         model=only(LINEAGE.merged),
     params:
-        spec=lambda w: PLAN.merge_spec(w.model),
-        settings=as_params(PLAN.merge),
-        batch_size=PLAN.lm.eval_batch_size,
+        **merge_params(),
         model_dir=out_dir("weights"),
         device=job("merge").device,
     log:

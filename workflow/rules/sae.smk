@@ -12,10 +12,7 @@ rule sae:
         weights=P("model_weights"),
         tokens=lambda w: PLAN.lineage_token_files(w.model, "train"),
     output:
-        weights=P("sae_weights"),
-        cfg=P("sae_cfg"),
-        extra=P("sae_extra"),
-        train_log=P("sae_train_log"),
+        **sae_files("sae"),
     wildcard_constraints:
         model=only(PLAN.trained_saes()),
     params:
@@ -46,10 +43,7 @@ rule import_sae:
         config=P("model_config"),
         files=lambda w: PLAN.pretrained_files(w.model, sae=True),
     output:
-        weights=P("sae_weights"),
-        cfg=P("sae_cfg"),
-        extra=P("sae_extra"),
-        train_log=P("sae_train_log"),
+        **sae_files("sae"),
     wildcard_constraints:
         model=only(LINEAGE.imported_saes),
     params:
