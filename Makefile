@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CORES  ?= 2
 
-.PHONY: install run report readme test lint dry-run clean-results
+.PHONY: install run report docs test lint dry-run clean-results
 
 # torch goes first and pinned: anything that pulls an unpinned torch gets a multi-GB CUDA build.
 # mistral-common is installed without its dependencies: only its tokenizer file is used.
@@ -36,9 +36,11 @@ run: $(STAMP)
 report: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) --report results/report.html
 
-# The README's generated parts (reproduction table, config reference, figures in docs/) from the demo run.
-readme: $(STAMP)
-	$(PY) scripts/update_readme.py
+# The docs site's generated parts (reproduction table, config reference, figures in docs/) from the demo run;
+# `$(VENV)/bin/mkdocs serve` shows the site while you edit it.
+docs: $(STAMP)
+	$(PY) scripts/update_docs.py
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 dry-run: $(STAMP)
 	$(VENV)/bin/snakemake --cores $(CORES) -n
@@ -51,10 +53,13 @@ dry-run: $(STAMP)
 test: lint
 	OMP_WAIT_POLICY=PASSIVE $(VENV)/bin/pytest -q -n 2 --durations=10
 
-# ruff (rules in pyproject.toml) and Snakemake's own linter
+# ruff (rules in pyproject.toml), Snakemake's own linter, and the docs site (mkdocs.yml): --strict fails on
+# a broken link or anchor and on a page missing from the nav. The site goes to site/ (git-ignored).
+# No --quiet: it hides the warnings from --strict too, and the build passes whatever they say.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/snakemake --lint --cores 1
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --site-dir site
 
 clean-results:
 	rm -rf results .snakemake

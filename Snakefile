@@ -1,7 +1,7 @@
 # Feature-lineage workflow: train a lineage of small LMs, merge them, train one SAE per model and
 # track which features persist, emerge or disappear along every edge of the lineage.
 #
-# results/ (README.md has the full tree): one folder per stage, named like its rule file and package
+# results/ (docs/outputs.md has the full tree): one folder per stage, named like its rule file and package
 #   data/  corpora, tokenizer, tokens, mixtures      lm/    every model + evaluations
 #   merge/ t sweeps, chosen t (Figure 5)             sae/   SAELens-format SAEs + metrics
 #   flow/  sample, activations, correlations, classes, Sankey (Figure 2); controls, criteria, experiments

@@ -6,7 +6,7 @@ Builds random-weight LMs of the demo's and the paper's shapes on random tokens, 
 `evaluate_sae` (on a random SAE) in child processes, and reads each child's peak RSS (VmHWM) from
 /proc. Training stops after STEPS logged steps: by then the job has sampled the activations' scale
 and mean, made its first chunk and taken a step, and holds all it will hold (one chunk at a time).
-Writes benchmarks/results/sae_memory.json; the README's "Memory of the SAE jobs" table quotes it.
+Writes benchmarks/results/sae_memory.json; the "Memory of the SAE jobs" table of docs/performance.md quotes it.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 other, each from a fresh clone.
 
 The suite's budget (10 minutes on 2 cores, issue #23) and the demo's (10 minutes with set-up) were set
-on the machine that ran them when the issues were filed. This machine's speed differs (docs/calibration.md
-measured 145 GFLOP/s fp32 GEMM on 2 cores; here 30-60) and drifts within an hour, so a time measured
+on the machine that ran them when the issues were filed. This machine's speed differs (that machine
+measured 145 GFLOP/s fp32 GEMM on 2 cores; here 30-60; benchmarks/README.md) and drifts within an hour, so a time measured
 here says little on its own; the ratio to a baseline commit measured in the same hour does. The default
 baseline, f3ed4f6, is the code whose suite issue #23 measured (228 tests, pytest 14:27) and whose
 README timed the demo (8:11 from an empty results/). Each run reports wall time, the CPU time of its

@@ -1,5 +1,5 @@
-"""The report stage: the reproduction table, the landing page, Snakemake's report, and the README's
-config reference generated from the schema."""
+"""The report stage: the reproduction table, the landing page, Snakemake's report, and the docs site's
+config reference (docs/configuration.md) generated from the schema."""
 
 import copy
 import json
@@ -244,12 +244,15 @@ def test_off_target_saes_are_named_on_the_first_screen_of_every_page(off, tmp_pa
         assert "not findings" in box and "babypython" not in box
 
 
-# --- the README's configuration reference --------------------------------------------------------------------------
+# --- the docs site's configuration reference (docs/configuration.md) ------------------------------------------------
 
-def test_readme_config_reference_is_generated_from_the_schema():
-    readme = (REPO / "README.md").read_text()
-    assert config_reference() in readme, "README's config reference is stale: python -m featureflow.report.schema_doc README.md"
-    check = subprocess.run([sys.executable, "-m", "featureflow.report.schema_doc", "README.md", "--check"], cwd=REPO,
+CONFIG_PAGE = "docs/configuration.md"
+
+
+def test_docs_config_reference_is_generated_from_the_schema():
+    page = (REPO / CONFIG_PAGE).read_text()
+    assert config_reference() in page, f"{CONFIG_PAGE}'s config reference is stale: python -m featureflow.report.schema_doc {CONFIG_PAGE}"
+    check = subprocess.run([sys.executable, "-m", "featureflow.report.schema_doc", CONFIG_PAGE, "--check"], cwd=REPO,
                            capture_output=True, text=True, env={"PYTHONPATH": str(REPO / "src")})
     assert check.returncode == 0, check.stdout + check.stderr
 
@@ -259,7 +262,7 @@ def test_reference_check_fails_when_the_schema_changes(tmp_path):
     schema["properties"]["threshold"]["default"] = 0.7
     changed = tmp_path / "schema.yaml"
     changed.write_text(yaml.safe_dump(schema))
-    assert config_reference(changed) not in (REPO / "README.md").read_text()
+    assert config_reference(changed) not in (REPO / CONFIG_PAGE).read_text()
     assert "| `threshold` | number or string in [0, 1] | `0.7` |" in config_reference(changed)
 
 

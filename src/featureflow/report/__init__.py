@@ -1,5 +1,5 @@
 """Report stage (workflow/rules/report.smk, results/): the reproduction table (paper vs this run),
-the landing page, and the README's config reference generated from the schema."""
+the landing page, and the docs site's config reference generated from the schema."""
 
 from featureflow.exports import lazy_exports
 

@@ -82,7 +82,7 @@ def _md_cell(text: str) -> str:
 
 
 def to_markdown(scale: list[ScaleRow], rows: list[Row], off_target: dict[str, list[str]] | None = None) -> str:
-    """The table as GitHub Markdown (the README includes it), below a warning naming the SAEs far off target."""
+    """The table as GitHub Markdown (docs/reproduction.md includes it), below a warning naming the SAEs far off target."""
     out = [f"# {TITLE}", "", *off_target_markdown(off_target), scale_verdict(scale), "", "| scale | paper | this run |", "|---|---|---|"]
     out += [f"| {s.quantity} | {s.paper} | {s.ours}{'' if s.at_paper_scale else ' (below)'} |" for s in scale]
     out += ["", f"Of {len(rows)} rows, {_tally_line(rows)}. Marks: **{MEETS}** (the row's criterion holds), {DIFFERS}, {NOT_RUN}, "

@@ -194,7 +194,7 @@ def _count_rows(run: dict[str, Any]) -> list[Row]:
 def _control_rows(run: dict[str, Any]) -> list[Row]:
     """The yardsticks beside the counts (the paper has none): SAE seed ceilings, model seed floors,
     the null's false-match rate per edge, and each persisting share relative to its model's ceiling."""
-    rows, sec = [], "Yardsticks for persisting (not in the paper; README: is persisting more than noise?)"
+    rows, sec = [], "Yardsticks for persisting (not in the paper; docs: controls and experiments)"
     for r in run["counts"]:
         quantity, share = r["quantity"].strip(), float(r["ours_share"])
         where = f"{r['model']}" + (f", {r['edge']}" if r.get("edge") else "")

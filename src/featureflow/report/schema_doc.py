@@ -1,9 +1,9 @@
-"""The README's configuration reference, generated from the config schema.
+"""The docs site's configuration reference (docs/configuration.md), generated from the config schema.
 
-    python -m featureflow.report.schema_doc README.md           # rewrite the reference in place
-    python -m featureflow.report.schema_doc README.md --check   # exit 1 when it differs (tests)
+    python -m featureflow.report.schema_doc docs/configuration.md           # rewrite the reference in place
+    python -m featureflow.report.schema_doc docs/configuration.md --check   # exit 1 when it differs (tests)
 
-The reference sits between two marker lines in the README; everything else is left alone. Each
+The reference sits between two marker lines in the page; everything else is left alone. Each
 top-level block of the schema becomes a table of its keys (dotted path, type, default, meaning).
 Sibling objects with the same keys (the job classes under ``resources``) share one row per key,
 with each sibling's default.
@@ -20,7 +20,7 @@ from typing import Any
 from featureflow.config import SCHEMA_PATH, load_schema
 
 START = "<!-- config-reference:start: generated from workflow/schemas/config.schema.yaml by " \
-        "`python -m featureflow.report.schema_doc README.md`; edit the schema, not this table -->"
+        "`python -m featureflow.report.schema_doc docs/configuration.md`; edit the schema, not this table -->"
 END = "<!-- config-reference:end -->"
 
 
@@ -92,19 +92,19 @@ def _sibling_rows(path: str, children: dict[str, dict[str, Any]], schema: dict[s
 
 
 def config_reference(schema_path: str | Path = SCHEMA_PATH) -> str:
-    """The reference as Markdown: a table per top-level block, between the README's markers."""
+    """The reference as Markdown: a table per top-level block (a section of the page each), between the markers."""
     schema = load_schema(schema_path)
     out, top = [START, ""], []
     for key, node in schema["properties"].items():
         node = _resolve(node, schema)
         if node.get("type") == "object":
-            out += [f"#### `{key}`", "", _cell(node.get("description", "")), "", "| key | type | default | meaning |",
+            out += [f"## `{key}`", "", _cell(node.get("description", "")), "", "| key | type | default | meaning |",
                     "|---|---|---|---|"]
             out += [f"| {k} | {_cell(t)} | {_cell(d)} | {_cell(m)} |" for k, t, d, m in _leaf_rows(key, node, schema)]
             out.append("")
         else:
             top += _leaf_rows(key, node, schema)
-    head = ["#### Top level", "", "| key | type | default | meaning |", "|---|---|---|---|"]
+    head = ["## Top level", "", "| key | type | default | meaning |", "|---|---|---|---|"]
     head += [f"| {k} | {_cell(t)} | {_cell(d)} | {_cell(m)} |" for k, t, d, m in top]
     return "\n".join([out[0], "", *head, "", *out[2:], END])
 
@@ -113,25 +113,25 @@ def replace_between(text: str, start: str, end: str, new: str) -> str:
     """`text` with everything from the line starting `start` to the `end` marker replaced by `new`."""
     i, j = text.find(start), text.find(end)
     if i < 0 or j < 0:
-        raise ValueError(f"README has no {start} ... {end} markers")
+        raise ValueError(f"the page has no {start} ... {end} markers")
     return text[:i] + new + text[j + len(end):]
 
 
-def replace_reference(readme: str, reference: str) -> str:
-    """`readme` with the text between the config-reference markers replaced by `reference`."""
-    return replace_between(readme, "<!-- config-reference:start", END, reference)
+def replace_reference(page: str, reference: str) -> str:
+    """`page` with the text between the config-reference markers replaced by `reference`."""
+    return replace_between(page, "<!-- config-reference:start", END, reference)
 
 
 def main(argv: list[str]) -> int:
-    readme = Path(argv[0])
-    text = readme.read_text()
+    page = Path(argv[0])
+    text = page.read_text()
     new = replace_reference(text, config_reference())
     if "--check" in argv:
         if new != text:
-            print(f"{readme}: the config reference is out of date; run python -m featureflow.report.schema_doc {readme}")
+            print(f"{page}: the config reference is out of date; run python -m featureflow.report.schema_doc {page}")
             return 1
         return 0
-    readme.write_text(new)
+    page.write_text(new)
     return 0
 
 

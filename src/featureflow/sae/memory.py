@@ -1,7 +1,7 @@
 """Peak memory of the SAE jobs, estimated from their settings and the LM's shape.
 
 Each job logs its estimate when it starts and warns when it exceeds the job class's `mem_mb`
-(README, "Memory of the SAE jobs", has the table for the demo and the paper). Numbers are float32
+(docs/performance.md, "Memory of the SAE jobs", has the table for the demo and the paper). Numbers are float32
 (4 bytes). The `sae` job (training) first samples activations for their scale and mean (at most
 STATS_TOKENS, at most one chunk), holding that sample and one copy of it; it peaks either there or
 while training, when it holds:

@@ -1,11 +1,11 @@
-"""Regenerate the README's generated parts from a finished demo run (`make readme` after `make run`).
+"""Regenerate the docs site's generated parts from a finished demo run (`make docs` after `make run`).
 
-- the reproduction table, from ``results/reproduction.md``;
-- the configuration reference, from the config schema (``featureflow.report.schema_doc``);
+- the reproduction table of docs/reproduction.md ("Paper vs this run"), from ``results/reproduction.md``;
+- the configuration reference of docs/configuration.md, from the config schema (``featureflow.report.schema_doc``);
 - the small figures under ``docs/``: Figure 2, Figure 5, the case-study page (Figure 3) and the threshold curve,
-  drawn by headless Chromium at README size.
+  drawn by headless Chromium at page size.
 
-Each generated part sits between two marker lines; the rest of the README is left alone.
+Each generated part sits between two marker lines; the rest of each page is left alone.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from featureflow.report.schema_doc import config_reference, replace_between, replace_reference
 
 REPO = Path(__file__).resolve().parents[1]
-TABLE_START = "<!-- reproduction:start: generated from results/reproduction.md by `make readme`; do not edit -->"
+TABLE_START = "<!-- reproduction:start: generated from results/reproduction.md by `make docs` (scripts/update_docs.py); do not edit -->"
 TABLE_END = "<!-- reproduction:end -->"
 # (docs file, results file, width, height): PNGs are shown scaled into the box, pages are captured at that size
 FIGURES = [("fig2_demo.png", "flow/fig2_sankey.png", 800, 500),
@@ -29,7 +29,7 @@ FIGURES = [("fig2_demo.png", "flow/fig2_sankey.png", 800, 500),
 
 
 def reproduction_section(results: Path) -> str:
-    """The run's reproduction table with its headings moved below the README's section level."""
+    """The run's reproduction table with its headings moved below the page's section level."""
     lines = (results / "reproduction.md").read_text().splitlines()
     body = [f"#{line}" if line.startswith("## ") else line for line in lines if not line.startswith("# ")]
     return "\n".join([TABLE_START, *body, TABLE_END])
@@ -39,7 +39,7 @@ def draw(source: Path, out: Path, width: int, height: int) -> None:
     """A PNG of `source` (an image, scaled to the box, or a page) by headless Chromium."""
     exe = shutil.which("chromium") or shutil.which("chromium-browser")
     if exe is None:
-        raise SystemExit("Chromium is needed to draw the README's figures (apt-get install chromium)")
+        raise SystemExit("Chromium is needed to draw the docs' figures (apt-get install chromium)")
     with tempfile.TemporaryDirectory() as tmp:
         page = source
         if source.suffix == ".png":
@@ -53,15 +53,15 @@ def draw(source: Path, out: Path, width: int, height: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", type=Path, default=REPO / "results", help="the demo run's results folder")
-    ap.add_argument("--readme", type=Path, default=REPO / "README.md")
+    ap.add_argument("--docs", type=Path, default=REPO / "docs", help="the site's pages")
     args = ap.parse_args()
-    text = args.readme.read_text()
-    text = replace_between(text, TABLE_START.split(":")[0], TABLE_END, reproduction_section(args.results))
-    text = replace_reference(text, config_reference())
-    args.readme.write_text(text)
+    table = args.docs / "reproduction.md"
+    table.write_text(replace_between(table.read_text(), TABLE_START.split(":")[0], TABLE_END, reproduction_section(args.results)))
+    reference = args.docs / "configuration.md"
+    reference.write_text(replace_reference(reference.read_text(), config_reference()))
     for name, source, width, height in FIGURES:
-        draw(args.results / source, REPO / "docs" / name, width, height)
-        print(f"docs/{name}: {(REPO / 'docs' / name).stat().st_size // 1024} KB")
+        draw(args.results / source, args.docs / name, width, height)
+        print(f"{args.docs / name}: {(args.docs / name).stat().st_size // 1024} KB")
 
 
 if __name__ == "__main__":
