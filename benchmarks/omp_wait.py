@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 LOOP = """
 import sys, time, torch
 sys.path.insert(0, {src!r})
-from featureflow.sae.model import SparseAutoencoder, loss_terms
+from featureflow.sae.architectures import STANDARD
+from featureflow.sae.model import SparseAutoencoder
 torch.set_num_threads(2)
 torch.manual_seed(0)
 x = torch.randn(256, 64)
@@ -33,7 +34,7 @@ sae = SparseAutoencoder(64, 256, seed=0)
 opt = torch.optim.Adam(sae.parameters(), lr=1e-3)
 start = time.perf_counter()
 for _ in range({steps}):
-    loss = loss_terms(sae, x, l1=3e-3)["loss"]
+    loss = STANDARD.loss_terms(sae, x, {"l1": 3e-3})["loss"]
     opt.zero_grad()
     loss.backward()
     opt.step()

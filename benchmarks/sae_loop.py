@@ -27,7 +27,8 @@ sys.path.insert(0, str(REPO / "src"))
 
 from featureflow.lm import build_model, save_model  # noqa: E402
 from featureflow.sae import SAEFiles, train_sae  # noqa: E402
-from featureflow.sae.model import SparseAutoencoder, loss_terms  # noqa: E402
+from featureflow.sae.architectures import STANDARD  # noqa: E402
+from featureflow.sae.model import SparseAutoencoder  # noqa: E402
 from featureflow.settings import Architecture, Resources, SAESettings, defaults  # noqa: E402
 
 PAPER = {"d_model": 512, "d_mlp": 1024, "n_heads": 16, "n_layers": 1, "block_size": 256}
@@ -42,12 +43,13 @@ def step_alone(sae_settings: SAESettings, d_in: int, device: torch.device, steps
     xs = [torch.randn(batch, d_in, device=device).relu() for _ in range(4)]
     bf16 = sae_settings.bf16 or device.type == "cuda"
     autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
-    terms_of = torch.compile(loss_terms) if compiled else loss_terms
-    l1 = torch.tensor(sae_settings.l1_coefficient, device=device) if compiled else sae_settings.l1_coefficient
+    terms_of = torch.compile(STANDARD.loss_terms) if compiled else STANDARD.loss_terms
+    l1 = sae_settings.options["l1_coefficient"]
+    l1 = torch.tensor(l1, device=device) if compiled else l1
 
     def step(i: int) -> None:
         with autocast():
-            terms = terms_of(sae, xs[i % 4], l1)
+            terms = terms_of(sae, xs[i % 4], {"l1": l1})
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         sae.remove_parallel_grad()

@@ -27,7 +27,8 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from featureflow.sae.model import SparseAutoencoder, loss_terms  # noqa: E402
+from featureflow.sae.architectures import STANDARD  # noqa: E402
+from featureflow.sae.model import SparseAutoencoder  # noqa: E402
 
 
 class ReferenceSAE(nn.Module):
@@ -93,7 +94,7 @@ def bench(d_in: int, factor: int, batch: int, steps: int, device: str, bf16: boo
             xb = batches[i[0] % 4]
             i[0] += 1
             with ctx():
-                terms = loss_terms(sae, xb, 3e-4)
+                terms = STANDARD.loss_terms(sae, xb, {"l1": 3e-4})
             opt2.zero_grad()
             terms["loss"].backward()
             sae.remove_parallel_grad()

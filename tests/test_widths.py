@@ -30,14 +30,14 @@ def test_the_sweep_adds_widths_of_the_configured_models_and_reuses_the_lineages_
     assert plan.width_seed_models() == ["babypython"], "micro's controls.sae_seed"
     assert plan.width_file("seed_corr", 2, model="babypython") == plan.paths("control_corr", model="babypython")
     assert plan.widths_inputs()["ceiling"]["8"] == {"babypython": "results/flow/widths/x8/sae_seed/babypython/corr.npz"}
-    assert plan.sae_at_width(8).expansion_factor == 8 and plan.sae_at_width(8).l1_coefficient == plan.sae.l1_coefficient
+    assert plan.sae_at_width(8).expansion_factor == 8 and plan.sae_at_width(8).options["l1_coefficient"] == plan.sae.options["l1_coefficient"]
     assert {plan.paths("widths"), plan.paths("widths_png")} <= set(plan.targets())
     assert plan.widths_inputs()["metrics"]["2"]["lua"] == plan.paths("sae_metrics", model="lua")
     json.dumps(plan.widths_inputs()), json.dumps(plan.widths_spec())  # rule params: plain data
     assert load_plan(micro(widths=[2]), SCHEMA, REPO).trained_widths() == [], "only the own width: nothing to train"
     tuned = load_plan(micro(widths=[1, {"factor": 8, "l1_coefficient": 0.02}]), SCHEMA, REPO)
-    assert tuned.widths() == [1, 2, 8] and tuned.sae_at_width(8).l1_coefficient == 0.02
-    assert tuned.sae_at_width(1).l1_coefficient == tuned.sae.l1_coefficient == tuned.widths_spec()["l1_coefficients"]["2"]
+    assert tuned.widths() == [1, 2, 8] and tuned.sae_at_width(8).options["l1_coefficient"] == 0.02
+    assert tuned.sae_at_width(1).options["l1_coefficient"] == tuned.sae.options["l1_coefficient"] == tuned.widths_spec()["l1_coefficients"]["2"]
     assert not any("widths" in t for t in load_plan(micro(), SCHEMA, REPO).targets())
 
 

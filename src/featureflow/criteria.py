@@ -1,6 +1,7 @@
 """The matching criteria: what classify may call "the same feature" along an edge, one entry each.
 
-Each entry says where its per-edge matches are stored (a `featureflow.paths` key; every criterion
+Each entry says where its per-edge matches are stored (a `featureflow.paths` key, and the file's
+template when it writes one of its own: `featureflow.paths.TEMPLATES` takes it from here; every criterion
 writes a `Matches` npz, so classify, the criteria table, the Sankey and the browser read any of them
 alike), what it compares, what the threshold is a bound on, and whether a job of its own computes it.
 The plan, the browser's inputs, the criteria table and the config checks follow from this table; the
@@ -22,6 +23,7 @@ class Criterion:
     compares: str  # "activations" (correlations on the common sample) or "decoders" (SAE weights only)
     threshold: str  # what the config's `threshold` bounds under this criterion
     own_job: bool  # computed by a rule of its own (workflow/rules/criteria.smk), else `result` is read as it is
+    path: str | None = None  # the template of its per-edge file under the results folder, when it writes one
 
     @property
     def correlations(self) -> bool:
@@ -32,8 +34,8 @@ class Criterion:
 CRITERIA: dict[str, Criterion] = {c.name: c for c in (
     Criterion("best_partner", result="corr", compares="activations", own_job=False,
               threshold="the activation correlation with the best partner (two features may share one)"),
-    Criterion("one_to_one", result="one_to_one", compares="activations", own_job=True,
+    Criterion("one_to_one", result="one_to_one", compares="activations", own_job=True, path="flow/one_to_one/{edge}.npz",
               threshold="the activation correlation with the one partner of a one-to-one assignment"),
-    Criterion("decoder_cosine", result="decoder_cosine", compares="decoders", own_job=True,
+    Criterion("decoder_cosine", result="decoder_cosine", compares="decoders", own_job=True, path="flow/decoder_cosine/{edge}.npz",
               threshold="the cosine of the two SAEs' decoder directions (not a correlation's scale)"),
 )}

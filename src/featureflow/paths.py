@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from featureflow.criteria import CRITERIA
+
 SPLITS = ("train", "validation")
 
 # Files inside one folder, named by the formats the folders follow (a Hugging Face model or
@@ -97,9 +99,7 @@ TEMPLATES: dict[str, str] = {
     "control_sae_checkpoints": "checkpoints/flow/sae_seed/{model}",
     "control_acts": "flow/controls/sae_seed/{model}/acts.npz",
     "control_corr": "flow/controls/sae_seed/{model}/corr.npz",
-    # other matching criteria per edge (featureflow.flow.matching) and their comparison
-    "decoder_cosine": "flow/decoder_cosine/{edge}.npz",
-    "one_to_one": "flow/one_to_one/{edge}.npz",
+    # the comparison of the matching criteria (their per-edge files: featureflow.criteria, added below)
     "criteria": "flow/criteria.csv",
     "threshold_curve": "flow/threshold_curve.csv",
     "threshold_curve_html": "flow/threshold_curve.html",
@@ -159,6 +159,7 @@ TEMPLATES: dict[str, str] = {
     "reproduction_html": "reproduction.html",
     "landing": "index.html",
 }
+TEMPLATES |= {c.result: c.path for c in CRITERIA.values() if c.path}  # a criterion's own per-edge file
 
 
 class _KeepMissing(dict):

@@ -122,7 +122,9 @@ class MergeSettings:
 
 @dataclass(frozen=True)
 class SAESettings:
-    """`sae` without `eval_tokens` (read by sae_eval alone, so that it never retrains an SAE)."""
+    """`sae` without `eval_tokens` (read by sae_eval alone, so that it never retrains an SAE): the keys every
+    architecture shares, and in `options` the chosen architecture's own (featureflow.sae.architectures reads
+    them into its config; `sae_settings` splits a config block so)."""
 
     hook: str
     architecture: str  # featureflow.sae.architectures.ARCHITECTURES
@@ -132,8 +134,6 @@ class SAESettings:
     batch_blocks: int
     lr: float
     betas: tuple[float, float]
-    l1_coefficient: float
-    l1_warmup_fraction: float
     lr_decay_fraction: float
     normalize: str  # "none" | "unit_rms"
     subtract_mean: bool
@@ -144,11 +144,12 @@ class SAESettings:
     checkpoint_every: int
     log_every: int
     keep_checkpoints: bool
+    options: Mapping[str, Any]  # the architecture's own keys (standard: l1_coefficient, l1_warmup_fraction)
 
     def recipe(self) -> dict[str, Any]:
-        """The fields that decide the trained weights (a resumed run must match them)."""
-        run_only = {"checkpoint_every", "log_every", "keep_checkpoints"}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in run_only}
+        """The fields that decide the trained weights (a resumed run must match them), options flat among them."""
+        run_only = {"checkpoint_every", "log_every", "keep_checkpoints", "options"}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in run_only} | dict(self.options)
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,13 @@ def from_block(cls: type[T], block: Mapping[str, Any]) -> T:
     return cls(**{n: _convert(hints[n], block.get(n)) for n in names})
 
 
+def sae_settings(block: Mapping[str, Any]) -> SAESettings:
+    """SAESettings of a validated `sae` block (without `eval_tokens`): the shared keys as fields, the others as `options`."""
+    shared = {f.name for f in dataclasses.fields(SAESettings)} - {"options"}
+    return from_block(SAESettings, {k: v for k, v in block.items() if k in shared}
+                      | {"options": {k: v for k, v in block.items() if k not in shared}})
+
+
 def _validated_minimal_config() -> dict[str, Any]:
     """The smallest valid config with every default of the schema filled in."""
     from featureflow.config import SCHEMA_PATH, validate_config
@@ -415,6 +423,8 @@ def defaults(cls: type[T], **overrides: Any) -> T:
     path = BLOCKS[cls].replace("corpora.*", "corpora.text").replace("resources.*", "resources.train")
     for key in path.split("."):
         node = node[key]
+    if cls is SAESettings:
+        return sae_settings({k: v for k, v in {**node, **overrides}.items() if k != "eval_tokens"})
     block = {k: v for k, v in node.items() if k in {f.name for f in dataclasses.fields(cls)}}
     return from_block(cls, {**block, **overrides})
 

@@ -16,6 +16,7 @@ from featureflow.settings import (
     TokenizerSettings,
     TrainJob,
     from_block,
+    sae_settings,
 )
 
 
@@ -88,7 +89,7 @@ class SettingsAccess:
 
     @property
     def sae(self) -> SAESettings:
-        return from_block(SAESettings, {k: v for k, v in self.config["sae"].items() if k != "eval_tokens"})
+        return sae_settings({k: v for k, v in self.config["sae"].items() if k != "eval_tokens"})
 
     @property
     def sae_eval_tokens(self) -> int:

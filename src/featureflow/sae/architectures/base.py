@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from featureflow.settings import from_block
+
 if TYPE_CHECKING:
     import torch
 
@@ -24,12 +26,17 @@ class Architecture:
     """One SAE architecture: how saved weights encode and decode, and how training scores a batch."""
 
     name: ClassVar[str]  # cfg.json's "architecture", spelled as SAELens spells it
+    config_class: ClassVar[type]  # a frozen dataclass of its own keys of `sae` (SAESettings.options)
     coefficients: ClassVar[tuple[str, ...]] = ()  # the loss's coefficients, logged as `<name>_coefficient`
     logged_terms: ClassVar[tuple[str, ...]] = ("mse", "l0")  # per-step terms of the training log, after `loss`
     extra_tensors: ClassVar[tuple[str, ...]] = ()  # saved tensors beyond BASE_TENSORS (e.g. a threshold)
     sparse_cpu_step: ClassVar[bool] = False  # whether featureflow.sae.sparse's CPU training step holds for it
     uses_aux_loss: ClassVar[bool] = False  # whether training calls `aux_loss` (it needs the dead-feature mask)
     step_copies: ClassVar[int] = 5  # [batch, d_sae] float tensors alive in one training step (memory estimate; dense: pre, f, mask, its gradient)
+
+    def config(self, settings: SAESettings) -> Any:
+        """Its own keys of the `sae` block, typed (`config_class` from `settings.options`)."""
+        return from_block(self.config_class, settings.options)
 
     def encode(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Feature activations [..., d_sae] of raw activations x [..., d_in] under saved `weights`."""

@@ -12,6 +12,7 @@ and on saved weights (scale and mean folded in) SAELens' standard encode ReLU((x
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -23,10 +24,19 @@ if TYPE_CHECKING:
     from featureflow.settings import SAESettings
 
 
+@dataclass(frozen=True)
+class StandardConfig:
+    """The keys of `sae` only `standard` has."""
+
+    l1_coefficient: float  # lambda of eq. 4
+    l1_warmup_fraction: float  # share of the steps over which lambda rises linearly from 0 (0: constant, the paper)
+
+
 class Standard(Architecture):
     """ReLU features, L1 penalty with an optional linear warm-up (`sae.l1_coefficient`, `sae.l1_warmup_fraction`)."""
 
     name = "standard"
+    config_class = StandardConfig
     coefficients = ("l1",)
     logged_terms = ("mse", "l1", "l0")
     sparse_cpu_step = True  # f >= 0 and the L1 term's gradient is per row: featureflow.sae.sparse
@@ -35,8 +45,9 @@ class Standard(Architecture):
         return torch.relu((x - weights["b_dec"]) @ weights["W_enc"] + weights["b_enc"])
 
     def coefficient_values(self, step: int, steps: int, settings: SAESettings) -> dict[str, float]:
-        warm = settings.l1_warmup_fraction * steps
-        return {"l1": settings.l1_coefficient * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)}
+        c = self.config(settings)
+        warm = c.l1_warmup_fraction * steps
+        return {"l1": c.l1_coefficient * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)}
 
     def loss_terms(self, sae: SparseAutoencoder, x: torch.Tensor, coefficients: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Eq. 4 on a batch [batch, d_in] of scaled activations.
