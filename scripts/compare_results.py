@@ -3,7 +3,9 @@
 For checking that a change leaves a run's outputs as they were: run the same config at two commits into
 two folders, then
 
-    python scripts/compare_results.py results-before results-after
+    python scripts/compare_results.py results-before results-after [--rename flow/decoder/=flow/decoder_cosine/]
+
+`--rename OLD=NEW` compares A's files under OLD with B's under NEW (a result folder that was renamed).
 
 Skipped: logs/, benchmarks/, checkpoints/ and Snakemake's own files. Masked before comparing: plotly's
 random div ids (UUIDs), wall-clock fields of JSON and CSV/TSV files (names with seconds, elapsed, time
@@ -52,14 +54,22 @@ def masked(path: Path) -> bytes:
     return data
 
 
-def compare(a: Path, b: Path) -> dict[str, list[str]]:
-    """{'only_a': [...], 'only_b': [...], 'differ': [...], 'same_after_masking': [...]}: relative paths."""
-    fa, fb = files_of(a), files_of(b)
-    out: dict[str, list[str]] = {"only_a": sorted(fa - fb), "only_b": sorted(fb - fa), "differ": [], "same_after_masking": []}
-    for rel in sorted(fa & fb):
-        if (a / rel).read_bytes() == (b / rel).read_bytes():
+def renamed(rel: str, renames: dict[str, str]) -> str:
+    """A's relative path `rel` as B names it (the first matching OLD prefix replaced by its NEW)."""
+    return next((new + rel[len(old):] for old, new in renames.items() if rel.startswith(old)), rel)
+
+
+def compare(a: Path, b: Path, renames: dict[str, str] | None = None) -> dict[str, list[str]]:
+    """{'only_a': [...], 'only_b': [...], 'differ': [...], 'same_after_masking': [...]}: relative paths (B's names)."""
+    fa = {renamed(rel, renames or {}): rel for rel in files_of(a)}
+    fb = files_of(b)
+    out: dict[str, list[str]] = {"only_a": sorted(fa[r] for r in set(fa) - fb), "only_b": sorted(fb - set(fa)), "differ": [],
+                                 "same_after_masking": []}
+    for rel in sorted(set(fa) & fb):
+        pa, pb = a / fa[rel], b / rel
+        if pa.read_bytes() == pb.read_bytes():
             continue
-        out["differ" if masked(a / rel) != masked(b / rel) else "same_after_masking"].append(rel)
+        out["differ" if masked(pa) != masked(pb) else "same_after_masking"].append(rel)
     return out
 
 
@@ -67,9 +77,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("a", type=Path)
     parser.add_argument("b", type=Path)
+    parser.add_argument("--rename", action="append", default=[], metavar="OLD=NEW",
+                        help="compare A's files under OLD with B's under NEW (repeatable)")
     args = parser.parse_args()
-    result = compare(args.a, args.b)
-    n = len(files_of(args.a) & files_of(args.b))
+    renames = dict(r.split("=", 1) for r in args.rename)
+    result = compare(args.a, args.b, renames)
+    n = len({renamed(rel, renames) for rel in files_of(args.a)} & files_of(args.b))
     print(f"{n} files in both; {len(result['same_after_masking'])} differ only in timings/ids; "
           f"{len(result['differ'])} differ; {len(result['only_a'])} only in {args.a}; {len(result['only_b'])} only in {args.b}")
     for kind in ("differ", "only_a", "only_b"):

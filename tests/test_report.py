@@ -359,3 +359,13 @@ def test_compare_results_masks_timings_and_plotly_ids_and_lists_real_differences
     (a / "only_here.npz").write_bytes(b"x")
     changed = run()
     assert changed.returncode == 1 and "differ: log.csv" in changed.stdout and "only_a: only_here.npz" in changed.stdout
+    (a / "old").mkdir()
+    (a / "old/m.npz").write_bytes(b"same")
+    (b / "new").mkdir()
+    (b / "new/m.npz").write_bytes(b"same")
+    renamed = subprocess.run([sys.executable, str(REPO / "scripts/compare_results.py"), str(a), str(b), "--rename", "old/=new/"],
+                             capture_output=True, text=True)
+    plain = run()
+    assert "only_a: old/m.npz" in plain.stdout and "only_b: new/m.npz" in plain.stdout
+    assert "old/m.npz" not in renamed.stdout and "new/m.npz" not in renamed.stdout, renamed.stdout
+    assert "only_a: only_here.npz" in renamed.stdout, "a rename maps folders, it does not hide other files"

@@ -89,7 +89,8 @@ def test_settings_are_frozen():
         s.lr = 1.0
 
 
-ACCEPTS = {float: (int, float), int: (int,), bool: (bool,), str: (str,), tuple: (tuple,), dict: (dict,), collections.abc.Mapping: (dict,)}  # JSON numbers
+# float: JSON numbers; Mapping: a block of keys (SAESettings.options)
+ACCEPTS = {float: (int, float), int: (int,), bool: (bool,), str: (str,), tuple: (tuple,), dict: (dict,), collections.abc.Mapping: (dict,)}
 
 
 def test_settings_field_types_accept_the_schema_defaults():

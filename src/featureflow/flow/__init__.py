@@ -1,4 +1,5 @@
-"""Feature-flow stage (workflow/rules/flow.smk, results/flow/): activations, correlation, classes, Sankey."""
+"""Feature-flow stage (workflow/rules/flow.smk and, beside it, controls.smk, criteria.smk, experiments.smk; results/flow/): activations,
+correlation, classes, Sankey; the controls, the other matching criteria and the experiments."""
 
 from featureflow.exports import lazy_exports
 
