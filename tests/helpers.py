@@ -155,3 +155,68 @@ def chromium_url(url: str) -> tuple[str, str]:
     run = subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
                           "--virtual-time-budget=5000", "--dump-dom", url], capture_output=True, text=True, timeout=120)
     return run.stdout, run.stderr
+
+
+def browser_js(expression: str, data: Any) -> Any:
+    """`expression` evaluated by node with browser.js's exports as `B` and `data` (JSON) as `data`; its JSON value."""
+    import json
+    import shutil
+
+    import pytest
+
+    from featureflow.analysis.browser import ASSETS
+
+    node = shutil.which("node")
+    if node is None:
+        assert not os.environ.get("FEATUREFLOW_REQUIRE_NODE"), "FEATUREFLOW_REQUIRE_NODE is set but node is missing"
+        pytest.skip("no node (apt-get install nodejs)")
+    script = (f"const B = require({json.dumps(str(ASSETS / 'browser.js'))});\n"
+              "const data = JSON.parse(require('fs').readFileSync(0, 'utf8'));\n"
+              f"process.stdout.write(JSON.stringify({expression}));\n")
+    run = subprocess.run([node, "-e", script], input=json.dumps(data), capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    return json.loads(run.stdout)
+
+
+# Appended to a plotly Sankey's HTML: every visible text (annotations and plotly's node labels) with
+# the links and nodes it overlaps (points on a grid over its box, tested against each link's fill),
+# and the drawn node heights, written into the page as JSON for --dump-dom.
+SANKEY_PROBE = """<script>
+window.addEventListener("load", function () { setTimeout(function () {
+  var all = function (q) { return Array.prototype.slice.call(document.querySelectorAll(q)); };
+  var links = all("path.sankey-link"), nodes = all(".node-rect");
+  var texts = all(".annotation text, .node-label").filter(function (t) {
+    return t.textContent.trim() && t.getBoundingClientRect().width > 0; });
+  var out = texts.map(function (t) {
+    var r = t.getBoundingClientRect(), hits = {};
+    for (var i = 0; i <= 20; i++) { for (var j = 0; j <= 6; j++) {
+      var x = r.left + r.width * i / 20, y = r.top + r.height * (0.15 + 0.7 * j / 6);
+      links.forEach(function (p, k) {
+        if (p.isPointInFill(new DOMPoint(x, y).matrixTransform(p.getScreenCTM().inverse()))) { hits["link " + k] = 1; } });
+      nodes.forEach(function (n, k) {
+        var b = n.getBoundingClientRect();
+        if (x >= b.left && x <= b.right && y >= b.top && y <= b.bottom) { hits["node " + k] = 1; } });
+    } }
+    return {text: t.textContent, hits: Object.keys(hits)};
+  });
+  var pre = document.createElement("pre");
+  pre.id = "probe";
+  pre.textContent = JSON.stringify({texts: out, links: links.length,
+    node_heights: nodes.map(function (n) { return n.getBoundingClientRect().height; })});
+  document.body.appendChild(pre);
+}, 500); });
+</script>"""
+
+
+def sankey_probe(html_path: Path) -> dict[str, Any]:
+    """SANKEY_PROBE's findings on the Sankey figure in `html_path`, rendered by headless Chromium."""
+    import html
+    import json
+    import re
+
+    probe = html_path.with_name(html_path.stem + "_probe.html")
+    probe.write_text(html_path.read_text().replace("</body>", SANKEY_PROBE + "</body>"))
+    dom, log = chromium_url(probe.as_uri())
+    found = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
+    assert found, log[-2000:]
+    return json.loads(html.unescape(found.group(1)))

@@ -2,6 +2,7 @@
 features, and token text escaped in the highlight pages (checked in headless Chromium)."""
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import scipy.sparse as sp
 
 from featureflow.analysis.case_studies import find_case_studies, page, snippet_html
 from featureflow.analysis.features import StatsSizes, feature_stats, hypothesis_tokens, llr_scores
-from helpers import chromium_url
+from helpers import browser_js, chromium_url
 
 
 def test_llr_on_a_hand_computed_example():
@@ -28,6 +29,42 @@ def test_llr_on_a_hand_computed_example():
     assert np.isnan(s["llr"][2]) and np.isnan(s["llr"][3])
     assert s["other_to_h"][1] == pytest.approx(3.0) and s["other_to_h"][0] == pytest.approx(0.0)
     assert s["fires_on_h"].tolist() == [2, 1, 0, 0] and s["fires"].tolist() == [2, 3, 1, 0]
+
+
+def test_the_browser_says_why_an_llr_is_missing():
+    """browser.js prints n/a with the reason wherever llr_scores gives NaN, from what the pages hold
+    (the feature's density and the hypothesis' share of the sample), and a number elsewhere."""
+    from featureflow.analysis.browser import _r
+
+    texts = ["a", "=", "b", " = "]
+    tokens = np.array([0, 1, 2, 0, 3, 2, 0, 2])
+    dense = np.zeros((8, 4), dtype=np.float32)
+    dense[[1, 4], 0] = [3.0, 1.0]
+    dense[[1, 2, 5], 1] = [1.0, 1.0, 2.0]
+    dense[0, 2] = 5.0                                  # never on "="
+    acts = sp.csr_matrix(dense)                        # feature 3 never fires
+    density = [_r(x) for x in (dense > 0).mean(axis=0)]
+    cases, expected = [], []
+    for name, strings in (("=", ["="]), ("missing", ["zzz"])):  # "zzz" is no token of the sample
+        s = llr_scores(acts, tokens, hypothesis_tokens(texts, strings))
+        for f in range(4):
+            cases.append([_r(s["llr"][f]), density[f], _r(s["p_h"]), name])
+            expected.append(f"{s['llr'][f]:.2f}" if np.isfinite(s["llr"][f]) else
+                            "n/a (the feature never fires on the sample)" if f == 3 else
+                            "n/a (no missing tokens in the sample)" if name == "missing" else
+                            "n/a (the feature never fires on = tokens)")
+    assert expected[2] == "n/a (the feature never fires on = tokens)" and expected[0] == "1.39"
+    assert browser_js("data.map(c => B.llrText(c[0], c[1], c[2], c[3]))", cases) == expected
+
+
+def test_the_browsers_histogram_ticks_powers_of_ten_only():
+    """Its log count axis ticks every power of ten and nothing between, from below one position to at least 10."""
+    counts = [[0, 3, 5000, 120, 1], [2, 1, 0], [0, 0, 0]]
+    layouts = browser_js("data.map(B.histogramLayout)", counts)
+    for c, layout in zip(counts, layouts, strict=True):
+        y = layout["yaxis"]
+        assert (y["type"], y["dtick"]) == ("log", 1) and "tick0" not in y
+        assert y["range"][0] < 0 and y["range"][1] >= max(1, math.log10(max(c + [1])))
 
 
 def test_feature_stats_match_a_naive_reference():
@@ -154,9 +191,12 @@ def test_browser_pages_render_hostile_tokens_as_text_and_link_along_the_lineage(
     blocks[:, 3] = 2
     tokens = blocks.reshape(-1)
     dense = np.where(rng.random((n_blocks * ctx, d)) < 0.3, rng.exponential(1.0, (n_blocks * ctx, d)), 0).astype(np.float32)
+    dense[:, 4] = 0                                    # a dead feature: no LLR
     acts = sp.csr_matrix(dense)
     stats = feature_stats(acts, tokens, len(vocab), StatsSizes(top_contexts=6, top_tokens=3, min_token_count=1, bins=5))
-    table = pd.DataFrame({"feature": range(d), "llr_assignment": llr_scores(acts, tokens, np.array([4]))["llr"]})
+    llr = llr_scores(acts, tokens, np.array([4]))
+    stats["p_assignment"] = llr["p_h"]
+    table = pd.DataFrame({"feature": range(d), "llr_assignment": llr["llr"]})
     sample = {"blocks": blocks, "corpus": np.zeros(n_blocks, dtype=int), "start": np.zeros(n_blocks, dtype=int),
               "corpora": np.array(["<b>corpus</b>"])}
     partners = {"idx": np.tile(np.array([[2, 1, -1]]), (d, 1)), "corr": np.tile(np.array([[0.9, 0.5, np.nan]]), (d, 1)),
@@ -179,6 +219,14 @@ def test_browser_pages_render_hostile_tokens_as_text_and_link_along_the_lineage(
     dom, _ = chromium_url((out / "parent/feature.html").as_uri() + "#3")
     assert "&lt;script&gt;console.error('pwned-1')&lt;/script&gt;" in dom         # shown as text in the contexts
     assert 'href="../child/feature.html#2"' in dom and "persisting" in dom        # 0.9 > 0.8: the partner link and its class
+    assert "LLR assignment: n/a (the feature never fires on assignment tokens)" in dom  # "x = 1" occurs, never under #3
+    ticks = re.findall(r'class="ytick"[^>]*>.*?<text[^>]*>([^<]*)</text>', dom)  # the histogram's count axis
+    assert ticks and all(t in ("1", "10", "100", "1000") for t in ticks), ticks
+    dom, _ = chromium_url((out / "parent/feature.html").as_uri() + "#4")
+    assert "LLR assignment: n/a (the feature never fires on the sample)" in dom, dom[:2000]
+    assert f"LLR assignment: {llr['llr'][1]:.2f}" in chromium_url((out / "parent/feature.html").as_uri() + "#1")[0]
+    dom, _ = chromium_url((out / "parent/index.html").as_uri())
+    assert '<td title="the feature never fires on the sample">n/a</td>' in dom
     assert (out / "child/feature.html").exists()
 
 

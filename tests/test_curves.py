@@ -108,6 +108,19 @@ def test_sae_figure_has_loss_mse_l0_and_dead_share(trained):
     assert fig.layout.yaxis.type == "log" and fig.layout.yaxis3.type != "log"
 
 
+def test_sae_log_axes_tick_powers_of_ten_only_over_a_decade_or_more(tmp_path):
+    """Over a decade or more a log axis ticks powers of ten only (plotly's default adds 2 and 5 of every
+    decade, labelled by that digit alone); over less it keeps plotly's ticks, labelled in full."""
+    steps = np.arange(1, 11)
+    mse = np.geomspace(1.0, 0.005, 10)  # over two decades; the loss (+ 0.1 x 5) from 1.5 to 0.505, under one
+    rows = ["step,mse,l1,l1_coefficient,l0,dead_fraction"] + [f"{s},{m:.6g},5,0.1,{30 - s},0.0" for s, m in zip(steps, mse, strict=True)]
+    (tmp_path / "train_log.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "done.json").write_text("{}")
+    fig = curves_figure("sae", {"m": tmp_path / "train_log.csv"}, {"m": tmp_path / "done.json"})
+    assert (fig.layout.yaxis.type, fig.layout.yaxis.dtick) == ("log", None)   # the loss
+    assert (fig.layout.yaxis2.type, fig.layout.yaxis2.dtick) == ("log", 1)    # the MSE
+
+
 def test_figures_are_written_as_html_and_png(trained, tmp_path):
     for stage in ("lm", "sae"):
         logs, done = logs_and_done(trained, stage)

@@ -1,4 +1,4 @@
-"""Persistence classes and the paper's lineage counts on a hand-made example."""
+"""Persistence classes and the paper's lineage counts on a hand-made example; Figure 2's labels on random lineages."""
 
 import numpy as np
 import pandas as pd
@@ -153,3 +153,68 @@ def test_the_sankeys_ends_count_features_emerging_into_and_disappearing_from_eve
     assert ends == {m: (naive("target", m, "emerging"), naive("source", m, "disappearing")) for m in ends}
     # m3 matches nothing in either input; a1 and a3 persist into no child; base persists into a or b
     assert ends == {"base": (None, 0), "a": (2, 2), "b": (2, 3), "m": (1, None)}
+
+
+EXTENDED = {"edges": SPEC["edges"] + [{"source": s, "target": m, "kind": "merge"} for m in ("m2", "m3") for s in ("a", "b")],
+            "inputs": {**SPEC["inputs"], "m2": ["a", "b"], "m3": ["a", "b"]}, "roots": ["base"]}
+
+
+def random_lineage(tmp_path, spec, d=256, seed=0):
+    """edges.csv and counts.csv of `spec` from random best partners (nearly half of them above 0.8)."""
+    rng = np.random.default_rng(seed)
+
+    def side():
+        idx = np.stack([rng.permutation(d) for _ in range(2)], 1).astype(np.int32)
+        return idx, np.sort(rng.beta(4, 2, (d, 2)), 1)[:, ::-1].astype(np.float32)
+
+    files = {}
+    for e in spec["edges"]:
+        name = f"{e['source']}__{e['target']}"
+        files[name] = tmp_path / f"{name}.npz"
+        m = Matches(*side(), *side(), rng.random(d) > 0.03, rng.random(d) > 0.03, 100)
+        save_matches(files[name], m, {"source": e["source"], "target": e["target"], "method": "positional", "sample": "s"})
+    classify(corr_files=files, spec=spec, threshold=0.8, controls={}, out_edges=tmp_path / "edges.csv",
+             out_counts=tmp_path / "counts.csv")
+    return tmp_path / "edges.csv", tmp_path / "counts.csv"
+
+
+def test_the_sankeys_labels_sit_on_the_outer_side_of_their_nodes(tmp_path):
+    """The root's label left of its node, the last models' right of theirs, the others' above; plotly's own
+    labels (drawn over the links) are empty; a model's label counts its emerged and disappeared features."""
+    from featureflow.flow.sankey import flow_figure
+
+    fig = flow_figure(*random_lineage(tmp_path, SPEC), SPEC)
+    trace = fig.data[0]
+    assert set(trace.node.label) == {""} and trace.arrangement == "fixed"
+    labels = {a.text.split(" (")[0]: a for a in fig.layout.annotations if " (256)" in a.text}
+    assert set(labels) == {"base", "a", "b", "m"}
+    x = {m: trace.node.x[k] for k, m in enumerate(["base", "a", "b", "m"])}
+    y = {m: 1 - trace.node.y[k] for k, m in enumerate(["base", "a", "b", "m"])}  # paper coordinates: y upwards
+    assert (labels["base"].xanchor, labels["base"].x, labels["base"].xshift < 0) == ("right", x["base"], True)
+    assert (labels["m"].xanchor, labels["m"].x, labels["m"].xshift > 0) == ("left", x["m"], True)
+    for m in ("a", "b"):
+        assert labels[m].yanchor == "bottom" and labels[m].x == x[m] and labels[m].y > y[m]
+        assert "emerged" in labels[m].text and "disappeared" in labels[m].text
+    assert "disappeared" in labels["base"].text and "emerged" not in labels["base"].text
+    assert "emerged" in labels["m"].text and "disappeared" not in labels["m"].text
+
+
+@pytest.mark.parametrize("spec", [SPEC, EXTENDED], ids=["demo", "extended"])
+def test_the_sankeys_labels_overlap_no_link_or_node_in_chromium(tmp_path, spec):
+    """Rendered by plotly.js in headless Chromium, no visible text of Figure 2 touches a link or a node,
+    for the demo's lineage and for the extended one's (three merges of the same two models), and every
+    node is as high as `node_heights`, on which the labels' places rest, says."""
+    from featureflow.flow.sankey import DRAWING, flow_figure, node_heights, sankey_figure
+    from helpers import sankey_probe
+
+    edges_csv, counts_csv = random_lineage(tmp_path, spec)
+    sankey_figure(edges_csv, counts_csv, spec, tmp_path / "fig2.html", None)
+    found = sankey_probe(tmp_path / "fig2.html")
+    models = {e["source"] for e in spec["edges"]} | {e["target"] for e in spec["edges"]}
+    assert sum(" (256)" in t["text"] for t in found["texts"]) == len(models)
+    assert not [t for t in found["texts"] if t["hits"]], found["texts"]
+    trace = flow_figure(edges_csv, counts_csv, spec).data[0]
+    links = list(zip(trace.link.source, trace.link.target, trace.link.value, strict=True))
+    assert found["links"] == len(links)
+    expected = [h * DRAWING for h in node_heights(len(trace.node.color), links, trace.node.pad)]
+    assert found["node_heights"] == pytest.approx(expected, abs=1.0)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from featureflow.paths import ResultPaths
-from featureflow.plotting import COLOURS, save_figure
+from featureflow.plotting import COLOURS, log_axis, save_figure
 
 
 @dataclass(frozen=True)
@@ -103,6 +103,7 @@ def curves_figure(stage: str, logs: dict[str, str | Path], done: dict[str, str |
     fig = make_subplots(rows=rows_n, cols=cols, subplot_titles=[p.title for p in spec.panels],
                         horizontal_spacing=0.1, vertical_spacing=0.14)
     running, untrained = [], []
+    shown: list[list[float]] = [[] for _ in spec.panels]  # each panel's values, for its log axis
     for i, (model, path) in enumerate(logs.items()):
         rows = read_log(path)
         label, finished = model_label(stage, model, done[model])
@@ -114,13 +115,14 @@ def curves_figure(stage: str, logs: dict[str, str | Path], done: dict[str, str |
         colour = COLOURS[i % len(COLOURS)]
         for k, panel in enumerate(spec.panels):
             y = rows[panel.column] if panel.column in rows else [None] * len(rows)  # no rows yet: an empty curve
+            shown[k] += list(y)
             fig.add_trace(go.Scatter(x=rows["step"], y=y, mode="lines", name=label, legendgroup=model,
                                      showlegend=k == 0, line={"color": colour, "dash": "solid" if finished else "dot"},
                                      hovertemplate=f"{model}<br>step %{{x}}<br>{panel.column} %{{y:.4g}}<extra></extra>"),
                           row=k // cols + 1, col=k % cols + 1)
     for k, panel in enumerate(spec.panels):
         fig.update_xaxes(title_text="step", row=k // cols + 1, col=k % cols + 1)
-        fig.update_yaxes(row=k // cols + 1, col=k % cols + 1, **({"type": "log"} if panel.log_y else {"rangemode": "nonnegative"}))
+        fig.update_yaxes(row=k // cols + 1, col=k % cols + 1, **(log_axis(shown[k]) if panel.log_y else {"rangemode": "nonnegative"}))
     title = f"{spec.title}: {len(logs)} model{'s' * (len(logs) != 1)}"
     if untrained:
         title += f"; not trained here (no curve): {', '.join(untrained)}"

@@ -7,6 +7,8 @@ PNG export goes through kaleido, which needs a Chromium/Chrome on the machine
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,3 +36,12 @@ def save_figure(fig: Any, out_html: str | Path, out_png: str | Path | None, widt
         raise RuntimeError(f"{out_png}: PNG export failed ({type(err).__name__}: {err}); "
                            "install Chromium (apt-get install chromium)") from None
     Path(out_png).write_bytes(png)
+
+
+def log_axis(values: Iterable[float | None]) -> dict[str, Any]:
+    """A log axis for `values`: ticks at powers of ten only (dtick 1) once they span about a decade or
+    more, where plotly would also tick 2 and 5 of every decade, labelled by that digit alone ("5, 2,
+    100, 5, 2, 10"); over less, plotly's own ticks, labelled in full (0.2, 0.3, 0.5)."""
+    shown = [float(x) for x in values if x is not None and math.isfinite(float(x)) and float(x) > 0]
+    wide = bool(shown) and math.log10(max(shown) / min(shown)) >= 0.9
+    return {"type": "log", **({"dtick": 1} if wide else {})}

@@ -204,6 +204,7 @@ def write_model_pages(model: str, out_dir: str | Path, page: ModelPage, sample: 
     d_sae = len(stats["density"])
     llr = np.stack([table[f"llr_{h}"].to_numpy(dtype=np.float64) for h in hypotheses], axis=1) if hypotheses else np.zeros((d_sae, 0))
     info = {"model": model, "d_sae": d_sae, "chunk": CHUNK, "hypotheses": hypotheses,
+            "hypothesis_shares": [_r(stats[f"p_{h}"]) if f"p_{h}" in stats else None for h in hypotheses],
             "edges": [{"label": e["label"], "side": e["side"], "other": e["other"], "null": e.get("null")} for e in edges]}
     rows = [{"id": f, "density": _r(stats["density"][f]), "max": _r(stats["max"][f]), "llr": [_r(v) for v in llr[f]],
              "partners": _partners(edges, f, full=False), "top_tokens": [int(t) for t in stats["top_token_ids"][f][:3] if t >= 0],

@@ -11,7 +11,35 @@ function featureClass(active, corr, side, threshold) {
   if (corr !== null && Math.fround(corr) > Math.fround(threshold)) { return "persisting"; }
   return side === "source" ? "disappearing" : "emerging";
 }
-if (typeof module !== "undefined") { module.exports = {featureClass: featureClass}; }
+
+// Why a feature has no LLR (null in the data, NaN in featureflow.analysis.features.llr_scores):
+// it never fires on the sample, the hypothesis' tokens never occur in it (share pH of the
+// sample's positions; null where unknown), or it never fires on them.
+function llrMissing(density, pH, name) {
+  "use strict";
+  if (density === 0) { return "the feature never fires on the sample"; }
+  if (pH === 0) { return "no " + name + " tokens in the sample"; }
+  return "the feature never fires on " + name + " tokens";
+}
+
+// An LLR as the pages print it: two decimals, or n/a with the reason (`llrMissing`).
+function llrText(llr, density, pH, name) {
+  "use strict";
+  return llr === null ? "n/a (" + llrMissing(density, pH, name) + ")" : Number(llr).toFixed(2);
+}
+
+// The histogram's layout: a log count axis with ticks at powers of ten only (plotly's default
+// labels 2 and 5 within each decade as well), from below 1 (bars of one position show) to at
+// least 10 (so that two ticks show).
+function histogramLayout(counts) {
+  "use strict";
+  var top = Math.max.apply(null, [1].concat(counts));
+  return {margin: {t: 10, r: 10, b: 40, l: 50}, xaxis: {title: {text: "activation"}},
+    yaxis: {title: {text: "positions"}, type: "log", dtick: 1, range: [-0.3, Math.max(1, Math.log10(top) + 0.15)]}};
+}
+if (typeof module !== "undefined") {
+  module.exports = {featureClass: featureClass, llrMissing: llrMissing, llrText: llrText, histogramLayout: histogramLayout};
+}
 
 (function () {
   "use strict";
@@ -41,7 +69,8 @@ if (typeof module !== "undefined") { module.exports = {featureClass: featureClas
     var thr = THRESHOLD;
     app.appendChild(el("h1", null, "Features of " + data.model + " (" + data.rows.length + ")"));
     app.appendChild(el("p", {"class": "note"}, "Density, activation and LLRs on the common sample; per lineage edge the best " +
-      "partner's correlation and the class at the threshold. Click a column to sort; click an id to open the feature."));
+      "partner's correlation and the class at the threshold. Click a column to sort; click an id to open the feature. " +
+      "An LLR is n/a where the feature never fires on the sample or on the hypothesis' tokens (hover over it for which)."));
     var controls = el("div", {id: "controls"});
     var filter = el("input", {type: "search", placeholder: "filter: class or token", id: "filter"});
     var thrBox = el("input", {type: "number", step: "0.05", min: "0", max: "1", value: String(thr), id: "threshold"});
@@ -90,6 +119,15 @@ if (typeof module !== "undefined") { module.exports = {featureClass: featureClas
       });
       draw();
     }
+    function cell(r, v, i) {
+      var h = i - 3;  // the LLR columns follow id, density and max
+      if (v === null && h >= 0 && h < data.hypotheses.length) {
+        return el("td", {title: llrMissing(r.density, data.hypothesis_shares[h], data.hypotheses[h])}, "n/a");
+      }
+      var text = typeof v === "number" ? (i === 1 ? v.toExponential(2) : fmt(v, 3)) : v;
+      var known = ["persisting", "disappearing", "emerging", "inactive"].indexOf(v) >= 0 ? " " + v : "";
+      return el("td", {"class": (typeof v === "string" ? "l" + known : "")}, text);
+    }
     function draw() {
       var q = filter.value.trim().toLowerCase();
       while (body.firstChild) { body.removeChild(body.firstChild); }
@@ -101,12 +139,7 @@ if (typeof module !== "undefined") { module.exports = {featureClass: featureClas
         var idCell = el("td");
         idCell.appendChild(el("a", {href: "feature.html#" + r.id}, "#" + r.id));
         tr.appendChild(idCell);
-        for (var i = 1; i < c.length; i++) {
-          var v = c[i], text = typeof v === "number" ? (i === 1 ? v.toExponential(2) : fmt(v, 3)) : v;
-          var known = ["persisting", "disappearing", "emerging", "inactive"].indexOf(v) >= 0 ? " " + v : "";
-          var td = el("td", {"class": (typeof v === "string" ? "l" + known : "")}, text);
-          tr.appendChild(td);
-        }
+        for (var i = 1; i < c.length; i++) { tr.appendChild(cell(r, c[i], i)); }
         body.appendChild(tr);
         shown++;
       }
@@ -128,7 +161,9 @@ if (typeof module !== "undefined") { module.exports = {featureClass: featureClas
       app.appendChild(el("p", null, "Explanation (autointerp): " + f.explanation[0] + " (score " + fmt(f.explanation[1], 2) + ")"));
     }
     if (f.llr.length) {
-      app.appendChild(el("p", null, info.hypotheses.map(function (h, i) { return "LLR " + h + ": " + fmt(f.llr[i], 2); }).join(", ")));
+      app.appendChild(el("p", null, info.hypotheses.map(function (h, i) {
+        return "LLR " + h + ": " + llrText(f.llr[i], f.density, info.hypothesis_shares[i], h);
+      }).join(", ")));
     }
     app.appendChild(el("h2", null, "Along the lineage (threshold " + THRESHOLD + ")"));
     var lt = el("table");
@@ -206,8 +241,7 @@ if (typeof module !== "undefined") { module.exports = {featureClass: featureClas
     app.appendChild(plot);
     if (window.Plotly) {
       var edges = f.hist.map(function (_, i) { return (i + 0.5) * f.max / f.hist.length; });
-      window.Plotly.newPlot(plot, [{type: "bar", x: edges, y: f.hist, marker: {color: "#d62728"}}],
-        {margin: {t: 10, r: 10, b: 40, l: 50}, xaxis: {title: {text: "activation"}}, yaxis: {title: {text: "positions"}, type: "log"}},
+      window.Plotly.newPlot(plot, [{type: "bar", x: edges, y: f.hist, marker: {color: "#d62728"}}], histogramLayout(f.hist),
         {displayModeBar: false, staticPlot: true});
     }
     app.appendChild(el("h2", null, "Top-activating contexts"));
