@@ -35,6 +35,7 @@ def saved_sae(folder, seed):
     folder.mkdir(parents=True)
     save_file({"W_enc": w_dec.T.contiguous() * 10, "W_dec": w_dec * 0.01, "b_enc": torch.zeros(D_SAE), "b_dec": torch.zeros(D_MLP)},
               folder / "sae_weights.safetensors")
+    (folder / "cfg.json").write_text('{"architecture": "standard"}')  # what load_sae reads the architecture from
     return folder
 
 
