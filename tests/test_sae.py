@@ -130,11 +130,12 @@ def test_saved_weights_reproduce_features_on_raw_activations(tmp_path):
 
 def test_schedule_warms_up_l1_and_decays_lr():
     s = settings(SAESettings, l1_coefficient=1.0, l1_warmup_fraction=0.1, lr_decay_fraction=0.2)
-    assert (lr_factor(0, 100, s), STANDARD.coefficient_values(0, 100, s)) == (1.0, {"l1": pytest.approx(0.1)})
-    assert (lr_factor(50, 100, s), STANDARD.coefficient_values(50, 100, s)) == (1.0, {"l1": 1.0})
+    assert (lr_factor(0, 100, s), STANDARD.coefficient_values(0, 100, STANDARD.config(s))) == (1.0, {"l1": pytest.approx(0.1)})
+    assert (lr_factor(50, 100, s), STANDARD.coefficient_values(50, 100, STANDARD.config(s))) == (1.0, {"l1": 1.0})
     assert lr_factor(90, 100, s) == pytest.approx(0.5)
     paper = settings(SAESettings)
-    assert (lr_factor(0, 100, paper), STANDARD.coefficient_values(0, 100, paper)) == (1.0, {"l1": 3e-4}), "the paper: constant lr, constant lambda"
+    paper_l1 = STANDARD.coefficient_values(0, 100, STANDARD.config(paper))
+    assert (lr_factor(0, 100, paper), paper_l1) == (1.0, {"l1": 3e-4}), "the paper: constant lr, constant lambda"
 
 
 @pytest.fixture(scope="module")

@@ -22,8 +22,12 @@ class Criterion:
     result: str  # featureflow.paths key of its per-edge matches file
     compares: str  # "activations" (correlations on the common sample) or "decoders" (SAE weights only)
     threshold: str  # what the config's `threshold` bounds under this criterion
-    own_job: bool  # computed by a rule of its own (workflow/rules/criteria.smk), else `result` is read as it is
-    path: str | None = None  # the template of its per-edge file under the results folder, when it writes one
+    path: str | None = None  # the template of its per-edge file under the results folder, when a job of its own writes one
+
+    @property
+    def own_job(self) -> bool:
+        """Computed by a rule of its own (workflow/rules/criteria.smk), which writes `path`; else `result` is read as it is."""
+        return self.path is not None
 
     @property
     def correlations(self) -> bool:
@@ -32,10 +36,10 @@ class Criterion:
 
 
 CRITERIA: dict[str, Criterion] = {c.name: c for c in (
-    Criterion("best_partner", result="corr", compares="activations", own_job=False,
+    Criterion("best_partner", result="corr", compares="activations",
               threshold="the activation correlation with the best partner (two features may share one)"),
-    Criterion("one_to_one", result="one_to_one", compares="activations", own_job=True, path="flow/one_to_one/{edge}.npz",
+    Criterion("one_to_one", result="one_to_one", compares="activations", path="flow/one_to_one/{edge}.npz",
               threshold="the activation correlation with the one partner of a one-to-one assignment"),
-    Criterion("decoder_cosine", result="decoder_cosine", compares="decoders", own_job=True, path="flow/decoder_cosine/{edge}.npz",
+    Criterion("decoder_cosine", result="decoder_cosine", compares="decoders", path="flow/decoder_cosine/{edge}.npz",
               threshold="the cosine of the two SAEs' decoder directions (not a correlation's scale)"),
 )}

@@ -39,12 +39,11 @@ from featureflow.config import ConfigError
 from featureflow.hub import snapshot
 from featureflow.lineage import Pretrained
 from featureflow.paths import SAE_CFG, SAE_EXTRA, SAE_WEIGHTS, TRAIN_LOG
-from featureflow.sae.architectures import ARCHITECTURES, Architecture, log_fields
+from featureflow.sae.architectures import ARCHITECTURES, BASE_TENSORS, Architecture, log_fields
 from featureflow.sae.model import saelens_cfg
 
 log = logging.getLogger(__name__)
 
-WEIGHT_KEYS = ("W_enc", "W_dec", "b_enc", "b_dec")
 # Older SAELens files may hold a per-feature factor applied to the features before decoding.
 SCALING_KEYS = ("finetuning_scaling_factor", "scaling_factor")
 UNIT_NORM_TOL = 1e-3
@@ -135,10 +134,10 @@ def _read_weights(folder: Path, what: str) -> dict[str, torch.Tensor]:
 
 def _check_weights(tensors: dict[str, torch.Tensor], at: str, cfg: dict[str, Any], d_in: int) -> int:
     """Refuse missing, unknown, misshapen or non-finite tensors; returns d_sae."""
-    missing = [k for k in WEIGHT_KEYS if k not in tensors]
+    missing = [k for k in BASE_TENSORS if k not in tensors]
     if missing:
         raise ConfigError(f"{at}: no tensor {', '.join(missing)} (found: {', '.join(sorted(tensors)) or 'none'})")
-    unknown = sorted(set(tensors) - set(WEIGHT_KEYS) - set(SCALING_KEYS))
+    unknown = sorted(set(tensors) - set(BASE_TENSORS) - set(SCALING_KEYS))
     if unknown:
         raise ConfigError(f"{at}: tensor {', '.join(unknown)} is not part of a standard SAE (another architecture?)")
     w_enc = tensors["W_enc"]
@@ -163,7 +162,7 @@ def _check_weights(tensors: dict[str, torch.Tensor], at: str, cfg: dict[str, Any
 
 def _convert(tensors: dict[str, torch.Tensor], apply_b_dec: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Weights for `SavedSAE` (float32) with SAELens' standard encode and decode, and what was folded."""
-    w_enc, w_dec, b_enc, b_dec = (tensors[k].double() for k in WEIGHT_KEYS)
+    w_enc, w_dec, b_enc, b_dec = (tensors[k].double() for k in ("W_enc", "W_dec", "b_enc", "b_dec"))
     folded: dict[str, Any] = {"b_dec_folded_into_b_enc": not apply_b_dec, "finetuning_scaling_factor_folded_into_W_dec": False}
     factor = next((tensors[k].double() for k in SCALING_KEYS if k in tensors), None)
     if factor is not None and not torch.equal(factor, torch.ones_like(factor)):

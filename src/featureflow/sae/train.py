@@ -107,6 +107,7 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
     model_dir, token_files, ckpt_dir = files.model_dir, files.token_files, files.ckpt_dir
     dev = pick_device(resources.device)
     arch = get_architecture(s.architecture)
+    arch_config = arch.config(s)  # its own keys, typed once: coefficient_values runs every step
     logged = ("loss", *arch.logged_terms)  # averaged over the steps between two log rows
     lm = load_for_inference(model_dir).to(dev)
     check_hook(lm, hook_name, name)
@@ -161,7 +162,7 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
         lr = s.lr * lr_factor(step, steps, s)
         for group in opt.param_groups:
             group["lr"] = lr
-        coefficients = arch.coefficient_values(step, steps, s)
+        coefficients = arch.coefficient_values(step, steps, arch_config)
         with autocast:
             terms = step_terms(sae, x, {k: torch.tensor(v, device=dev) for k, v in coefficients.items()} if compiled else coefficients)
             if arch.uses_aux_loss and (aux := arch.aux_loss(sae, x, terms, since_fired > s.dead_window_tokens)) is not None:

@@ -46,8 +46,9 @@ class Architecture:
         """The reconstruction [..., d_in] of feature activations f (linear for every architecture here)."""
         return f @ weights["W_dec"] + weights["b_dec"]
 
-    def coefficient_values(self, step: int, steps: int, settings: SAESettings) -> dict[str, float]:
-        """Each of `coefficients` at training step `step` of `steps` (warm-ups live here)."""
+    def coefficient_values(self, step: int, steps: int, config: Any) -> dict[str, float]:
+        """Each of `coefficients` at training step `step` of `steps` (warm-ups live here), from its typed
+        `config` (what `config(settings)` built once, so that no step parses settings)."""
         return {}
 
     def loss_terms(self, sae: SparseAutoencoder, x: torch.Tensor, coefficients: dict[str, Any]) -> dict[str, torch.Tensor]:

@@ -21,7 +21,6 @@ from featureflow.sae.architectures.base import Architecture
 
 if TYPE_CHECKING:
     from featureflow.sae.model import SparseAutoencoder
-    from featureflow.settings import SAESettings
 
 
 @dataclass(frozen=True)
@@ -44,10 +43,9 @@ class Standard(Architecture):
     def encode(self, weights: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         return torch.relu((x - weights["b_dec"]) @ weights["W_enc"] + weights["b_enc"])
 
-    def coefficient_values(self, step: int, steps: int, settings: SAESettings) -> dict[str, float]:
-        c = self.config(settings)
-        warm = c.l1_warmup_fraction * steps
-        return {"l1": c.l1_coefficient * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)}
+    def coefficient_values(self, step: int, steps: int, config: StandardConfig) -> dict[str, float]:
+        warm = config.l1_warmup_fraction * steps
+        return {"l1": config.l1_coefficient * (min(1.0, (step + 1) / warm) if warm > 0 else 1.0)}
 
     def loss_terms(self, sae: SparseAutoencoder, x: torch.Tensor, coefficients: dict[str, Any]) -> dict[str, torch.Tensor]:
         """Eq. 4 on a batch [batch, d_in] of scaled activations.
