@@ -220,7 +220,9 @@ def test_resampling_points_dead_features_at_badly_reconstructed_inputs():
     dead = torch.zeros(16, dtype=torch.bool)
     dead[[3, 7]] = True
     before = sae.W_dec[0].clone()
-    assert resample_dead(sae, opt, dead, x, seed=0) == 2
+    with torch.no_grad():
+        x_hat = sae(x)[0]
+    assert resample_dead(sae, opt, dead, x, x_hat, seed=0) == 2
     expected = torch.nn.functional.normalize(x[5] - sae.mean - sae.b_dec, dim=0)
     torch.testing.assert_close(sae.W_dec[3], expected)
     torch.testing.assert_close(sae.W_dec[7], expected)

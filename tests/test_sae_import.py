@@ -151,7 +151,7 @@ def test_a_featureflow_sae_round_trips_unchanged(tmp_path):
 
 
 REFUSALS = {
-    "architecture": ({"cfg_extra": {"architecture": "jumprelu"}}, {}, r"cfg\.json: architecture 'jumprelu'"),
+    "architecture": ({"cfg_extra": {"architecture": "gated"}}, {}, r"cfg\.json: architecture 'gated'"),
     "activation": ({"cfg_extra": {"activation_fn_str": "topk"}}, {}, r"cfg\.json: activation_fn 'topk'"),
     "hook_name": ({}, {"hook_name": "blocks.1.mlp.hook_post"},
                   r"cfg\.json: hook_name 'blocks\.0\.mlp\.hook_post', but this run reads 'blocks\.1\.mlp\.hook_post' \(config key 'sae\.hook'\)"),
@@ -233,7 +233,7 @@ def test_a_hub_sae_in_the_cache_resolves_without_network(tmp_path, offline_hub):
         assert imported["commit"] == commit and imported["on_hub"] is True and imported["revision"] == revision
         assert imported["source"] == "someone/tiny-saes" and imported["path"] == "blocks.0.mlp.hook_post"
     x = activations()
-    torch.testing.assert_close(STANDARD.encode(load_file(str(tmp_path / "out" / SAE_WEIGHTS)), x.float()).double(),
+    torch.testing.assert_close(STANDARD.encode(load_file(str(tmp_path / "out" / SAE_WEIGHTS)), x.float(), {}).double(),
                                saelens_encode(w, x, False), atol=2e-5, rtol=1e-5)
 
 

@@ -27,13 +27,33 @@ class CorpusError(ValueError):
     """Bad corpus content (encoding, emptiness), worded as one line naming the file."""
 
 
+# A schema key's `x-architectures`: the values of its block's `architecture` it belongs to. Such a key
+# gets its default only under those, and set under another it is an error.
+ARCHITECTURE_KEYWORD = "x-architectures"
+
+
+def _chosen_architecture(properties: dict[str, Any], instance: dict[str, Any]) -> Any:
+    """The block's `architecture` (its default when not set; None in blocks without one)."""
+    spec = properties.get("architecture")
+    if not isinstance(spec, dict):
+        return None
+    return instance.get("architecture", spec.get("default"))
+
+
 def _with_defaults(validator_class: type) -> type:
     """Extend a jsonschema validator so that validating also fills in `default` values."""
     validate_properties = validator_class.VALIDATORS["properties"]
 
     def set_defaults(validator, properties, instance, schema):  # noqa: ANN001 - jsonschema hook
         if isinstance(instance, dict):
+            chosen = _chosen_architecture(properties, instance)
             for key, subschema in properties.items():
+                owners = subschema.get(ARCHITECTURE_KEYWORD)
+                if owners is not None and chosen not in owners:
+                    if key in instance:  # a key of another architecture: refused, never silently ignored
+                        yield jsonschema.ValidationError(f"applies to architecture {' / '.join(owners)} only, not to "
+                                                         f"'{chosen}' (the block's architecture)", path=[key])
+                    continue
                 if "default" in subschema and key not in instance:
                     instance[key] = copy.deepcopy(subschema["default"])
         yield from validate_properties(validator, properties, instance, schema)

@@ -406,11 +406,14 @@ def sae_settings(block: Mapping[str, Any]) -> SAESettings:
                       | {"options": {k: v for k, v in block.items() if k not in shared}})
 
 
-def _validated_minimal_config() -> dict[str, Any]:
-    """The smallest valid config with every default of the schema filled in."""
+def _validated_minimal_config(sae_architecture: str | None = None) -> dict[str, Any]:
+    """The smallest valid config with every default of the schema filled in (the `sae` block's for
+    `sae_architecture`, None: the default one)."""
     from featureflow.config import SCHEMA_PATH, validate_config
 
     minimal = {"corpora": {"text": {"files": ["text.txt"]}}, "models": {"model": {"train_on": ["text"]}}}
+    if sae_architecture is not None:
+        minimal["sae"] = {"architecture": sae_architecture}
     return validate_config(minimal, SCHEMA_PATH)
 
 
@@ -419,7 +422,7 @@ def defaults(cls: type[T], **overrides: Any) -> T:
 
     A fine-tune's `TrainSettings` default to `lm.scratch`; ask for `lm.finetune` values explicitly.
     """
-    node: Any = _validated_minimal_config()
+    node: Any = _validated_minimal_config(overrides.get("architecture") if cls is SAESettings else None)
     path = BLOCKS[cls].replace("corpora.*", "corpora.text").replace("resources.*", "resources.train")
     for key in path.split("."):
         node = node[key]

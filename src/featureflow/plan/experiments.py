@@ -109,8 +109,9 @@ class ExperimentRoutes:
 
     def sae_at_width(self, width: int) -> SAESettings:
         """The lineage's SAE recipe with another expansion factor (and the width's own L1 coefficient, if set)."""
-        l1 = width_l1_coefficients(self.config).get(int(width)) or self.sae.options["l1_coefficient"]
-        return dataclasses.replace(self.sae, expansion_factor=int(width), options={**self.sae.options, "l1_coefficient": float(l1)})
+        l1 = width_l1_coefficients(self.config).get(int(width))  # standard only (check_config)
+        options = {**self.sae.options, "l1_coefficient": float(l1)} if l1 is not None else self.sae.options
+        return dataclasses.replace(self.sae, expansion_factor=int(width), options=options)
 
     def width_seed_models(self) -> list[str]:
         """Models of the sweep with a seed ceiling at every width: those of `controls.sae_seed`."""
@@ -141,4 +142,5 @@ class ExperimentRoutes:
         names = set(self.width_edges())
         edges = [{"source": e.source, "target": e.target, "kind": e.kind} for e in self.lineage.edges if e.name in names]
         return {"widths": self.widths(), "own": self.sae.expansion_factor, "models": self.width_models(), "edges": edges,
-                "threshold": self.threshold, "l1_coefficients": {str(w): self.sae_at_width(w).options["l1_coefficient"] for w in self.widths()}}
+                "threshold": self.threshold,
+                "l1_coefficients": {str(w): l1 for w in self.widths() if (l1 := self.sae_at_width(w).options.get("l1_coefficient")) is not None}}

@@ -79,6 +79,10 @@ def _check_widths(cfg: dict[str, Any]) -> None:
     for f in factors:
         if factors.count(f) > 1:
             raise ConfigError(f"config key 'experiments.widths': x{f} is listed twice")
+    arch = cfg["sae"]["architecture"]
+    if arch != "standard" and any(l1 is not None for l1 in width_l1_coefficients(cfg).values()):
+        raise ConfigError(f"config key 'experiments.widths': an entry sets l1_coefficient, which applies to architecture "
+                          f"standard only, not to '{arch}' (sae.architecture)")
     own, l1 = cfg["sae"]["expansion_factor"], width_l1_coefficients(cfg).get(cfg["sae"]["expansion_factor"])
     if l1 is not None and l1 != cfg["sae"]["l1_coefficient"]:
         raise ConfigError(f"config key 'experiments.widths': x{own} is the lineage's own width, whose SAEs are reused; its "
@@ -106,6 +110,12 @@ def add_merge_variants(cfg: dict[str, Any]) -> None:
         cfg["models"][variant] = {"merge": list(cfg["models"][name]["merge"]), "method": method, "t": "auto", "mix": "even"}
 
 
+def _check_sae(cfg: dict[str, Any]) -> None:
+    fractions = cfg["sae"].get("matryoshka_fractions")
+    if fractions is not None and (fractions[-1] != 1 or any(a >= b for a, b in zip(fractions, fractions[1:], strict=False))):
+        raise ConfigError(f"config key 'sae.matryoshka_fractions': {fractions} must increase strictly and end at 1 (the whole dictionary)")
+
+
 def check_config(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path) -> None:
     """Every cross-field check of a validated config; raise ConfigError naming the first bad key."""
     for corpus in cfg["tokenizer"].get("train_on") or []:
@@ -120,5 +130,6 @@ def check_config(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path) -> 
             raise ConfigError(f"config key 'analysis.case_studies.{study}': '{name}' is not a hypothesis in analysis.hypotheses "
                               f"(known: {', '.join(hypotheses) or 'none'})")
     _check_controls(cfg, lineage)
+    _check_sae(cfg)
     _check_widths(cfg)
     _check_pretrained(cfg, lineage, workdir)

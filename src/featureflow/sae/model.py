@@ -53,9 +53,17 @@ class SparseAutoencoder(nn.Module):
     def d_sae(self) -> int:
         return self.W_enc.shape[1]
 
+    def centred(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's input x - mean - b_dec of already-scaled activations x [..., d_in]."""
+        return x - self.mean - self.b_dec
+
+    def pre_activations(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's pre-activations [..., d_sae] of already-scaled activations x [..., d_in]."""
+        return self.centred(x) @ self.W_enc + self.b_enc
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Feature activations f [..., d_sae] of already-scaled activations x [..., d_in]."""
-        return torch.relu((x - self.mean - self.b_dec) @ self.W_enc + self.b_enc)
+        """ReLU feature activations f [..., d_sae] of already-scaled activations x [..., d_in]."""
+        return torch.relu(self.pre_activations(x))
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         return f @ self.W_dec + self.b_dec
@@ -112,11 +120,13 @@ def saelens_cfg(sae: SparseAutoencoder, model_name: str, hook_name: str, context
     }
 
 
-def save_sae(sae: SparseAutoencoder, out_dir: str | Path, cfg: dict[str, Any], extra: dict[str, Any]) -> None:
+def save_sae(sae: SparseAutoencoder, out_dir: str | Path, cfg: dict[str, Any], extra: dict[str, Any],
+             tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """Save `sae` in SAELens' layout: its folded weights and the architecture's own `tensors` (e.g. a threshold)."""
     from safetensors.torch import save_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    save_file(folded_weights(sae), str(out / SAE_WEIGHTS))
+    save_file(folded_weights(sae) | {k: v.contiguous() for k, v in (tensors or {}).items()}, str(out / SAE_WEIGHTS))
     (out / SAE_CFG).write_text(json.dumps(cfg, indent=2) + "\n")
     (out / SAE_EXTRA).write_text(json.dumps(extra, indent=2) + "\n")

@@ -7,7 +7,8 @@ statistics) loads a `SavedSAE`, so that encoding follows the architecture the SA
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,16 @@ from featureflow.sae.architectures import Architecture, get_architecture
 
 @dataclass(frozen=True)
 class SavedSAE:
-    """Saved weights (W_enc, b_enc, W_dec, b_dec and the architecture's own tensors) and their architecture."""
+    """Saved weights (W_enc, b_enc, W_dec, b_dec and the architecture's own tensors), their architecture and
+    the saved cfg.json (the architecture's own keys, e.g. TopK's `k`)."""
 
     architecture: Architecture
     weights: dict[str, torch.Tensor]
+    cfg: Mapping[str, Any] = field(default_factory=dict)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         """Feature activations [..., d_sae] of raw activations [..., d_in]."""
-        return self.architecture.encode(self.weights, x)
+        return self.architecture.encode(self.weights, x, self.cfg)
 
     def decode(self, f: torch.Tensor) -> torch.Tensor:
         """The reconstruction [..., d_in] of feature activations [..., d_sae]."""
@@ -34,7 +37,7 @@ class SavedSAE:
 
     def to(self, *args: Any, **kwargs: Any) -> SavedSAE:
         """The same SAE with every tensor moved or cast (`torch.Tensor.to`'s arguments)."""
-        return SavedSAE(self.architecture, {k: v.to(*args, **kwargs) for k, v in self.weights.items()})
+        return SavedSAE(self.architecture, {k: v.to(*args, **kwargs) for k, v in self.weights.items()}, self.cfg)
 
     @property
     def W_dec(self) -> torch.Tensor:  # noqa: N802 (the paper's name)
@@ -51,4 +54,4 @@ def load_sae_weights(sae_dir: str | Path) -> dict[str, torch.Tensor]:
 def load_sae(sae_dir: str | Path) -> SavedSAE:
     """The SAE saved in `sae_dir`, with the architecture its cfg.json names (files older than the key: standard)."""
     cfg = json.loads((Path(sae_dir) / SAE_CFG).read_text())
-    return SavedSAE(get_architecture(cfg.get("architecture") or "standard"), load_sae_weights(sae_dir))
+    return SavedSAE(get_architecture(cfg.get("architecture") or "standard"), load_sae_weights(sae_dir), cfg)

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from featureflow.config import ConfigError
 from featureflow.runtime import TrainingRun, pick_device, use_compile
 from featureflow.sae.activations import activation_chunks
 from featureflow.sae.architectures import get_architecture, log_fields
@@ -50,18 +51,19 @@ def activation_stats(chunk: torch.Tensor, s: SAESettings) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def resample_dead(sae: SparseAutoencoder, opt: torch.optim.Adam, dead: torch.Tensor, x: torch.Tensor, seed: int) -> int:
+def resample_dead(sae: SparseAutoencoder, opt: torch.optim.Adam, dead: torch.Tensor, x: torch.Tensor, x_hat: torch.Tensor,
+                  seed: int) -> int:
     """Bricken et al.'s resampling: point each dead feature at an input the SAE reconstructs badly.
 
     Inputs are drawn with probability proportional to their squared reconstruction error; the dead
     feature's decoder row becomes the centred input direction, its encoder column the same
     direction scaled to 0.2 x the mean encoder norm of alive features, its bias 0, and its Adam
-    moments are reset. Returns the number of resampled features.
+    moments are reset. `x_hat`: the architecture's reconstruction of the batch `x`. Returns the number of
+    resampled features.
     """
     idx = torch.nonzero(dead).flatten()
     if idx.numel() == 0:
         return 0
-    x_hat, _ = sae(x)
     err = (x - x_hat).pow(2).sum(dim=1)
     gen = torch.Generator().manual_seed(seed)
     pick = torch.multinomial(err.cpu() + 1e-12, idx.numel(), replacement=True, generator=gen)
@@ -77,6 +79,15 @@ def resample_dead(sae: SparseAutoencoder, opt: torch.optim.Adam, dead: torch.Ten
             if key in state:
                 state[key][index] = 0.0
     return int(idx.numel())
+
+
+def check_sizes(s: SAESettings, d_sae: int, name: str) -> None:
+    """Refuse, before any training, a TopK `k` or `aux_k` that the SAE of model `name` (d_sae latents) cannot have."""
+    k, aux_k = s.options.get("k"), s.options.get("aux_k")
+    if k is not None and k >= d_sae:
+        raise ConfigError(f"config key 'sae.k': {k} latents per token, but the SAE of model '{name}' has {d_sae} (k < d_sae)")
+    if aux_k is not None and aux_k > d_sae:
+        raise ConfigError(f"config key 'sae.aux_k': {aux_k} dead latents, but the SAE of model '{name}' has {d_sae} (aux_k <= d_sae)")
 
 
 def _zero_sums(terms: tuple[str, ...], dev: torch.device) -> dict:
@@ -124,6 +135,8 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
     d_in = stats_sample.shape[1]
     del stats_sample  # not held through training
     sae = SparseAutoencoder(d_in, d_in * s.expansion_factor, seed).to(dev)
+    check_sizes(s, sae.d_sae, name)
+    arch.init_state(sae, arch_config)
     sae.scale.copy_(scale)
     sae.mean.copy_(mean)
     compiled = use_compile(resources.compile, dev)
@@ -164,20 +177,26 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
             group["lr"] = lr
         coefficients = arch.coefficient_values(step, steps, arch_config)
         with autocast:
-            terms = step_terms(sae, x, {k: torch.tensor(v, device=dev) for k, v in coefficients.items()} if compiled else coefficients)
-            if arch.uses_aux_loss and (aux := arch.aux_loss(sae, x, terms, since_fired > s.dead_window_tokens)) is not None:
-                terms["loss"] = terms["loss"] + aux
+            terms = step_terms(sae, x, {k: torch.tensor(v, device=dev) for k, v in coefficients.items()} if compiled else coefficients,
+                               arch_config)
+            if arch.uses_aux_loss:
+                terms["aux"] = arch.aux_loss(sae, x, terms, since_fired > s.dead_window_tokens, arch_config)
+                terms["loss"] = terms["loss"] + terms["aux"]
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         sae.remove_parallel_grad()
         opt.step()
         sae.normalise_decoder()
+        with torch.no_grad():
+            arch.after_step(sae, terms, arch_config)
         fired = (terms["f"] > 0).any(dim=0)
         since_fired += batch_tokens
         since_fired.masked_fill_(fired, 0)  # not since_fired[fired] = 0: boolean indexing waits for the GPU
         if s.resample_dead_every and (step + 1) % s.resample_dead_every == 0:
             dead = since_fired > s.dead_window_tokens
-            n = resample_dead(sae, opt, dead.to(dev), x, seed + step)
+            with torch.no_grad():
+                x_hat = sae.decode(arch.loss_terms(sae, x, coefficients, arch_config)["f"])
+            n = resample_dead(sae, opt, dead.to(dev), x, x_hat, seed + step)
             since_fired[dead] = 0
             log.info("step %d: resampled %d dead features", step + 1, n)
         for k in logged:
@@ -198,12 +217,12 @@ def train_sae(name: str, files: SAEFiles, settings: SAESettings, seed: int, reso
 
     sae.to("cpu")
     cfg = saelens_cfg(sae, name, hook_name, s.context_size, ",".join(str(f) for f in token_files),
-                      {"architecture": arch.name, **arch.cfg_keys(s)})
+                      {"architecture": arch.saved_name, **arch.cfg_keys(s)})
     extra = {"model": name, "model_dir": str(model_dir), "settings": s.recipe(), "seed": seed, "steps": steps,
              "activation_scale": float(sae.scale), "activation_mean_folded_into": "b_enc",
              "scale_folded_into": "W_enc (x c), W_dec and b_dec (/ c)",
              "train_seconds": round(run.elapsed(), 2), "resumed_from_step": start,
              "device": str(dev), "compiled": compiled}
-    save_sae(sae, files.out_dir, cfg, extra)
+    save_sae(sae, files.out_dir, cfg, extra, arch.saved_tensors(sae))
     run.finish(s.keep_checkpoints)  # after the SAE is saved: a job killed before keeps its checkpoints
     return extra

@@ -5,9 +5,12 @@ Adding one: a module beside `standard.py`, one line in ARCHITECTURES, its value 
 """
 
 from featureflow.sae.architectures.base import BASE_TENSORS, Architecture, log_fields
+from featureflow.sae.architectures.batchtopk import BATCHTOPK, MATRYOSHKA_BATCHTOPK
+from featureflow.sae.architectures.jumprelu import JUMPRELU
 from featureflow.sae.architectures.standard import STANDARD
+from featureflow.sae.architectures.topk import TOPK
 
-ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (STANDARD,)}
+ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (STANDARD, TOPK, BATCHTOPK, JUMPRELU, MATRYOSHKA_BATCHTOPK)}
 
 
 def get_architecture(name: str) -> Architecture:
