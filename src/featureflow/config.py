@@ -68,6 +68,15 @@ def _key_path(error: jsonschema.ValidationError) -> str:
     return ".".join(str(p) for p in error.absolute_path) or "<top level>"
 
 
+def _branch_error(error: jsonschema.ValidationError) -> jsonschema.ValidationError | None:
+    """Of an anyOf/oneOf failure, the error inside the one branch of the instance's type (e.g. the object
+    form of a list entry), so that the line names the key at fault; None when no single branch is it."""
+    kind = {dict: "object", str: "string", list: "array"}.get(type(error.instance))
+    branches = {i for i, b in enumerate(error.validator_value) if isinstance(b, dict) and b.get("type") == kind}
+    inner = [e for e in error.context if e.relative_schema_path and e.relative_schema_path[0] in branches]
+    return min(inner, key=lambda e: len(e.relative_schema_path)) if len(branches) == 1 and inner else None
+
+
 def _one_line(error: jsonschema.ValidationError) -> str:
     """Word a schema violation as a single line naming the key and the offending value."""
     key = _key_path(error)
@@ -79,6 +88,8 @@ def _one_line(error: jsonschema.ValidationError) -> str:
         return f"unknown config key '{where}{extra[0]}'{hint}"
     if error.validator == "required":
         return f"config key '{key}' is missing {error.message.split(' is a required')[0]}"
+    if error.validator in ("anyOf", "oneOf") and (inner := _branch_error(error)) is not None:
+        return _one_line(inner)
     if error.validator in ("anyOf", "oneOf"):
         return f"config key '{key}': {error.instance!r} is not valid; expected {error.schema.get('description', 'one of the allowed forms')}"
     return f"config key '{key}': {error.message}"
@@ -90,6 +101,12 @@ def load_schema(schema_path: str | Path) -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with open(schema_path, encoding="utf-8") as fh:
         return yaml.load(fh, Loader=loader)  # noqa: S506 (a safe loader)
+
+
+def architecture_defaults(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    """The `sae` keys of SAE architecture `name` with their schema defaults (featureflow.sae.architectures)."""
+    keys = schema["properties"]["sae"]["properties"]
+    return {k: copy.deepcopy(v["default"]) for k, v in keys.items() if name in v.get(ARCHITECTURE_KEYWORD, ()) and "default" in v}
 
 
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:

@@ -35,8 +35,13 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "MergePathSpec": "merge_path",
     "merge_path_rows": "merge_path",
     "write_merge_path": "merge_path",
+    "ArchitectureSpec": "architectures",
+    "Sweep": "sweeps",
     "WidthSpec": "widths",
     "width_edge_rows": "widths",
     "width_sae_rows": "widths",
     "write_widths": "widths",
+    "architecture_edge_rows": "architectures",
+    "architecture_sae_rows": "architectures",
+    "write_architectures": "architectures",
 })

@@ -22,20 +22,15 @@ as classify's (classes.classify_edge on the best partners), at the lineage's thr
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from featureflow.flow.classes import classify_edge
-from featureflow.flow.controls import persisting_share
-from featureflow.flow.matches import load_matches
+from featureflow.flow.sweeps import Sweep, sweep_edge_rows, sweep_sae_rows
 
 log = logging.getLogger(__name__)
-SAE_COLUMNS = ("d_sae", "l0", "mse", "explained_variance", "explained_loss", "dead_fraction")
 
 
 @dataclass(frozen=True)
@@ -56,56 +51,21 @@ class WidthSpec:
                    edges=[dict(e) for e in d["edges"]], threshold=float(d["threshold"]),
                    l1_coefficients={int(w): float(v) for w, v in (d.get("l1_coefficients") or {}).items()})
 
+    def sweep(self) -> Sweep:
+        """The sweep's variants are its widths."""
+        return Sweep(key="width", variants=self.widths, own=self.own, models=self.models, edges=self.edges, threshold=self.threshold)
+
 
 def width_sae_rows(spec: WidthSpec, metrics_files: dict[str, dict[str, str]],
                    ceiling_files: dict[str, dict[str, str]] | None = None) -> pd.DataFrame:
-    """One row per model and width: the SAE's held-out metrics, the paper's targets it misses, why it is far
-    off them, and its seed ceiling where it has one (`metrics_files`: width -> model -> metrics.json;
-    `ceiling_files`: width -> model -> correlations with its second SAE)."""
-    from featureflow.sae import missed_targets, off_target
-
-    rows = []
-    for w in spec.widths:
-        ceilings = (ceiling_files or {}).get(str(w), {})
-        for m in spec.models:
-            x = json.loads(Path(metrics_files[str(w)][m]).read_text())
-            ceiling = float(persisting_share(load_matches(ceilings[m])[0], spec.threshold)) if m in ceilings else float("nan")
-            missed = missed_targets(x)
-            rows.append({"model": m, "width": w, "own_width": w == spec.own, "l1_coefficient": spec.l1_coefficients.get(w),
-                         **{k: x.get(k) for k in SAE_COLUMNS}, "seed_ceiling": round(ceiling, 4), "meets_targets": not missed,
-                         "missed": "; ".join(missed), "far_off": "; ".join(off_target(x))})
-    return pd.DataFrame(rows)
+    """One row per model and width (featureflow.flow.sweeps.sweep_sae_rows), with the width's L1 coefficient."""
+    return sweep_sae_rows(spec.sweep(), metrics_files, ceiling_files,
+                          lambda w, _model: {"l1_coefficient": spec.l1_coefficients.get(w)})
 
 
 def width_edge_rows(spec: WidthSpec, corr_files: dict[str, dict[str, str]], saes: pd.DataFrame) -> pd.DataFrame:
-    """One row per edge and width: the classes of both SAEs' features at the threshold and the two SAEs'
-    quality (`corr_files`: width -> edge name -> correlations; `saes`: width_sae_rows)."""
-    from featureflow.lineage import edge_name
-
-    quality = saes.set_index(["model", "width"])
-    rows = []
-    for e in spec.edges:
-        name = edge_name(e["source"], e["target"])
-        for w in spec.widths:
-            matches, _ = load_matches(corr_files[str(w)][name])
-            classes = classify_edge(matches, e["source"], e["target"], e["kind"], spec.threshold)
-            src, tgt = (classes.loc[classes["side"] == side, "class"] for side in ("source", "target"))
-            active = (src != "inactive").sum()
-            row = {"edge": name, "kind": e["kind"], "source": e["source"], "target": e["target"], "width": w,
-                   "d_sae": len(src), "threshold": spec.threshold, "persisting": int((src == "persisting").sum()),
-                   "persisting_share": round(float((src == "persisting").mean()), 4),
-                   "persisting_share_active": round(float((src == "persisting").sum() / active), 4) if active else float("nan"),
-                   "emerging_share": round(float((tgt == "emerging").mean()), 4),
-                   "inactive_source": int((src == "inactive").sum()), "inactive_target": int((tgt == "inactive").sum())}
-            row["share_of_ceiling"] = round(row["persisting_share_active"] / quality.loc[(e["source"], w), "seed_ceiling"], 4)
-            for side in ("source", "target"):
-                q = quality.loc[(e[side], w)]
-                row |= {f"{side}_l0": round(float(q["l0"]), 2), f"{side}_explained_loss": round(float(q["explained_loss"]), 4)}
-            both = quality.loc[[(e["source"], w), (e["target"], w)]]
-            row |= {"meets_targets": bool(both["meets_targets"].all()),
-                    "far_off": "; ".join(f"{m}: {why}" for (m, _), why in both["far_off"].items() if why)}
-            rows.append(row)
-    return pd.DataFrame(rows)
+    """One row per edge and width (featureflow.flow.sweeps.sweep_edge_rows)."""
+    return sweep_edge_rows(spec.sweep(), corr_files, saes)
 
 
 def _marker(meets: bool, far_off: str) -> str:

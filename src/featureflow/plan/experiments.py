@@ -94,13 +94,15 @@ class ExperimentRoutes:
         """The sweep's widths that get SAEs of their own (all but the lineage's, whose SAEs exist)."""
         return [w for w in self.widths() if w != self.sae.expansion_factor]
 
-    def width_models(self) -> list[str]:
-        """Models the width sweep covers: those of the configured lineage whose SAE is trained here (an
-        imported SAE has one width; seed controls and compared merge methods' siblings are left out)."""
-        if not self.widths():
-            return []
+    def sweep_models(self) -> list[str]:
+        """Models an SAE sweep (widths, architectures) covers: those of the configured lineage whose SAE is
+        trained here (an imported SAE has one recipe; seed controls and compared merge methods' siblings are left out)."""
         variants = merge_variants(self.config)
         return [m for m in self.trained_saes() if not self.lineage.models[m].control_of and m not in variants]
+
+    def width_models(self) -> list[str]:
+        """Models the width sweep covers (sweep_models)."""
+        return self.sweep_models() if self.widths() else []
 
     def width_edges(self) -> list[str]:
         """Lineage edges between two models of the width sweep."""

@@ -16,6 +16,7 @@ from featureflow.config import resolve_local_files, validate_config
 from featureflow.context import lineage_context
 from featureflow.lineage import Lineage, build_lineage
 from featureflow.paths import ResultPaths
+from featureflow.plan.architectures import ArchitectureRoutes
 from featureflow.plan.experiments import ControlRoutes, ExperimentRoutes
 from featureflow.plan.routes import DataRoutes, FeatureRoutes, FlowRoutes, ModelRoutes, SAERoutes
 from featureflow.plan.settings import SettingsAccess
@@ -25,7 +26,7 @@ from featureflow.plan.validate import add_merge_variants, check_config
 
 @dataclass
 class Plan(SettingsAccess, DataRoutes, ModelRoutes, SAERoutes, FlowRoutes, FeatureRoutes, ControlRoutes, ExperimentRoutes,
-           TargetList):
+           ArchitectureRoutes, TargetList):
     """A checked config with its lineage: the typed settings, files and targets of every stage."""
 
     config: dict[str, Any]

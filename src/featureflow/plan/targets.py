@@ -30,6 +30,7 @@ class TargetList:
             out += [f for m in self.merge_path_models() for f in [p("merge_path", model=m), *fig("merge_path_html", "merge_path_png", model=m)]]
             out += [p("merge_methods"), *fig("merge_methods_html", "merge_methods_png")] if self.merge_method_groups() else []
             out += [p("widths"), p("widths_saes"), *fig("widths_html", "widths_png")] if self.width_edges() else []
+            out += [p("architectures"), p("architectures_saes"), *fig("architectures_html", "architectures_png")] if self.architecture_edges() else []
             out += [p("browser_index", model=m) for m in order]
             out.append(p("interp_estimate"))
             if self.config["interp"]["enabled"]:

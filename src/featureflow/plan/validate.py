@@ -33,13 +33,14 @@ def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
                           f"criterion '{criterion.name}' needs a number")
     if isinstance(cfg["threshold"], str) and cfg["experiments"]["merge_path"]:
         raise ConfigError(f"config key 'experiments.merge_path' needs a numeric threshold (not {cfg['threshold']!r})")
-    if isinstance(cfg["threshold"], str) and cfg["experiments"]["widths"]:
-        raise ConfigError(f"config key 'experiments.widths' needs a numeric threshold (not {cfg['threshold']!r}): a null "
-                          "calibrated on one width says nothing of another")
-    if not criterion.correlations and cfg["experiments"]["widths"]:
-        others = " or ".join(c.name for c in CRITERIA.values() if c.correlations)
-        raise ConfigError(f"config key 'experiments.widths' compares activation correlations; criterion '{criterion.name}' "
-                          f"puts the threshold on {criterion.threshold} (use {others})")
+    for key, what in (("widths", "width"), ("architectures", "architecture")):
+        if isinstance(cfg["threshold"], str) and cfg["experiments"][key]:
+            raise ConfigError(f"config key 'experiments.{key}' needs a numeric threshold (not {cfg['threshold']!r}): a null "
+                              f"calibrated on one {what} says nothing of another")
+        if not criterion.correlations and cfg["experiments"][key]:
+            others = " or ".join(c.name for c in CRITERIA.values() if c.correlations)
+            raise ConfigError(f"config key 'experiments.{key}' compares activation correlations; criterion '{criterion.name}' "
+                              f"puts the threshold on {criterion.threshold} (use {others})")
     if isinstance(cfg["threshold"], str) and "shuffle" not in controls:
         raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} needs the shuffle null (add controls: {{shuffle: {{}}}})")
 
@@ -89,6 +90,24 @@ def _check_widths(cfg: dict[str, Any]) -> None:
                           f"L1 coefficient is sae.l1_coefficient ({cfg['sae']['l1_coefficient']}), not {l1}")
 
 
+def architecture_entries(cfg: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`experiments.architectures` as {architecture: its own settings set in the entry}, in config order."""
+    entries = [e if isinstance(e, dict) else {"architecture": e} for e in cfg["experiments"]["architectures"]]
+    return {e["architecture"]: {k: v for k, v in e.items() if k != "architecture"} for e in entries}
+
+
+def _check_architectures(cfg: dict[str, Any]) -> None:
+    names = [e["architecture"] if isinstance(e, dict) else e for e in cfg["experiments"]["architectures"]]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"config key 'experiments.architectures': '{name}' is listed twice")
+    own = cfg["sae"]["architecture"]
+    settings = architecture_entries(cfg).get(own)
+    if settings:
+        raise ConfigError(f"config key 'experiments.architectures': '{own}' is the lineage's own architecture (sae.architecture), "
+                          f"whose SAEs are reused; it cannot be listed with other settings ({', '.join(settings)})")
+
+
 def merge_variants(cfg: dict[str, Any]) -> dict[str, tuple[str, str]]:
     """The siblings `experiments.merge_methods` adds: `<merged>-<method>` -> (merged model, method), for
     every configured merged model and every listed method other than its own."""
@@ -132,4 +151,5 @@ def check_config(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path) -> 
     _check_controls(cfg, lineage)
     _check_sae(cfg)
     _check_widths(cfg)
+    _check_architectures(cfg)
     _check_pretrained(cfg, lineage, workdir)

@@ -32,6 +32,9 @@ def landing_sections(plan: Plan) -> list[dict[str, Any]]:
                     model=m) for m in plan.merge_path_models()]
     if plan.width_edges():
         figures.append(fig("Persisting share against the SAE's width (experiment)", "widths_html", "widths_png"))
+    if plan.architecture_edges():
+        figures.append(fig("Persisting share by SAE architecture, with each one's seed ceiling (experiment)", "architectures_html",
+                           "architectures_png"))
     figures += [fig("Figure 3: the persisting feature (case study a)", "fig3_html"),
                 fig("Figure 4: the disappearing feature (case study b)", "fig4_html")]
     if interp:
@@ -56,6 +59,11 @@ def landing_sections(plan: Plan) -> list[dict[str, Any]]:
     if plan.width_edges():
         tables += [{"label": "widths.csv", "path": t["widths"], "note": "persisting and emerging shares per edge at every SAE width"},
                    {"label": "widths_saes.csv", "path": t["widths_saes"], "note": "every SAE of the width sweep: L0, losses, targets"}]
+    if plan.architecture_edges():
+        tables += [{"label": "architectures.csv", "path": t["architectures"],
+                    "note": "persisting share and share of the seed ceiling per edge and SAE architecture"},
+                   {"label": "architectures_saes.csv", "path": t["architectures_saes"],
+                    "note": "every SAE of the architectures experiment: settings, L0, losses, dead share"}]
     tables += [{"label": f"{m}: features.csv", "path": t["feature_table"].format(model=m),
                 "note": "per-feature statistics and LLRs"} for m in order]
     autointerp = [{"label": "estimate.json", "path": t["interp_estimate"],

@@ -20,6 +20,7 @@ __getattr__, __all__ = lazy_exports(__name__, {
     "import_sae": "imports",
     "SAEFiles": "train",
     "train_sae": "train",
+    "with_measured_k": "train",
     "density_histogram": "evaluate",
     "evaluate_sae": "evaluate",
     "held_out_blocks": "evaluate",

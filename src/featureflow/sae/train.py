@@ -81,6 +81,19 @@ def resample_dead(sae: SparseAutoencoder, opt: torch.optim.Adam, dead: torch.Ten
     return int(idx.numel())
 
 
+def with_measured_k(s: SAESettings, metrics_json: str | Path) -> SAESettings:
+    """`s` with its unset TopK `k` (None) set to the mean L0 in an SAE's metrics.json, rounded (at least 1):
+    the architectures experiment matches sparsity so."""
+    import dataclasses
+
+    if s.options.get("k", 0) is not None:
+        return s
+    l0 = float(json.loads(Path(metrics_json).read_text())["l0"])
+    k = max(1, round(l0))
+    log.info("k = %d: the mean L0 %.2f of the SAE measured in %s", k, l0, metrics_json)
+    return dataclasses.replace(s, options={**s.options, "k": k})
+
+
 def check_sizes(s: SAESettings, d_sae: int, name: str) -> None:
     """Refuse, before any training, a TopK `k` or `aux_k` that the SAE of model `name` (d_sae latents) cannot have."""
     k, aux_k = s.options.get("k"), s.options.get("aux_k")
