@@ -164,10 +164,14 @@ def test_hook_stops_early_and_equals_down_proj_input(tiny_lm):
     torch.testing.assert_close(acts, seen["x"])
 
 
-def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path):
+@pytest.mark.parametrize("own", [{"architecture": "standard", "l1_coefficient": 5e-3},
+                                 {"architecture": "jumprelu", "l0_coefficient": 1e-3},  # a learned threshold in the optimiser
+                                 {"architecture": "batchtopk", "k": 8}],  # a threshold buffer and AuxK
+                         ids=["standard", "jumprelu", "batchtopk"])
+def test_killed_sae_training_resumes_to_identical_weights(tiny_lm, tmp_path, own):
     # 200 steps, a checkpoint every 25, a log row every 10 and a buffer refill every 50: killed after the
     # first checkpoint, the resumed run starts mid-way through a log window and a buffer, as a real one would
-    recipe = {"expansion_factor": 4, "tokens": 24 * 16 * 200, "batch_blocks": 16, "lr": 3e-3, "l1_coefficient": 5e-3,
+    recipe = {"expansion_factor": 4, "tokens": 24 * 16 * 200, "batch_blocks": 16, "lr": 3e-3, **own,
               "normalize": "unit_rms", "buffer_tokens": 24 * 16 * 50, "checkpoint_every": 25, "log_every": 10}
     kw = dict(name="m", model_dir=str(tiny_lm / "lm"), token_files=[str(tiny_lm / "train.npy")], out_dir=str(tmp_path / "killed"),
               train_log=str(tmp_path / "killed_log.csv"), ckpt_dir=str(tmp_path / "ckpt"), settings=recipe, seed=0)
