@@ -206,7 +206,8 @@ def sparsify_decode(w, f):
     return out + w["b_dec"]
 
 
-@pytest.mark.parametrize("hookpoint,hook", [("layers.0.mlp", "blocks.0.hook_mlp_out"), ("h.0", "blocks.0.hook_resid_post")])
+@pytest.mark.parametrize("hookpoint,hook", [("layers.0.mlp", "blocks.0.hook_mlp_out"), ("h.0", "blocks.0.hook_resid_post"),
+                                           ("h.0.mlp.act", HOOK), ("layers.0.mlp.down_proj", "blocks.0.hook_mlp_out")])
 def test_sparsify_topk_equals_its_encode(tmp_path, hookpoint, hook):
     w = sparsify_folder(tmp_path / "ckpt" / hookpoint)
     run(tmp_path, tmp_path / "ckpt", path=hookpoint, hook=hook)
@@ -432,6 +433,7 @@ BAD = {  # case: (plant the folder, import keywords, the message)
                            r"hookpoint 'layers\.1' \(the folder's name\) is 'blocks\.1\.hook_resid_post', but this run reads"),
     "sparsify site": (lambda r: _plant_sparsify(r, "layers.0.self_attn"), {"hook": "blocks.0.hook_resid_post"},
                       r"hookpoint 'layers\.0\.self_attn' \(the folder's name\) is none of the sites"),
+    "sparsify gated act": (lambda r: _plant_sparsify(r, "layers.0.mlp.act_fn"), {}, r"hookpoint 'layers\.0\.mlp\.act_fn'"),
     "sparsify width": (lambda r: _plant_sparsify(r), {"hook": "blocks.0.hook_mlp_out", "d_in": 16},
                        r"cfg\.json: d_in 12, but the model's activations at 'blocks\.0\.hook_mlp_out' have width 16"),
     "no files": (lambda r: (r / "src").mkdir() or r / "src", {}, r"no SAE files featureflow reads in"),

@@ -1,8 +1,8 @@
 """EleutherAI sparsify folders: ``cfg.json`` + ``sae.safetensors`` (read from eai-sparsify 1.3.3,
 ``sparsify/sparse_coder.py``, ``fused_encoder.py``, ``config.py``).
 
-A checkpoint holds one such folder per hookpoint, named after the module it was trained on
-(``layers.0``, ``layers.0.mlp``, ``h.3``: names inside the model's base module); `path` names one.
+A checkpoint holds one such folder per hookpoint, named after the module whose output it was trained
+on (``layers.0``, ``layers.0.mlp``, ``h.3``: names inside the model's base module); `path` names one.
 Tensors: ``encoder.weight`` [num_latents, d_in], ``encoder.bias`` [num_latents], ``W_dec``
 [num_latents, d_in], ``b_dec`` [d_in]. Its encode (``SparseCoder.encode``, activation ``topk``)::
 
@@ -51,8 +51,10 @@ LAYOUT = {"encoder.weight": ("d_sae", "d_in"), "encoder.bias": ("d_sae",), "W_de
 # the blocks' list (Llama, Mistral, Qwen2, GPT-NeoX: `layers`; GPT-2: `h`), a block's MLP, its output projection
 _BLOCKS = r"(?:layers|h)"
 _OUT_PROJ = r"(?:down_proj|c_proj|dense_4h_to_h)"
+# the output of GPT-2's and GPT-NeoX's `mlp.act` is their output projection's input (Llama's `act_fn` is not: gated MLPs multiply it)
 _SITES = ((re.compile(rf"^{_BLOCKS}\.(\d+)$"), "hook_resid_post"),
-          (re.compile(rf"^{_BLOCKS}\.(\d+)\.mlp(?:\.{_OUT_PROJ})?$"), "hook_mlp_out"))
+          (re.compile(rf"^{_BLOCKS}\.(\d+)\.mlp(?:\.{_OUT_PROJ})?$"), "hook_mlp_out"),
+          (re.compile(rf"^{_BLOCKS}\.(\d+)\.mlp\.act$"), "mlp.hook_post"))
 _LOOKS_LIKE_HOOKPOINT = re.compile(r"^(?:[A-Za-z_]\w*\.)+\d+(?:\.[A-Za-z_]\w*)*$|^(?:embed_tokens|wte|embed_in)$")
 
 
@@ -87,7 +89,8 @@ def _check_hookpoint(src: Source, at: str) -> str | None:
     site = hookpoint_site(name)
     if site is None:
         raise ConfigError(f"{at}: hookpoint '{name}' (the folder's name) is none of the sites featureflow reads "
-                          "('layers.N' or 'h.N': blocks.N.hook_resid_post; 'layers.N.mlp': blocks.N.hook_mlp_out)")
+                          "('layers.N' or 'h.N': blocks.N.hook_resid_post; 'layers.N.mlp': blocks.N.hook_mlp_out; "
+                          "'h.N.mlp.act' of GPT-2 and GPT-NeoX: blocks.N.mlp.hook_post)")
     check_hook(at, f"hookpoint '{name}' (the folder's name) is", site, src.hook_name)
     return name
 
