@@ -411,6 +411,7 @@ BAD = {  # case: (plant the folder, import keywords, the message)
     "saelens training form": (lambda r: _plant_saelens(r, architecture="batchtopk"), {}, r"architecture 'batchtopk' is SAELens' training form"),
     "layer_norm": (lambda r: _plant_saelens(r, normalize_activations="layer_norm"), {}, r"normalize_activations 'layer_norm'"),
     "topk without k": (lambda r: _plant_saelens(r, architecture="topk"), {}, r"architecture 'topk' needs an integer k"),
+    "topk k beyond d_sae": (lambda r: _plant_saelens(r, architecture="topk", k=D_SAE + 1), {}, rf"k {D_SAE + 1} is not in \[1, d_sae {D_SAE}\]"),
     "saelens width": (_plant_saelens, {"d_in": D_IN + 4}, rf"cfg\.json: d_in {D_IN}, but the model's activations at .* have width {D_IN + 4}"),
     "gemma without threshold": (lambda r: _plant_gemma(r, drop=("threshold",)), {}, r"params\.npz: no array threshold"),
     "gemma width": (lambda r: _plant_gemma(r, d_in=D_IN + 4), {},

@@ -72,11 +72,12 @@ def _finish(read: ReadSAE, at: str, d_in: int) -> dict[str, torch.Tensor]:
     out = {}
     for key, value in read.weights.items():
         value = value.float().contiguous()
-        if list(value.shape) != shapes[key] or not torch.isfinite(value).all():
-            raise ConfigError(f"{at}: {key} is {list(value.shape)} with non-finite values after folding "
-                              f"({'; '.join(read.folded) or 'nothing folded'})")
+        if list(value.shape) != shapes[key]:
+            raise ConfigError(f"{at}: {key} was read as {list(value.shape)}, expected {shapes[key]}")
+        if not torch.isfinite(value).all():  # e.g. exp(r_mag) of a gated SAE beyond float32
+            raise ConfigError(f"{at}: {key} is not finite in float32 after folding ({'; '.join(read.folded) or 'nothing folded'})")
         out[key] = value
-    if "k" in arch.config_class.__dataclass_fields__ and not 1 <= int(read.cfg_keys.get("k") or 0) <= d_sae:
+    if arch.name == "topk" and not 1 <= int(read.cfg_keys.get("k") or 0) <= d_sae:
         raise ConfigError(f"{at}: k {read.cfg_keys.get('k')!r} is not in [1, d_sae {d_sae}]")
     return out
 
