@@ -57,9 +57,10 @@ def saelens_decode(w: dict[str, torch.Tensor], f: torch.Tensor) -> torch.Tensor:
 
 
 def run_import(tmp_path: Path, source: str, *, model: str = "lua", hook_name: str = HOOK, d_in: int = D_IN,
-               path: str | None = None, revision: str | None = None, cache_dir=None, out: str = "out") -> dict:
-    return import_sae(model=model, source=Pretrained(source=source, revision=revision, path=path), out_dir=tmp_path / out,
-                      hook_name=hook_name, d_in=d_in, cache_dir=cache_dir)
+               path: str | None = None, revision: str | None = None, cache_dir=None, out: str = "out",
+               fmt: str = "auto") -> dict:
+    return import_sae(model=model, source=Pretrained(source=source, revision=revision, path=path, format=fmt),
+                      out_dir=tmp_path / out, hook_name=hook_name, d_in=d_in, cache_dir=cache_dir)
 
 
 def activations(n: int = 500, seed: int = 1) -> torch.Tensor:
@@ -151,7 +152,7 @@ def test_a_featureflow_sae_round_trips_unchanged(tmp_path):
 
 
 REFUSALS = {
-    "architecture": ({"cfg_extra": {"architecture": "gated"}}, {}, r"cfg\.json: architecture 'gated'"),
+    "architecture": ({"cfg_extra": {"architecture": "matching_pursuit"}}, {}, r"cfg\.json: architecture 'matching_pursuit'"),
     "activation": ({"cfg_extra": {"activation_fn_str": "topk"}}, {}, r"cfg\.json: activation_fn 'topk'"),
     "hook_name": ({}, {"hook_name": "blocks.1.mlp.hook_post"},
                   r"cfg\.json: hook_name 'blocks\.0\.mlp\.hook_post', but this run reads 'blocks\.1\.mlp\.hook_post' \(config key 'sae\.hook'\)"),
@@ -188,7 +189,7 @@ def test_missing_files_and_folders_are_one_line(tmp_path):
     cases = {
         str(tmp_path / "src"): r"no sae_weights\.safetensors in",
         str(tmp_path / "nowhere"): r"folder '.*nowhere' not found",
-        str(tmp_path): r"no cfg\.json in",
+        str(tmp_path): r"no SAE files featureflow reads in '[^']*' \(found: src; it reads SAELens cfg\.json",
     }
     for source, message in cases.items():
         with pytest.raises(ConfigError, match=r"^config key 'models\.lua\.sae\.pretrained'.*" + message):
@@ -200,6 +201,9 @@ def test_missing_files_and_folders_are_one_line(tmp_path):
     (tmp_path / "src" / SAE_CFG).write_text("{not json")
     with pytest.raises(ConfigError, match=r"cfg\.json is not valid JSON"):
         run_import(tmp_path, str(tmp_path / "src"))
+    (tmp_path / "src" / SAE_CFG).unlink()
+    with pytest.raises(ConfigError, match=r"no cfg\.json in '.*src' \(an SAELens SAE folder holds"):
+        run_import(tmp_path, str(tmp_path / "src"), fmt="saelens")
     assert not (tmp_path / "out").exists()
 
 

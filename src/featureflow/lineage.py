@@ -36,11 +36,13 @@ PRETRAINED_KEYS = ("pretrained", "revision", "data")
 @dataclass(frozen=True)
 class Pretrained:
     """Where a pretrained model or SAE comes from: a hub repository (at `revision`) or a local folder,
-    and for an SAE the subfolder `path` inside it."""
+    and for an SAE the subfolder `path` inside it and its file `format` (featureflow.sae.formats;
+    "auto": detected from the files)."""
 
     source: str
     revision: str | None = None
     path: str | None = None
+    format: str = "auto"
 
     def local_folder(self, workdir: str | Path) -> Path | None:
         """The local folder `source` names (a path starting with '.', '/' or '~', an existing folder under
@@ -186,7 +188,7 @@ class Lineage:
 def _pretrained_from(spec: dict[str, Any] | None) -> Pretrained | None:
     if spec is None:
         return None
-    return Pretrained(str(spec["pretrained"]), spec.get("revision"), spec.get("path"))
+    return Pretrained(str(spec["pretrained"]), spec.get("revision"), spec.get("path"), spec.get("format") or "auto")
 
 
 def _check_known(where: str, corpora_list: list[str], corpora: set[str]) -> None:

@@ -15,6 +15,13 @@ from featureflow.lineage import parse_edge_name
 from featureflow.paths import SPLITS
 
 
+def _source_param(source: Any) -> dict[str, Any]:
+    """A `Pretrained` as a rule param, its `format` left out while "auto" (so that runs from before the
+    key keep their params, and their jobs stay done)."""
+    fields = dataclasses.asdict(source)
+    return {k: v for k, v in fields.items() if not (k == "format" and v == "auto")}
+
+
 class DataRoutes:
     """The data stage: corpora, the tokenizer, token files and mixtures; pretrained sources."""
 
@@ -78,11 +85,11 @@ class DataRoutes:
 
     def pretrained_source(self, model: str) -> dict[str, Any]:
         """Where a pretrained model comes from (a rule param)."""
-        return dataclasses.asdict(self.lineage.models[model].pretrained)
+        return _source_param(self.lineage.models[model].pretrained)
 
     def sae_source(self, model: str) -> dict[str, Any]:
         """Where a model's imported SAE comes from (a rule param)."""
-        return dataclasses.asdict(self.lineage.models[model].sae)
+        return _source_param(self.lineage.models[model].sae)
 
     def pretrained_files(self, model: str, sae: bool = False) -> list[str]:
         """The files of a pretrained model's (or its SAE's) local folder; none for a hub id, which the
