@@ -23,7 +23,7 @@ from featureflow.flow.null import (
     threshold_at,
 )
 from featureflow.plan import load_plan
-from featureflow.settings import CorrelationSettings
+from featureflow.settings import CorrelationSettings, as_params
 from helpers import SCHEMA, job_resources, lineage_config, write_corpora
 
 CONTEXT, BLOCKS, FEATURES = 16, 400, 60
@@ -217,3 +217,34 @@ def test_criteria_files_follow_the_criterion_and_the_comparison_switch(tmp_path)
     browser = plan.browser_files()  # the browser classifies as classify does and shows the other criteria
     assert browser.corr == plan.classify_files() and "decoder_cosine" not in browser.criteria
     assert set(browser.criteria["one_to_one"]) == set(plan.edge_names()) and browser.null == {}
+
+
+def test_shared_sae_seeds_are_the_run_seed_and_per_model_ones_are_distinct_stable_and_apart_from_the_ceiling(tmp_path):
+    write_corpora(tmp_path)
+    cfg = lineage_config(seed=3, controls={"sae_seed": {"seed": 5}})
+    shared = load_plan(cfg, SCHEMA, workdir=tmp_path)
+    models = shared.lineage.order
+    assert shared.config["sae"]["seeds"] == "shared", "the default is today's behaviour"
+    assert {shared.sae_seed(m) for m in models} == {3} and {shared.sae_seed_control_seed(m) for m in models} == {5}
+    cfg["sae"] = {"seeds": "per_model"}
+    per_model = load_plan(cfg, SCHEMA, workdir=tmp_path)
+    seeds = {m: per_model.sae_seed(m) for m in models}
+    assert len(set(seeds.values())) == len(models) and 3 not in seeds.values(), seeds
+    assert seeds["babypython"] == 3 ^ 2208826105, "seed XOR crc32 of the name: the same on every run and machine"
+    assert seeds == {m: load_plan(cfg, SCHEMA, workdir=tmp_path).sae_seed(m) for m in models}
+    controls = {m: per_model.sae_seed_control_seed(m) for m in models}
+    assert not set(controls.values()) & set(seeds.values()), "a second SAE never starts where a lineage SAE does"
+    assert len(set(controls.values())) == len(models)
+    # the seed mode reaches the jobs' seed alone: the SAE settings (and so every SAE job's other params) stay as they were
+    assert as_params(per_model.sae) == as_params(shared.sae) and "seeds" not in as_params(shared.sae)
+
+
+def test_per_model_sae_seeds_refuse_two_saes_on_one_seed(tmp_path):
+    write_corpora(tmp_path)
+    # c ^ crc(babypython) == 0 ^ crc(lua): babypython's second SAE would start from lua's SAE seed
+    cfg = lineage_config(controls={"sae_seed": {"seed": 2208826105 ^ 3597743915}})
+    load_plan(cfg, SCHEMA, workdir=tmp_path)  # shared: the run's seed and another one
+    cfg["sae"] = {"seeds": "per_model"}
+    with pytest.raises(ConfigError, match="config key 'sae.seeds': per_model gives seed for 'lua' and "
+                                          "controls.sae_seed.seed for 'babypython' the same SAE seed"):
+        load_plan(cfg, SCHEMA, workdir=tmp_path)

@@ -15,7 +15,7 @@ from featureflow.sae.architectures.jumprelu import JUMPRELU
 from featureflow.sae.architectures.topk import TOPK
 from featureflow.sae.model import SparseAutoencoder, saelens_cfg, save_sae
 from featureflow.sae.saved import load_sae
-from featureflow.settings import SAESettings
+from featureflow.settings import SAE_BLOCK_ONLY, SAESettings
 from helpers import SCHEMA, settings
 
 EACH = pytest.mark.parametrize("arch", list(ARCHITECTURES.values()), ids=list(ARCHITECTURES))
@@ -247,7 +247,7 @@ def test_a_key_of_another_architecture_or_out_of_range_is_refused_by_name(sae, m
 @EACH
 def test_every_architecture_gets_its_own_defaults_and_nothing_else(arch):
     block = validate_config({**MINIMAL, "sae": {"architecture": arch.name}}, SCHEMA_PATH)["sae"]
-    shared = set(SAESettings.__dataclass_fields__) - {"options"} | {"eval_tokens"}
+    shared = set(SAESettings.__dataclass_fields__) - {"options"} | SAE_BLOCK_ONLY
     assert set(block) - shared == set(arch.config_class.__dataclass_fields__)
 
 

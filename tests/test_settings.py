@@ -14,8 +14,9 @@ from featureflow.settings import BLOCKS, ActsSettings, JobClass, LMSettings, SAE
 from helpers import REPO, SCHEMA, settings
 
 # Keys of a config block that a settings type leaves out on purpose, and why.
-# read by one rule alone: changing sae.eval_tokens must not retrain an SAE, nor acts.corpora (the sample's files) redraw it
-NOT_IN_TYPE = {SAESettings: {"eval_tokens"}, ActsSettings: {"corpora"}}
+# read by one rule alone: changing sae.eval_tokens must not retrain an SAE, nor acts.corpora (the sample's files) redraw it;
+# sae.seeds is read by the plan (sae_seed), into the SAE jobs' seed, not their settings
+NOT_IN_TYPE = {SAESettings: {"eval_tokens", "seeds"}, ActsSettings: {"corpora"}}
 
 
 def schema_block(path: str) -> dict:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, TypeVar
@@ -122,7 +123,8 @@ class MergeSettings:
 
 @dataclass(frozen=True)
 class SAESettings:
-    """`sae` without `eval_tokens` (read by sae_eval alone, so that it never retrains an SAE): the keys every
+    """`sae` without `eval_tokens` (read by sae_eval alone, so that it never retrains an SAE) and `seeds` (the plan's
+    `sae_seed`, the jobs' `seed`): the keys every
     architecture shares, and in `options` the chosen architecture's own (featureflow.sae.architectures reads
     them into its config; `sae_settings` splits a config block so)."""
 
@@ -399,8 +401,25 @@ def from_block(cls: type[T], block: Mapping[str, Any]) -> T:
     return cls(**{n: _convert(hints[n], block.get(n)) for n in names})
 
 
+# Keys of the `sae` block outside SAESettings: read by one rule (eval_tokens: sae_eval) or by the plan (seeds:
+# each SAE job's `seed`), so that changing them reruns no SAE through its settings.
+SAE_BLOCK_ONLY = frozenset({"eval_tokens", "seeds"})
+
+
+def sae_seed(seed: int, model: str, seeds: str) -> int:
+    """The seed of `model`'s SAE from `seed` under `sae.seeds`: `shared` gives `seed` itself (the paper's code);
+    `per_model` gives `seed XOR zlib.crc32(model.encode("utf-8"))`. CRC-32 is the same on every run and machine
+    (never Python's salted hash()); for one model the map is one-to-one in `seed`, so the run's seed and the seed
+    ceiling's `controls.sae_seed.seed` (which must differ) never give a model's two SAEs one seed."""
+    if seeds == "shared":
+        return int(seed)
+    if seeds == "per_model":
+        return int(seed) ^ zlib.crc32(model.encode("utf-8"))
+    raise ValueError(f"sae.seeds: {seeds!r} is neither 'shared' nor 'per_model'")
+
+
 def sae_settings(block: Mapping[str, Any]) -> SAESettings:
-    """SAESettings of a validated `sae` block (without `eval_tokens`): the shared keys as fields, the others as `options`."""
+    """SAESettings of a validated `sae` block (without SAE_BLOCK_ONLY's keys): the shared keys as fields, the others as `options`."""
     shared = {f.name for f in dataclasses.fields(SAESettings)} - {"options"}
     return from_block(SAESettings, {k: v for k, v in block.items() if k in shared}
                       | {"options": {k: v for k, v in block.items() if k not in shared}})
@@ -427,7 +446,7 @@ def defaults(cls: type[T], **overrides: Any) -> T:
     for key in path.split("."):
         node = node[key]
     if cls is SAESettings:
-        return sae_settings({k: v for k, v in {**node, **overrides}.items() if k != "eval_tokens"})
+        return sae_settings({k: v for k, v in {**node, **overrides}.items() if k not in SAE_BLOCK_ONLY})
     block = {k: v for k, v in node.items() if k in {f.name for f in dataclasses.fields(cls)}}
     return from_block(cls, {**block, **overrides})
 

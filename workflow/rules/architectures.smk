@@ -78,7 +78,7 @@ use rule sae_arch as sae_arch_seed with:
         arch=only(PLAN.trained_architectures()),
     params:
         checkpoints=lambda w: P("arch_seed_sae_checkpoints", model=w.model, arch=w.arch),
-        seed=lambda w: PLAN.sae_seed_control_seed,
+        seed=lambda w: PLAN.sae_seed_control_seed(w.model),
     log:
         P.log("flow", "sae_arch_seed/{arch}/{model}"),
     benchmark:

@@ -34,7 +34,7 @@ use rule sae as sae_seed_control with:
         model=only(LINEAGE.order),  # every model: sae's own constraint keeps the trained ones
     params:
         checkpoints=lambda w: P("control_sae_checkpoints", model=w.model),
-        seed=lambda w: PLAN.sae_seed_control_seed,
+        seed=lambda w: PLAN.sae_seed_control_seed(w.model),
     log:
         P.log("flow", "sae_seed/{model}"),
     benchmark:

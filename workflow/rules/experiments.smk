@@ -128,7 +128,7 @@ use rule sae_width as sae_width_seed with:
         width=only(map(str, PLAN.trained_widths())),
     params:
         checkpoints=lambda w: P("width_seed_sae_checkpoints", model=w.model, width=w.width),
-        seed=lambda w: PLAN.sae_seed_control_seed,
+        seed=lambda w: PLAN.sae_seed_control_seed(w.model),
     log:
         P.log("flow", "sae_width_seed/x{width}/{model}"),
     benchmark:

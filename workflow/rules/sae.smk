@@ -20,7 +20,7 @@ rule sae:
         model_dir=in_dir("weights"),
         sae_dir=out_dir("weights"),
         checkpoints=lambda w: P("sae_checkpoints", model=w.model),
-        seed=PLAN.seed,
+        seed=lambda w: PLAN.sae_seed(w.model),
         device=job("sae").device,
         compile=job("sae").compile,
     log:

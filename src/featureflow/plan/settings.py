@@ -4,6 +4,7 @@ read the raw config."""
 from __future__ import annotations
 
 from featureflow.settings import (
+    SAE_BLOCK_ONLY,
     ActsSettings,
     AnalysisSettings,
     CorpusSettings,
@@ -16,6 +17,7 @@ from featureflow.settings import (
     TokenizerSettings,
     TrainJob,
     from_block,
+    sae_seed,
     sae_settings,
 )
 
@@ -89,7 +91,12 @@ class SettingsAccess:
 
     @property
     def sae(self) -> SAESettings:
-        return sae_settings({k: v for k, v in self.config["sae"].items() if k != "eval_tokens"})
+        return sae_settings({k: v for k, v in self.config["sae"].items() if k not in SAE_BLOCK_ONLY})
+
+    def sae_seed(self, model: str) -> int:
+        """The seed of `model`'s SAE, in the lineage and at every width (`sae.seeds`; featureflow.settings.sae_seed):
+        the run's seed (`shared`) or the run's seed XOR the CRC-32 of the model's name (`per_model`)."""
+        return sae_seed(self.seed, model, self.config["sae"]["seeds"])
 
     @property
     def sae_eval_tokens(self) -> int:
@@ -117,10 +124,10 @@ class SettingsAccess:
         """Threads, memory, runtime, GPUs and device of job class `name` (config `resources:`)."""
         return from_block(JobClass, self.config["resources"][name])
 
-    @property
-    def sae_seed_control_seed(self) -> int:
-        """The second SAEs' seed (`controls.sae_seed.seed`; only read when that control is on)."""
-        return int(self.config["controls"]["sae_seed"]["seed"])
+    def sae_seed_control_seed(self, model: str) -> int:
+        """The seed of `model`'s second SAE (the seed ceiling, at every width): `controls.sae_seed.seed` under the
+        rule of `sae_seed`, so it differs from `sae_seed(model)` in either mode (only read when that control is on)."""
+        return sae_seed(int(self.config["controls"]["sae_seed"]["seed"]), model, self.config["sae"]["seeds"])
 
     @property
     def null_permutations(self) -> int:

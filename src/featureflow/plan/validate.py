@@ -12,6 +12,7 @@ from typing import Any
 from featureflow.config import ConfigError
 from featureflow.criteria import CRITERIA
 from featureflow.lineage import Lineage
+from featureflow.settings import sae_seed
 
 
 def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
@@ -43,6 +44,25 @@ def _check_controls(cfg: dict[str, Any], lineage: Lineage) -> None:
                               f"puts the threshold on {criterion.threshold} (use {others})")
     if isinstance(cfg["threshold"], str) and "shuffle" not in controls:
         raise ConfigError(f"config key 'threshold': {cfg['threshold']!r} needs the shuffle null (add controls: {{shuffle: {{}}}})")
+
+
+def _check_sae_seeds(cfg: dict[str, Any], lineage: Lineage) -> None:
+    """With `sae.seeds: per_model`, no two SAEs trained here start from one seed: the run's seed and the seed ceiling's
+    never meet for one model (sae_seed is one-to-one in the seed), but two names' CRC-32s could bring them together."""
+    if cfg["sae"]["seeds"] != "per_model":
+        return
+    control = cfg["controls"].get("sae_seed")
+    bases = [("seed", cfg["seed"])] + ([("controls.sae_seed.seed", control["seed"])] if control is not None else [])
+    seen: dict[int, str] = {}
+    for name in lineage.order:
+        if lineage.models[name].sae is not None:
+            continue  # an imported SAE is not trained here
+        for key, base in bases:
+            seed, owner = sae_seed(base, name, "per_model"), f"{key} for '{name}'"
+            if seed in seen:
+                raise ConfigError(f"config key 'sae.seeds': per_model gives {owner} and {seen[seed]} the same SAE seed "
+                                  f"({seed}); choose another {' or '.join(k for k, _ in bases)}")
+            seen[seed] = owner
 
 
 def _check_pretrained(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path) -> None:
@@ -150,6 +170,7 @@ def check_config(cfg: dict[str, Any], lineage: Lineage, workdir: str | Path) -> 
                               f"(known: {', '.join(hypotheses) or 'none'})")
     _check_controls(cfg, lineage)
     _check_sae(cfg)
+    _check_sae_seeds(cfg, lineage)
     _check_widths(cfg)
     _check_architectures(cfg)
     _check_pretrained(cfg, lineage, workdir)
