@@ -14,16 +14,13 @@ compares architectures; a raw share that falls with the ceiling says nothing abo
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from featureflow.flow.sweeps import Sweep, sweep_edge_rows, sweep_sae_rows
-
-log = logging.getLogger(__name__)
+from featureflow.flow.sweeps import Sweep, sweep_edge_rows, sweep_sae_rows, write_sweep
 
 
 @dataclass(frozen=True)
@@ -112,15 +109,7 @@ def architecture_figure(edges: pd.DataFrame, saes: pd.DataFrame, threshold: floa
 def write_architectures(spec: dict[str, Any], files: dict[str, dict[str, dict[str, str]]], out: dict[str, str]) -> pd.DataFrame:
     """The `architectures` rule: flow/architectures.csv (edge x architecture, out["csv"]), architectures_saes.csv
     (model x architecture, out["saes"]) and the figure (out["html"], out["png"]); `files` as Plan.architectures_inputs."""
-    from featureflow.plotting import save_figure
-
     s = ArchitectureSpec.from_dict(spec)
     saes = architecture_sae_rows(s, files["metrics"], files.get("ceiling"), files.get("extra"))
     edges = architecture_edge_rows(s, files["corr"], saes)
-    saes.to_csv(out["saes"], index=False)
-    edges.to_csv(out["csv"], index=False)
-    save_figure(architecture_figure(edges, saes, s.threshold), out["html"], out["png"], width=1300, height=750)
-    log.info("persisting share by architecture\n%s", edges.pivot(index="edge", columns="architecture", values="persisting_share").to_string())
-    for _, r in saes[saes["far_off"] != ""].iterrows():
-        log.warning("SAE of %s (%s) is far off the paper's targets: %s", r["model"], r["architecture"], r["far_off"])
-    return edges
+    return write_sweep("architecture", saes, edges, architecture_figure(edges, saes, s.threshold), out, height=750)

@@ -21,6 +21,7 @@ Classes come from the same comparison as classify's (classes.classify_edge on th
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,7 @@ from featureflow.flow.classes import classify_edge
 from featureflow.flow.controls import persisting_share
 from featureflow.flow.matches import load_matches
 
+log = logging.getLogger(__name__)
 SAE_COLUMNS = ("d_sae", "l0", "mse", "explained_variance", "explained_loss", "dead_fraction")
 
 
@@ -99,3 +101,17 @@ def sweep_edge_rows(sweep: Sweep, corr_files: dict[str, dict[str, str]], saes: p
                     "far_off": "; ".join(f"{m}: {why}" for (m, _), why in both["far_off"].items() if why)}
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def write_sweep(key: str, saes: pd.DataFrame, edges: pd.DataFrame, figure: Any, out: dict[str, str], height: int) -> pd.DataFrame:
+    """Write a sweep's tables (out["csv"]: edge x variant, out["saes"]: model x variant) and its figure
+    (out["html"], out["png"]), log the persisting shares and warn of SAEs far off the paper's targets."""
+    from featureflow.plotting import save_figure
+
+    saes.to_csv(out["saes"], index=False)
+    edges.to_csv(out["csv"], index=False)
+    save_figure(figure, out["html"], out["png"], width=1300, height=height)
+    log.info("persisting share by %s\n%s", key, edges.pivot(index="edge", columns=key, values="persisting_share").to_string())
+    for _, r in saes[saes["far_off"] != ""].iterrows():
+        log.warning("SAE of %s (%s %s) is far off the paper's targets: %s", r["model"], key, r[key], r["far_off"])
+    return edges

@@ -2,18 +2,8 @@
 
 Every model of the sweep has an SAE at each listed expansion factor, trained with the lineage's
 recipe (only the width changes; the lineage's own width is its own SAE), and each edge is
-correlated at each width exactly as the lineage's edges are. Per edge and width::
-
-    persisting_share         of the source SAE's features, the share with a partner in the target SAE
-                             correlating above the threshold (the counts' "source features persisting")
-    persisting_share_active  the same among the source's features active on the common sample
-    emerging_share           of the target SAE's features, the share active without such a partner
-    share_of_ceiling         persisting_share_active / the source model's seed ceiling at that width (the
-                             share of its active features found again by an SAE of another seed,
-                             controls.persisting_share), where controls.sae_seed covers the source
-    source_* / target_*      L0 and explained loss of the two SAEs, whether they meet the paper's targets
-                             (featureflow.sae.missed_targets) and why they are far off (off_target)
-
+correlated at each width exactly as the lineage's edges are: per edge and width the columns of
+featureflow.flow.sweeps (persisting share, share of the seed ceiling at that width, both SAEs' quality),
 and per model and width (widths_saes.csv) the SAE's metrics and its seed ceiling. A wider dictionary
 splits features, and a split need not fall the same way in two SAEs even of one model: the ceiling
 at each width measures that, so share_of_ceiling is the part of the curve the models account for. Classes come from the same comparison
@@ -22,15 +12,12 @@ as classify's (classes.classify_edge on the best partners), at the lineage's thr
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
 
-from featureflow.flow.sweeps import Sweep, sweep_edge_rows, sweep_sae_rows
-
-log = logging.getLogger(__name__)
+from featureflow.flow.sweeps import Sweep, sweep_edge_rows, sweep_sae_rows, write_sweep
 
 
 @dataclass(frozen=True)
@@ -115,15 +102,7 @@ def width_figure(edges: pd.DataFrame, saes: pd.DataFrame, threshold: float) -> A
 def write_widths(spec: dict[str, Any], files: dict[str, dict[str, dict[str, str]]], out: dict[str, str]) -> pd.DataFrame:
     """The `widths` rule: flow/widths.csv (edge x width, out["csv"]), flow/widths_saes.csv (model x width,
     out["saes"]) and the figure (out["html"], out["png"]); `files` as Plan.widths_inputs."""
-    from featureflow.plotting import save_figure
-
     s = WidthSpec.from_dict(spec)
     saes = width_sae_rows(s, files["metrics"], files.get("ceiling"))
     edges = width_edge_rows(s, files["corr"], saes)
-    saes.to_csv(out["saes"], index=False)
-    edges.to_csv(out["csv"], index=False)
-    save_figure(width_figure(edges, saes, s.threshold), out["html"], out["png"], width=1300, height=450)
-    log.info("persisting share by width\n%s", edges.pivot(index="edge", columns="width", values="persisting_share").to_string())
-    for _, r in saes[saes["far_off"] != ""].iterrows():
-        log.warning("SAE of %s at x%d is far off the paper's targets: %s", r["model"], r["width"], r["far_off"])
-    return edges
+    return write_sweep("width", saes, edges, width_figure(edges, saes, s.threshold), out, height=450)
