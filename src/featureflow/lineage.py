@@ -42,7 +42,7 @@ class Pretrained:
     source: str
     revision: str | None = None
     path: str | None = None
-    format: str = "auto"
+    format: str | None = None  # None or "auto": detected from the files
 
     def local_folder(self, workdir: str | Path) -> Path | None:
         """The local folder `source` names (a path starting with '.', '/' or '~', an existing folder under
@@ -188,7 +188,7 @@ class Lineage:
 def _pretrained_from(spec: dict[str, Any] | None) -> Pretrained | None:
     if spec is None:
         return None
-    return Pretrained(str(spec["pretrained"]), spec.get("revision"), spec.get("path"), spec.get("format") or "auto")
+    return Pretrained(str(spec["pretrained"]), spec.get("revision"), spec.get("path"), spec.get("format"))
 
 
 def _check_known(where: str, corpora_list: list[str], corpora: set[str]) -> None:

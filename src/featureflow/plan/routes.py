@@ -19,7 +19,7 @@ def _source_param(source: Any) -> dict[str, Any]:
     """A `Pretrained` as a rule param, its `format` left out while "auto" (so that runs from before the
     key keep their params, and their jobs stay done)."""
     fields = dataclasses.asdict(source)
-    return {k: v for k, v in fields.items() if not (k == "format" and v == "auto")}
+    return {k: v for k, v in fields.items() if not (k == "format" and v in (None, "auto"))}
 
 
 class DataRoutes:

@@ -28,10 +28,10 @@ def _subfolders_with_saes(folder: Path) -> list[str]:
     return found[:6] + (["..."] if len(found) > 6 else [])
 
 
-def choose_format(folder: Path, at: str, name: str = "auto") -> ModuleType:
-    """The format module `name` names, or with "auto" the one whose files `folder` holds; one line
+def choose_format(folder: Path, at: str, name: str | None = None) -> ModuleType:
+    """The format module `name` names, or with "auto" (or None) the one whose files `folder` holds; one line
     naming the folder when none or several match."""
-    if name != "auto":
+    if name not in (None, "auto"):
         if name not in FORMATS:
             raise ConfigError(f"{at}: format '{name}' is not one featureflow reads (known: auto, {', '.join(FORMATS)})")
         return FORMATS[name]

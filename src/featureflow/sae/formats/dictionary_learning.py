@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from featureflow.config import ConfigError
+from featureflow.paths import MODEL_CONFIG
 from featureflow.sae.formats.common import (
     ReadSAE,
     Source,
@@ -50,7 +51,7 @@ from featureflow.sae.formats.common import (
 log = logging.getLogger(__name__)
 
 NAME = "dictionary_learning"
-WEIGHTS, CONFIG = "ae.pt", "config.json"
+WEIGHTS, CONFIG = "ae.pt", MODEL_CONFIG  # its settings file has a Hugging Face model config's name
 FILES = (WEIGHTS, CONFIG)
 _LINEAR = {"encoder.weight": ("d_sae", "d_in"), "encoder.bias": ("d_sae",), "decoder.weight": ("d_in", "d_sae")}
 _PARAMS = {"W_enc": ("d_in", "d_sae"), "b_enc": ("d_sae",), "W_dec": ("d_sae", "d_in"), "b_dec": ("d_in",)}
